@@ -1,0 +1,145 @@
+package kernels
+
+import "fmt"
+
+// The 3×3 convolutions here are stride 1 with padding 1, on NHWC tensors.
+// For the binary layers the border is padded with +1 (bit 0), like larq's
+// pad_values=1: an out-of-image neighbour is a row of zero words, which is a
+// valid ±1 operand, so a binary convolution is exactly Im2Col3x3Bits followed
+// by BGemm with k = 9·c and needs no border correction. (Zero padding would
+// need one, since 0 is not a ±1 value.) The first, real-input layer pads
+// with real zeros.
+
+// patch is the number of neighbours in a 3×3 window.
+const patch = 9
+
+func checkConv(kernel string, batch, h, w, c int) {
+	checkDims(kernel, batch, h, w, c)
+}
+
+// Im2Col3x3Bits gathers 3×3 neighbourhoods of bit-packed NHWC activations.
+// src[((b*h+y)*w+x)*cw + word] with cw = Words(c) holds the channels of
+// pixel (b,y,x). dst gets batch·h·w rows of 9·cw words: for the neighbours
+// (dy,dx) in row-major order over {−1,0,1}², the cw words of that neighbour,
+// or cw zero words (+1 padding) when it lies outside the image. A conv
+// weight row for one output channel uses the same 9·cw layout; when c is
+// not a multiple of 64 the padding bits inside each row are zero in both
+// operands and never count.
+func Im2Col3x3Bits(dst []uint64, src []uint64, batch, h, w, c int) {
+	checkConv("Im2Col3x3Bits", batch, h, w, c)
+	cw := Words(c)
+	checkLen("Im2Col3x3Bits", "src", len(src), batch*h*w*cw)
+	checkLen("Im2Col3x3Bits", "dst", len(dst), batch*h*w*patch*cw)
+	row := patch * cw
+	for b := 0; b < batch; b++ {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				out := dst[((b*h+y)*w+x)*row:][:row]
+				p := 0
+				for dy := -1; dy <= 1; dy++ {
+					for dx := -1; dx <= 1; dx++ {
+						yy, xx := y+dy, x+dx
+						seg := out[p*cw : p*cw+cw]
+						if yy < 0 || yy >= h || xx < 0 || xx >= w {
+							clear(seg)
+						} else {
+							copy(seg, src[((b*h+yy)*w+xx)*cw:])
+						}
+						p++
+					}
+				}
+			}
+		}
+	}
+}
+
+// Im2Col3x3Float gathers 3×3 neighbourhoods of a float NHWC tensor for the
+// first (real-input) conv layer: dst gets batch·h·w rows of 9·c floats in
+// the same neighbour order as Im2Col3x3Bits, with zeros for neighbours
+// outside the image.
+func Im2Col3x3Float(dst []float32, src []float32, batch, h, w, c int) {
+	checkConv("Im2Col3x3Float", batch, h, w, c)
+	checkLen("Im2Col3x3Float", "src", len(src), batch*h*w*c)
+	checkLen("Im2Col3x3Float", "dst", len(dst), batch*h*w*patch*c)
+	row := patch * c
+	for b := 0; b < batch; b++ {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				out := dst[((b*h+y)*w+x)*row:][:row]
+				p := 0
+				for dy := -1; dy <= 1; dy++ {
+					for dx := -1; dx <= 1; dx++ {
+						yy, xx := y+dy, x+dx
+						seg := out[p*c : p*c+c]
+						if yy < 0 || yy >= h || xx < 0 || xx >= w {
+							clear(seg)
+						} else {
+							copy(seg, src[((b*h+yy)*w+xx)*c:])
+						}
+						p++
+					}
+				}
+			}
+		}
+	}
+}
+
+// Col2Im3x3Float is the adjoint of Im2Col3x3Float for the backward pass: it
+// overwrites dx (NHWC, batch·h·w·c) with the sum, over every patch row in
+// cols (batch·h·w rows of 9·c floats), of each entry added back to the
+// pixel it was gathered from; entries for out-of-image neighbours are
+// dropped.
+func Col2Im3x3Float(dx []float32, cols []float32, batch, h, w, c int) {
+	checkConv("Col2Im3x3Float", batch, h, w, c)
+	checkLen("Col2Im3x3Float", "dx", len(dx), batch*h*w*c)
+	checkLen("Col2Im3x3Float", "cols", len(cols), batch*h*w*patch*c)
+	clear(dx[:batch*h*w*c])
+	row := patch * c
+	for b := 0; b < batch; b++ {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				in := cols[((b*h+y)*w+x)*row:][:row]
+				p := 0
+				for dy := -1; dy <= 1; dy++ {
+					for dx2 := -1; dx2 <= 1; dx2++ {
+						yy, xx := y+dy, x+dx2
+						if yy >= 0 && yy < h && xx >= 0 && xx < w {
+							dst := dx[((b*h+yy)*w+xx)*c:][:c]
+							for ch, v := range in[p*c : p*c+c] {
+								dst[ch] += v
+							}
+						}
+						p++
+					}
+				}
+			}
+		}
+	}
+}
+
+// BConv3x3ScratchWords is the length of the scratch slice BConv3x3 needs.
+func BConv3x3ScratchWords(batch, h, w, c int) int {
+	return batch * h * w * patch * Words(c)
+}
+
+// BConv3x3 is the binary 3×3 convolution (stride 1, +1 padding, see above)
+// of bit-packed NHWC activations src (batch,h,w, Words(c) words per pixel)
+// with cout weight rows wts of 9·Words(c) words each (the Im2Col3x3Bits
+// layout). out (NHWC int32: batch,h,w,cout) gets the ±1 dot products
+// out[((b*h+y)*w+x)*cout + o] = 9c − 2·popcount(patch XOR wts_o).
+// scratch must hold BConv3x3ScratchWords(batch,h,w,c) words; it is
+// overwritten. It is im2col followed by BGemm, so it runs on the fastest
+// GEMM microkernel of the implementation in use.
+func BConv3x3(out []int32, src []uint64, wts []uint64, batch, h, w, c, cout int, scratch []uint64) {
+	checkConv("BConv3x3", batch, h, w, c)
+	checkDims("BConv3x3", cout)
+	cw := Words(c)
+	checkLen("BConv3x3", "out", len(out), batch*h*w*cout)
+	checkLen("BConv3x3", "src", len(src), batch*h*w*cw)
+	checkLen("BConv3x3", "wts", len(wts), cout*patch*cw)
+	if need := BConv3x3ScratchWords(batch, h, w, c); len(scratch) < need {
+		panic(fmt.Sprintf("kernels.BConv3x3: scratch has %d words, needs BConv3x3ScratchWords=%d", len(scratch), need))
+	}
+	Im2Col3x3Bits(scratch, src, batch, h, w, c)
+	BGemm(out, scratch, wts, batch*h*w, cout, patch*cw, patch*c)
+}
