@@ -1,0 +1,539 @@
+// Package daemon runs bnnd as a long-lived service: configuration, the
+// incremental training loop, the replay buffer, checkpoints and status.
+//
+// It holds no math kernels; the network and the optimizer live in bnn/ and
+// bop/, telemetry in mqtt/.
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is everything the daemon needs to run. The zero value is not
+// useful: start from Default, LoadConfig or (*Flags).Load. Every field has a
+// yaml key (the tag) and a one-line explanation (the doc tag) that
+// 'bnnd config defaults' prints as a comment.
+type Config struct {
+	Source         SourceConfig         `yaml:"source" doc:"Where samples come from."`
+	Model          ModelConfig          `yaml:"model" doc:"The binarized network that is trained."`
+	Training       TrainingConfig       `yaml:"training" doc:"Bop optimizer and the incremental training schedule."`
+	Replay         ReplayConfig         `yaml:"replay" doc:"Replay buffer of labelled samples (reservoir sampling)."`
+	Checkpoint     CheckpointConfig     `yaml:"checkpoint" doc:"Checkpoints of model, momenta, optimizer, replay buffer and counters."`
+	MQTT           MQTTConfig           `yaml:"mqtt" doc:"Telemetry and commands over MQTT."`
+	EmbeddedBroker EmbeddedBrokerConfig `yaml:"embedded_broker" doc:"The MQTT broker built into bnnd, used when mqtt.broker is \"embedded\"."`
+	Prometheus     PrometheusConfig     `yaml:"prometheus" doc:"Prometheus metrics endpoint."`
+	Log            LogConfig            `yaml:"log" doc:"Logging to stderr (the journal under systemd)."`
+
+	// origin maps a key path ("training.gamma") to where its value was set
+	// ("bnnd.yaml:12" or "flag --threads"), so that validation errors can
+	// point at the line the user has to fix.
+	origin map[string]string
+}
+
+// SourceConfig selects the sample source and how its stream is cut into
+// windows.
+type SourceConfig struct {
+	Spec   string `yaml:"spec" doc:"Source spec: synthetic-imu, mnist, idx:IMAGES,LABELS, csv:FILE, i2c:mpu6050@0x68 (see 'bnnd sources')."`
+	Window int    `yaml:"window" doc:"Samples per window for streaming sources (ignored by image sources)."`
+	Hop    int    `yaml:"hop" doc:"Samples between the starts of consecutive windows (1 ... window)."`
+}
+
+// ModelConfig selects the network.
+type ModelConfig struct {
+	Spec string `yaml:"spec" doc:"Model spec, e.g. mlp-s, mlp-m, or a layer list (see 'bnnd models')."`
+}
+
+// TrainingConfig holds the optimizer settings and the incremental schedule.
+type TrainingConfig struct {
+	Momentum        string  `yaml:"momentum" doc:"Momentum encoding: auto (calibrate first), fp32, fp16, bf16 or eXmY[bZ][s], e.g. e4m3b28."`
+	Gamma           float64 `yaml:"gamma" doc:"Bop adaptivity rate gamma, in (0, 1)."`
+	Tau             float64 `yaml:"tau" doc:"Bop flip threshold tau, in [0, 1)."`
+	AdamLR          float64 `yaml:"adam_lr" doc:"Adam learning rate for the real-valued (batch-norm) parameters, in (0, 1]."`
+	Batch           int     `yaml:"batch" doc:"Mini-batch size of one Bop step, drawn from the replay buffer."`
+	StepEvery       int     `yaml:"step_every" doc:"Take one Bop step every this many new labelled samples."`
+	Threads         int     `yaml:"threads" doc:"Worker threads; 0 means one per CPU core."`
+	Seed            int64   `yaml:"seed" doc:"Seed of every random choice (initialisation, replay, rounding): same seed, same run."`
+	HoldoutFraction float64 `yaml:"holdout_fraction" doc:"Fraction of labelled samples kept out of training to measure holdout accuracy, in [0, 0.5]."`
+}
+
+// ReplayConfig bounds the replay buffer.
+type ReplayConfig struct {
+	Budget ByteSize `yaml:"budget" doc:"Memory for stored samples and labels, e.g. 4MiB or 1048576 (bytes)."`
+}
+
+// CheckpointConfig says where and how often state is saved.
+type CheckpointConfig struct {
+	Dir          string        `yaml:"dir" doc:"State directory; empty means $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/bnnd, else ~/.local/state/bnnd."`
+	Interval     time.Duration `yaml:"interval" doc:"Time between scheduled checkpoints (also written on SIGTERM and on command); 0s disables the schedule."`
+	KeepPrevious bool          `yaml:"keep_previous" doc:"Keep the previous checkpoint as a fallback if the latest one is damaged."`
+}
+
+// MQTTConfig configures the telemetry client.
+type MQTTConfig struct {
+	Broker       string           `yaml:"broker" doc:"Broker URL (tcp://, ssl://, mqtts://, ws://, wss://), embedded (built-in broker) or none (no MQTT)."`
+	ClientID     string           `yaml:"client_id" doc:"MQTT client id; empty means bnnd-<device_id>."`
+	Username     string           `yaml:"username" doc:"User name; empty means anonymous."`
+	Password     string           `yaml:"password" doc:"Password (prefer password_file or password_env; at most one of the three)."`
+	PasswordFile string           `yaml:"password_file" doc:"File holding the password (trailing newline ignored)."`
+	PasswordEnv  string           `yaml:"password_env" doc:"Environment variable holding the password."`
+	CAFile       string           `yaml:"ca_file" doc:"PEM CA bundle to verify a TLS broker; empty means the system roots."`
+	CertFile     string           `yaml:"cert_file" doc:"PEM client certificate for TLS client authentication (with key_file)."`
+	KeyFile      string           `yaml:"key_file" doc:"PEM private key of cert_file."`
+	KeepAlive    time.Duration    `yaml:"keepalive" doc:"MQTT keep-alive interval, 1s ... 18h12m15s."`
+	Prefix       string           `yaml:"prefix" doc:"Topic prefix: topics are <prefix>/<device_id>/..."`
+	DeviceID     string           `yaml:"device_id" doc:"Device id in topics and Home Assistant; empty means the host name. Letters, digits, '.', '_', '-'."`
+	Discovery    DiscoveryConfig  `yaml:"discovery" doc:"Home Assistant MQTT discovery."`
+	Commands     CommandsConfig   `yaml:"commands" doc:"Commands received under <prefix>/<device_id>/cmd/..."`
+	Intervals    PublishIntervals `yaml:"intervals" doc:"Minimum time between two messages on each topic (only the latest value is sent)."`
+}
+
+// DiscoveryConfig configures Home Assistant MQTT discovery.
+type DiscoveryConfig struct {
+	Enabled bool   `yaml:"enabled" doc:"Publish homeassistant/device/<id>/config so the device appears without setup."`
+	Prefix  string `yaml:"prefix" doc:"Home Assistant discovery prefix."`
+}
+
+// CommandsConfig says which MQTT commands are accepted.
+type CommandsConfig struct {
+	Enabled  bool     `yaml:"enabled" doc:"Accept commands at all."`
+	Disabled []string `yaml:"disabled" doc:"Commands to refuse, from: label, pause, resume, checkpoint, reset, momentum."`
+}
+
+// PublishIntervals is the minimum time between messages per topic.
+type PublishIntervals struct {
+	Progress   time.Duration `yaml:"progress" doc:"progress (step, accuracy, loss, samples/s)."`
+	Memory     time.Duration `yaml:"memory" doc:"memory (training-state breakdown, heap, RSS)."`
+	Encoding   time.Duration `yaml:"encoding" doc:"encoding (format per layer, lost/underflow/flip rates)."`
+	Prediction time.Duration `yaml:"prediction" doc:"prediction (class and score of the latest window)."`
+	Health     time.Duration `yaml:"health" doc:"health (source, checkpoint age, broker)."`
+}
+
+// EmbeddedBrokerConfig configures the built-in broker.
+type EmbeddedBrokerConfig struct {
+	Listen string `yaml:"listen" doc:"host:port the embedded broker listens on."`
+}
+
+// PrometheusConfig configures the metrics endpoint.
+type PrometheusConfig struct {
+	Listen string `yaml:"listen" doc:"host:port of the /metrics endpoint; empty disables it."`
+}
+
+// LogConfig configures log/slog output.
+type LogConfig struct {
+	Level  string `yaml:"level" doc:"debug, info, warn or error."`
+	Format string `yaml:"format" doc:"text or json."`
+}
+
+// Special values of MQTTConfig.Broker.
+const (
+	BrokerEmbedded = "embedded"
+	BrokerNone     = "none"
+)
+
+// Commands lists every MQTT command the daemon understands.
+var Commands = []string{"label", "pause", "resume", "checkpoint", "reset", "momentum"}
+
+// Default returns the configuration used for every key a file or flag does
+// not set. configs/bnnd.yaml shows exactly these values (a test keeps them
+// in step).
+func Default() *Config {
+	return &Config{
+		Source: SourceConfig{Spec: "synthetic-imu", Window: 64, Hop: 32},
+		Model:  ModelConfig{Spec: "mlp-s"},
+		Training: TrainingConfig{
+			Momentum:        "auto",
+			Gamma:           1e-3,
+			Tau:             1e-6,
+			AdamLR:          1e-2,
+			Batch:           32,
+			StepEvery:       16,
+			Threads:         0,
+			Seed:            1,
+			HoldoutFraction: 0.05,
+		},
+		Replay:     ReplayConfig{Budget: 4 << 20},
+		Checkpoint: CheckpointConfig{Dir: "", Interval: 10 * time.Minute, KeepPrevious: true},
+		MQTT: MQTTConfig{
+			Broker:    BrokerEmbedded,
+			KeepAlive: 30 * time.Second,
+			Prefix:    "bnnd",
+			Discovery: DiscoveryConfig{Enabled: true, Prefix: "homeassistant"},
+			Commands:  CommandsConfig{Enabled: true, Disabled: []string{}},
+			Intervals: PublishIntervals{
+				Progress:   time.Second,
+				Memory:     10 * time.Second,
+				Encoding:   10 * time.Second,
+				Prediction: time.Second,
+				Health:     30 * time.Second,
+			},
+		},
+		EmbeddedBroker: EmbeddedBrokerConfig{Listen: "127.0.0.1:1883"},
+		Prometheus:     PrometheusConfig{Listen: ""},
+		Log:            LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Origin says where the value of a key path such as "training.gamma" was
+// set: "FILE:LINE", "flag --NAME", or "" for a default.
+func (c *Config) Origin(key string) string { return c.origin[key] }
+
+func (c *Config) setOrigin(key, where string) {
+	if c.origin == nil {
+		c.origin = map[string]string{}
+	}
+	c.origin[key] = where
+}
+
+// StateDir resolves Checkpoint.Dir: the configured directory, else
+// $STATE_DIRECTORY (set by systemd's StateDirectory=; the first entry if it
+// lists several), else $XDG_STATE_HOME/bnnd, else ~/.local/state/bnnd. It
+// creates nothing.
+func (c *Config) StateDir() (string, error) {
+	if c.Checkpoint.Dir != "" {
+		return c.Checkpoint.Dir, nil
+	}
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		first, _, _ := strings.Cut(d, ":")
+		return first, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "bnnd"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("checkpoint.dir is empty and no state directory can be derived: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "bnnd"), nil
+}
+
+// ResolvedDeviceID is MQTT.DeviceID, or the host name reduced to the
+// characters allowed in a device id when it is empty.
+func (c *Config) ResolvedDeviceID() (string, error) {
+	if c.MQTT.DeviceID != "" {
+		return c.MQTT.DeviceID, nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("mqtt.device_id is empty and the host name is unknown: %w", err)
+	}
+	id := strings.Map(func(r rune) rune {
+		if r < 128 && deviceIDChar(byte(r)) {
+			return r
+		}
+		return '_'
+	}, host)
+	if len(id) > maxDeviceIDLen {
+		id = id[:maxDeviceIDLen]
+	}
+	if id == "" {
+		return "", fmt.Errorf("mqtt.device_id is empty and the host name is empty")
+	}
+	return id, nil
+}
+
+// ResolvedClientID is MQTT.ClientID, or "bnnd-<device id>".
+func (c *Config) ResolvedClientID() (string, error) {
+	if c.MQTT.ClientID != "" {
+		return c.MQTT.ClientID, nil
+	}
+	id, err := c.ResolvedDeviceID()
+	if err != nil {
+		return "", err
+	}
+	return "bnnd-" + id, nil
+}
+
+// Password returns the MQTT password from password, password_file or
+// password_env (Validate ensures at most one is set).
+func (c *Config) Password() (string, error) {
+	m := &c.MQTT
+	switch {
+	case m.PasswordFile != "":
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("mqtt.password_file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case m.PasswordEnv != "":
+		v, ok := os.LookupEnv(m.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("mqtt.password_env: environment variable %s is not set", m.PasswordEnv)
+		}
+		return v, nil
+	}
+	return m.Password, nil
+}
+
+// CommandEnabled reports whether the MQTT command name is accepted.
+func (c *Config) CommandEnabled(name string) bool {
+	if !c.MQTT.Commands.Enabled {
+		return false
+	}
+	for _, d := range c.MQTT.Commands.Disabled {
+		if d == name {
+			return false
+		}
+	}
+	return true
+}
+
+const maxDeviceIDLen = 64
+
+func deviceIDChar(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-'
+}
+
+// momentumSyntax accepts what fp's format parser accepts: the named formats
+// and eXmY[bZ][s]. The bit counts are checked by the fp package when the
+// daemon starts; here only the shape is checked so a typo is caught early.
+var momentumSyntax = regexp.MustCompile(`^(auto|fp32|fp16|bf16|e[0-9]{1,2}m[0-9]{1,2}(b-?[0-9]{1,4})?s?)$`)
+
+// Validate checks every value and returns a *ConfigError listing every
+// problem, each naming the key and where it was set, or nil.
+func (c *Config) Validate() error {
+	v := validator{c: c}
+	v.check()
+	return v.err()
+}
+
+type validator struct {
+	c        *Config
+	problems []Problem
+}
+
+func (v *validator) bad(key, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Where: v.c.origin[key], Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) err() error {
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: v.problems}
+}
+
+func (v *validator) intRange(key string, got, lo, hi int) {
+	if got < lo || got > hi {
+		v.bad(key, "must be in [%d, %d], got %d", lo, hi, got)
+	}
+}
+
+// floatRange checks lo <= got <= hi, with open ends where asked; NaN fails
+// every comparison and is therefore rejected too.
+func (v *validator) floatRange(key string, got, lo, hi float64, loOpen, hiOpen bool) {
+	okLo := got >= lo
+	if loOpen {
+		okLo = got > lo
+	}
+	okHi := got <= hi
+	if hiOpen {
+		okHi = got < hi
+	}
+	if !okLo || !okHi {
+		l, r := "[", "]"
+		if loOpen {
+			l = "("
+		}
+		if hiOpen {
+			r = ")"
+		}
+		v.bad(key, "must be in %s%g, %g%s, got %g", l, lo, hi, r, got)
+	}
+}
+
+func (v *validator) durationRange(key string, got, lo, hi time.Duration) {
+	if got < lo || got > hi {
+		v.bad(key, "must be between %s and %s, got %s", fmtDuration(lo), fmtDuration(hi), fmtDuration(got))
+	}
+}
+
+func (v *validator) oneOf(key, got string, allowed ...string) {
+	for _, a := range allowed {
+		if got == a {
+			return
+		}
+	}
+	v.bad(key, "must be one of %s, got %q", strings.Join(allowed, ", "), got)
+}
+
+func (v *validator) nonEmpty(key, got string) bool {
+	if strings.TrimSpace(got) == "" {
+		v.bad(key, "must not be empty")
+		return false
+	}
+	return true
+}
+
+func (v *validator) hostPort(key, got string) {
+	host, port, err := net.SplitHostPort(got)
+	if err != nil {
+		v.bad(key, "must be host:port, got %q", got)
+		return
+	}
+	_ = host // empty host means every interface, which is allowed
+	if !isPort(port) {
+		v.bad(key, "port must be a number in [0, 65535], got %q", port)
+	}
+}
+
+func isPort(s string) bool {
+	if s == "" || len(s) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n <= 65535
+}
+
+// topicLevels checks a topic prefix such as "bnnd" or "site/bnnd": no
+// wildcards, no empty levels, no NUL.
+func (v *validator) topicLevels(key, got string) {
+	if !v.nonEmpty(key, got) {
+		return
+	}
+	if strings.ContainsAny(got, "+#\x00") {
+		v.bad(key, "must not contain the MQTT wildcards + or # (or NUL), got %q", got)
+		return
+	}
+	for _, level := range strings.Split(got, "/") {
+		if level == "" {
+			v.bad(key, "must not start or end with / or contain //, got %q", got)
+			return
+		}
+	}
+}
+
+func (v *validator) check() {
+	c := v.c
+
+	v.nonEmpty("source.spec", c.Source.Spec)
+	v.intRange("source.window", c.Source.Window, 1, 1<<20)
+	if c.Source.Hop < 1 || c.Source.Hop > c.Source.Window {
+		v.bad("source.hop", "must be in [1, source.window=%d], got %d", c.Source.Window, c.Source.Hop)
+	}
+
+	v.nonEmpty("model.spec", c.Model.Spec)
+
+	t := &c.Training
+	if !momentumSyntax.MatchString(t.Momentum) {
+		v.bad("training.momentum", "must be auto, fp32, fp16, bf16 or eXmY[bZ][s] (e.g. e4m3b28, e3m2b24s), got %q", t.Momentum)
+	}
+	v.floatRange("training.gamma", t.Gamma, 0, 1, true, true)
+	v.floatRange("training.tau", t.Tau, 0, 1, false, true)
+	v.floatRange("training.adam_lr", t.AdamLR, 0, 1, true, false)
+	v.intRange("training.batch", t.Batch, 1, 65536)
+	v.intRange("training.step_every", t.StepEvery, 1, 1<<30)
+	v.intRange("training.threads", t.Threads, 0, 1024)
+	v.floatRange("training.holdout_fraction", t.HoldoutFraction, 0, 0.5, false, false)
+
+	if c.Replay.Budget < 1<<10 || c.Replay.Budget > 1<<30 {
+		v.bad("replay.budget", "must be between 1KiB and 1GiB, got %s", c.Replay.Budget)
+	}
+
+	v.durationRange("checkpoint.interval", c.Checkpoint.Interval, 0, 30*24*time.Hour)
+	if c.Checkpoint.Interval > 0 && c.Checkpoint.Interval < time.Second {
+		v.bad("checkpoint.interval", "must be 0s (off) or at least 1s, got %s", fmtDuration(c.Checkpoint.Interval))
+	}
+
+	v.checkMQTT()
+
+	v.hostPort("embedded_broker.listen", c.EmbeddedBroker.Listen)
+	if c.Prometheus.Listen != "" {
+		v.hostPort("prometheus.listen", c.Prometheus.Listen)
+	}
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+}
+
+func (v *validator) checkMQTT() {
+	m := &v.c.MQTT
+	tls := false
+	switch m.Broker {
+	case BrokerEmbedded, BrokerNone, "":
+	default:
+		u, err := url.Parse(m.Broker)
+		if err != nil {
+			v.bad("mqtt.broker", "must be a URL, embedded or none: %v", err)
+			break
+		}
+		switch u.Scheme {
+		case "tcp", "mqtt", "ws":
+		case "ssl", "tls", "mqtts", "wss":
+			tls = true
+		default:
+			v.bad("mqtt.broker", "scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got %q", m.Broker)
+		}
+		if u.Host == "" {
+			v.bad("mqtt.broker", "URL has no host, got %q (write e.g. tcp://localhost:1883)", m.Broker)
+		} else if p := u.Port(); p != "" && !isPort(p) {
+			v.bad("mqtt.broker", "port must be a number in [0, 65535], got %q", p)
+		}
+	}
+
+	set := 0
+	for _, s := range []string{m.Password, m.PasswordFile, m.PasswordEnv} {
+		if s != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		v.bad("mqtt.password", "set at most one of password, password_file and password_env")
+	}
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		v.bad("mqtt.cert_file", "cert_file and key_file must be set together")
+	}
+	if !tls && m.Broker != "" && m.Broker != BrokerEmbedded && m.Broker != BrokerNone {
+		for _, k := range []struct{ key, val string }{{"mqtt.ca_file", m.CAFile}, {"mqtt.cert_file", m.CertFile}, {"mqtt.key_file", m.KeyFile}} {
+			if k.val != "" {
+				v.bad(k.key, "is set but broker %q does not use TLS (use ssl://, mqtts:// or wss://)", m.Broker)
+			}
+		}
+	}
+
+	v.durationRange("mqtt.keepalive", m.KeepAlive, time.Second, 65535*time.Second)
+	v.topicLevels("mqtt.prefix", m.Prefix)
+	if len(m.DeviceID) > maxDeviceIDLen {
+		v.bad("mqtt.device_id", "must be at most %d characters, got %d", maxDeviceIDLen, len(m.DeviceID))
+	}
+	for i := 0; i < len(m.DeviceID); i++ {
+		if !deviceIDChar(m.DeviceID[i]) {
+			v.bad("mqtt.device_id", "may contain only letters, digits, '.', '_' and '-', got %q", m.DeviceID)
+			break
+		}
+	}
+	v.topicLevels("mqtt.discovery.prefix", m.Discovery.Prefix)
+	for i, name := range m.Commands.Disabled {
+		known := false
+		for _, k := range Commands {
+			known = known || k == name
+		}
+		if !known {
+			v.bad(fmt.Sprintf("mqtt.commands.disabled[%d]", i), "unknown command %q (known: %s)", name, strings.Join(Commands, ", "))
+		}
+	}
+	in := &m.Intervals
+	for _, d := range []struct {
+		key string
+		val time.Duration
+	}{
+		{"mqtt.intervals.progress", in.Progress},
+		{"mqtt.intervals.memory", in.Memory},
+		{"mqtt.intervals.encoding", in.Encoding},
+		{"mqtt.intervals.prediction", in.Prediction},
+		{"mqtt.intervals.health", in.Health},
+	} {
+		v.durationRange(d.key, d.val, 100*time.Millisecond, 24*time.Hour)
+	}
+}
