@@ -1,0 +1,320 @@
+package mqtt
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Defaults applied by Config.withDefaults for zero fields.
+const (
+	DefaultPrefix          = "bnnd"
+	DefaultDiscoveryPrefix = "homeassistant"
+	DefaultEmbeddedAddr    = "127.0.0.1:1883"
+	DefaultKeepAlive       = 30 * time.Second
+	DefaultConnectTimeout  = 10 * time.Second
+	DefaultReconnectMax    = 60 * time.Second
+	DefaultRate            = time.Second
+	DefaultMaxPayload      = 4096
+	DefaultCommandTimeout  = 30 * time.Second
+
+	// BrokerEmbedded (or an empty Config.Broker) makes Start run the embedded
+	// broker on Config.EmbeddedAddr and connect to it.
+	BrokerEmbedded = "embedded"
+)
+
+// Telemetry topics, relative to <prefix>/<device-id>/, accepted by Publish.
+const (
+	TopicProgress   = "progress"
+	TopicMemory     = "memory"
+	TopicEncoding   = "encoding"
+	TopicPrediction = "prediction"
+	TopicHealth     = "health"
+)
+
+// TelemetryTopics lists every topic Publish accepts, in a fixed order.
+var TelemetryTopics = []string{TopicProgress, TopicMemory, TopicEncoding, TopicPrediction, TopicHealth}
+
+// Config describes the connection, the topic layout and the command policy.
+// The zero value plus a DeviceID is usable: embedded broker, prefix "bnnd",
+// one message per second per topic, commands and discovery off.
+type Config struct {
+	// Broker is a URL: tcp://host:port, mqtt://, ssl://, tls://, mqtts://,
+	// ws://host:port/path or wss://. Empty or "embedded" runs the embedded
+	// broker on EmbeddedAddr.
+	Broker       string
+	EmbeddedAddr string // default 127.0.0.1:1883
+
+	ClientID string // default "bnnd-<device-id>"
+	Username string
+	// Password, or where to read it from: at most one of the three is set.
+	Password     string
+	PasswordFile string // file whose content (trailing newline trimmed) is the password
+	PasswordEnv  string // name of an environment variable holding the password
+
+	CAFile             string // PEM CA bundle for ssl/wss; default: system roots
+	CertFile, KeyFile  string // PEM client certificate and key (both or neither)
+	InsecureSkipVerify bool   // do not verify the broker certificate (testing only)
+
+	KeepAlive      time.Duration // default 30s
+	ConnectTimeout time.Duration // default 10s
+	ReconnectMax   time.Duration // longest wait between reconnect attempts; default 60s
+
+	Prefix          string // default "bnnd"
+	DeviceID        string // required: [A-Za-z0-9_-], at most 64 characters
+	Discovery       bool   // publish Home Assistant discovery
+	DiscoveryPrefix string // default "homeassistant"
+	Classes         []string
+	SoftwareVersion string // shown in Home Assistant's device and origin
+
+	CommandsEnabled  bool
+	DisabledCommands []string      // command names answered with an error
+	MaxPayload       int           // command payload limit in bytes; default 4096
+	CommandTimeout   time.Duration // context deadline given to the handler; default 30s
+
+	// Rates is the minimum interval between two messages of one telemetry
+	// topic (key: "progress", …). Missing topics get DefaultRate (1 s).
+	Rates map[string]time.Duration
+}
+
+var (
+	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	brokerSchemes = map[string]string{
+		"tcp": "1883", "mqtt": "1883", "ssl": "8883", "tls": "8883", "mqtts": "8883",
+		"ws": "80", "wss": "443",
+	}
+)
+
+func isTLSScheme(s string) bool {
+	return s == "ssl" || s == "tls" || s == "mqtts" || s == "wss"
+}
+
+// Embedded reports whether the configuration asks for the embedded broker.
+func (c Config) Embedded() bool {
+	return c.Broker == "" || c.Broker == BrokerEmbedded
+}
+
+// withDefaults returns a copy with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.DiscoveryPrefix == "" {
+		c.DiscoveryPrefix = DefaultDiscoveryPrefix
+	}
+	if c.EmbeddedAddr == "" {
+		c.EmbeddedAddr = DefaultEmbeddedAddr
+	}
+	if c.ClientID == "" && c.DeviceID != "" {
+		c.ClientID = "bnnd-" + c.DeviceID
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = DefaultCommandTimeout
+	}
+	return c
+}
+
+// Validate checks the configuration (after defaults) and returns every
+// problem found, each naming the offending field.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	scheme := ""
+	if c.Embedded() {
+		if _, _, err := net.SplitHostPort(c.EmbeddedAddr); err != nil {
+			bad("mqtt: embedded_addr %q: want host:port: %v", c.EmbeddedAddr, err)
+		}
+	} else if u, err := url.Parse(c.Broker); err != nil {
+		bad("mqtt: broker %q: %v", c.Broker, err)
+	} else if _, ok := brokerSchemes[u.Scheme]; !ok {
+		bad("mqtt: broker %q: scheme %q not supported (want tcp, mqtt, ssl, tls, mqtts, ws, wss or \"embedded\")", c.Broker, u.Scheme)
+	} else if u.Hostname() == "" {
+		bad("mqtt: broker %q: missing host", c.Broker)
+	} else {
+		scheme = u.Scheme
+	}
+	if !c.Embedded() && scheme != "" && !isTLSScheme(scheme) &&
+		(c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.InsecureSkipVerify) {
+		bad("mqtt: TLS settings (ca_file, cert_file, key_file, insecure_skip_verify) need an ssl://, mqtts:// or wss:// broker, got %q", c.Broker)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		bad("mqtt: cert_file and key_file must be set together (cert_file %q, key_file %q)", c.CertFile, c.KeyFile)
+	}
+	sources := 0
+	for _, s := range []string{c.Password, c.PasswordFile, c.PasswordEnv} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources > 1 {
+		bad("mqtt: set only one of password, password_file and password_env")
+	}
+	if (c.Password != "" || c.PasswordFile != "" || c.PasswordEnv != "") && c.Username == "" {
+		bad("mqtt: a password is set but username is empty")
+	}
+	if !idPattern.MatchString(c.DeviceID) {
+		bad("mqtt: device_id %q: want 1 to 64 characters from A-Z a-z 0-9 _ -", c.DeviceID)
+	}
+	if c.ClientID == "" || len(c.ClientID) > 128 || !utf8.ValidString(c.ClientID) {
+		bad("mqtt: client_id %q: want 1 to 128 bytes of UTF-8", c.ClientID)
+	}
+	if err := checkTopicPrefix("prefix", c.Prefix); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkTopicPrefix("discovery_prefix", c.DiscoveryPrefix); err != nil {
+		errs = append(errs, err)
+	}
+	if c.KeepAlive < time.Second {
+		bad("mqtt: keep_alive %v: want at least 1s", c.KeepAlive)
+	}
+	if c.ConnectTimeout < 0 {
+		bad("mqtt: connect_timeout %v: must be positive", c.ConnectTimeout)
+	}
+	if c.ReconnectMax < 0 {
+		bad("mqtt: reconnect_max %v: must be positive", c.ReconnectMax)
+	}
+	if c.CommandTimeout < 0 {
+		bad("mqtt: command_timeout %v: must be positive", c.CommandTimeout)
+	}
+	if c.MaxPayload < 16 || c.MaxPayload > 1<<20 {
+		bad("mqtt: max_payload %d: want 16 to 1048576 bytes", c.MaxPayload)
+	}
+	for _, name := range c.DisabledCommands {
+		if !isCommand(name) {
+			bad("mqtt: disabled_commands: unknown command %q (known: %s)", name, strings.Join(CommandNames, ", "))
+		}
+	}
+	for topic, d := range c.Rates {
+		if !isTelemetryTopic(topic) {
+			bad("mqtt: rates: unknown topic %q (known: %s)", topic, strings.Join(TelemetryTopics, ", "))
+		} else if d < 0 {
+			bad("mqtt: rates.%s %v: must not be negative", topic, d)
+		}
+	}
+	if err := checkClasses(c.Classes); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func checkTopicPrefix(field, p string) error {
+	if p == "" || strings.ContainsAny(p, "+#\x00") || strings.HasPrefix(p, "/") ||
+		strings.HasSuffix(p, "/") || strings.Contains(p, "//") || !utf8.ValidString(p) || len(p) > 256 {
+		return fmt.Errorf("mqtt: %s %q: want a topic level path without wildcards or empty levels", field, p)
+	}
+	return nil
+}
+
+func checkClasses(classes []string) error {
+	seen := make(map[string]int, len(classes))
+	for i, name := range classes {
+		switch {
+		case name == "" || len(name) > 64 || !utf8.ValidString(name) || strings.TrimSpace(name) != name:
+			return fmt.Errorf("mqtt: classes[%d] %q: want 1 to 64 bytes of UTF-8 without surrounding spaces", i, name)
+		case name == LabelNone:
+			return fmt.Errorf("mqtt: classes[%d]: %q is reserved for \"no label\"", i, name)
+		}
+		if j, dup := seen[name]; dup {
+			return fmt.Errorf("mqtt: classes[%d] %q duplicates classes[%d]", i, name, j)
+		}
+		seen[name] = i
+	}
+	return nil
+}
+
+func isTelemetryTopic(t string) bool {
+	for _, k := range TelemetryTopics {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+// password resolves the password from its configured source.
+func (c Config) password() (string, error) {
+	switch {
+	case c.PasswordFile != "":
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("mqtt: password_file: %w", err)
+		}
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return "", fmt.Errorf("mqtt: password_file %s is empty", c.PasswordFile)
+		}
+		return p, nil
+	case c.PasswordEnv != "":
+		p, ok := os.LookupEnv(c.PasswordEnv)
+		if !ok || p == "" {
+			return "", fmt.Errorf("mqtt: password_env: environment variable %s is not set or empty", c.PasswordEnv)
+		}
+		return p, nil
+	}
+	return c.Password, nil
+}
+
+// brokerURL returns the broker URL with the scheme's default port filled in.
+func (c Config) brokerURL() (*url.URL, error) {
+	u, err := url.Parse(c.Broker)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: broker %q: %w", c.Broker, err)
+	}
+	if u.Port() == "" {
+		u.Host = net.JoinHostPort(u.Hostname(), brokerSchemes[u.Scheme])
+	}
+	return u, nil
+}
+
+// tlsConfig builds the TLS configuration for ssl/wss brokers (nil otherwise).
+func (c Config) tlsConfig(u *url.URL) (*tls.Config, error) {
+	if !isTLSScheme(u.Scheme) {
+		return nil, nil
+	}
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         u.Hostname(),
+		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // opt-in, documented as testing only
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt: ca_file %s: no PEM certificate found", c.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: cert_file %s / key_file %s: %w", c.CertFile, c.KeyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,457 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(t testing.TB, addr string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broker did not listen on %s within %v: %v", addr, within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mosquitto is a real mosquitto broker run by a test.
+type mosquitto struct {
+	t       testing.TB
+	dir     string
+	port    int
+	conf    string
+	cmd     *exec.Cmd
+	logFile string
+	scheme  string
+}
+
+type mosquittoOpts struct {
+	passwords map[string]string // user → password; enables password_file
+	tls       *testPKI          // enables a TLS listener
+	mutualTLS bool              // require a client certificate
+}
+
+const mosquittoPath = "/usr/sbin/mosquitto"
+
+func startMosquitto(t testing.TB, o mosquittoOpts) *mosquitto {
+	t.Helper()
+	bin := mosquittoPath
+	if _, err := os.Stat(bin); err != nil {
+		p, lerr := exec.LookPath("mosquitto")
+		if lerr != nil {
+			t.Fatalf("mosquitto broker not found at %s or in PATH (install the Debian package mosquitto): %v", mosquittoPath, err)
+		}
+		bin = p
+	}
+	m := &mosquitto{t: t, dir: t.TempDir(), port: freePort(t), scheme: "tcp"}
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "listener %d 127.0.0.1\n", m.port)
+	if u := os.Getenv("USER"); u != "" {
+		fmt.Fprintf(&conf, "user %s\n", u)
+	} else if os.Getuid() == 0 {
+		conf.WriteString("user root\n")
+	}
+	conf.WriteString("persistence false\n")
+	m.logFile = filepath.Join(m.dir, "mosquitto.log")
+	fmt.Fprintf(&conf, "log_dest file %s\nlog_type all\n", m.logFile)
+	if o.passwords != nil {
+		pwFile := filepath.Join(m.dir, "passwd")
+		first := true
+		for user, pw := range o.passwords {
+			args := []string{"-b", pwFile, user, pw}
+			if first {
+				args = append([]string{"-c"}, args...)
+				first = false
+			}
+			out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("mosquitto_passwd (Debian package mosquitto): %v: %s", err, out)
+			}
+		}
+		fmt.Fprintf(&conf, "allow_anonymous false\npassword_file %s\n", pwFile)
+	} else {
+		conf.WriteString("allow_anonymous true\n")
+	}
+	if o.tls != nil {
+		m.scheme = "ssl"
+		fmt.Fprintf(&conf, "cafile %s\ncertfile %s\nkeyfile %s\n", o.tls.caFile, o.tls.serverCert, o.tls.serverKey)
+		if o.mutualTLS {
+			conf.WriteString("require_certificate true\n")
+		}
+	}
+	m.conf = filepath.Join(m.dir, "mosquitto.conf")
+	if err := os.WriteFile(m.conf, []byte(conf.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.start(bin)
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *mosquitto) start(bin string) {
+	m.t.Helper()
+	m.cmd = exec.Command(bin, "-c", m.conf)
+	var stderr bytes.Buffer
+	m.cmd.Stderr = &stderr
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatalf("start mosquitto: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- m.cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", m.addr(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			go func() { <-exited }() // reap later
+			return
+		}
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(m.logFile)
+			m.t.Fatalf("mosquitto exited at start: %v\nstderr: %s\nlog: %s", err, stderr.String(), log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("mosquitto did not listen on %s", m.addr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (m *mosquitto) stop() {
+	if m.cmd != nil && m.cmd.Process != nil {
+		_ = m.cmd.Process.Kill()
+		// wait until the port is released so a restart can bind it
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			c, err := net.DialTimeout("tcp", m.addr(), 100*time.Millisecond)
+			if err != nil {
+				break
+			}
+			c.Close()
+			time.Sleep(20 * time.Millisecond)
+		}
+		m.cmd = nil
+	}
+}
+
+func (m *mosquitto) restart() {
+	bin := mosquittoPath
+	if _, err := os.Stat(bin); err != nil {
+		bin, _ = exec.LookPath("mosquitto")
+	}
+	m.start(bin)
+}
+
+func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
+func (m *mosquitto) url() string  { return fmt.Sprintf("%s://%s", m.scheme, m.addr()) }
+
+// testBroker is either a mosquitto or the embedded broker.
+type testBroker struct {
+	name    string
+	url     string
+	restart func()
+	stop    func()
+}
+
+func brokersUnderTest(t *testing.T) []func(t *testing.T) testBroker {
+	return []func(t *testing.T) testBroker{
+		func(t *testing.T) testBroker {
+			m := startMosquitto(t, mosquittoOpts{})
+			return testBroker{name: "mosquitto", url: m.url(), restart: m.restart, stop: m.stop}
+		},
+		func(t *testing.T) testBroker {
+			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			b, err := StartBroker(addr, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb := testBroker{name: "embedded", url: b.URL()}
+			var mu sync.Mutex
+			tb.stop = func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if b != nil {
+					_ = b.Close()
+					b = nil
+				}
+			}
+			tb.restart = func() {
+				mu.Lock()
+				defer mu.Unlock()
+				var err error
+				for i := 0; i < 50; i++ { // the port may linger briefly
+					if b, err = StartBroker(addr, testLogger(t)); err == nil {
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				t.Fatalf("restart embedded broker: %v", err)
+			}
+			t.Cleanup(tb.stop)
+			return tb
+		},
+	}
+}
+
+// forEachBroker runs a test against mosquitto and the embedded broker.
+func forEachBroker(t *testing.T, test func(t *testing.T, b testBroker)) {
+	for i, mk := range brokersUnderTest(t) {
+		name := []string{"mosquitto", "embedded"}[i]
+		t.Run(name, func(t *testing.T) { test(t, mk(t)) })
+	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// recorder is a paho subscriber that keeps every message it receives.
+type recorder struct {
+	t      testing.TB
+	client paho.Client
+	mu     sync.Mutex
+	msgs   []recMsg
+	notify chan struct{}
+}
+
+type recMsg struct {
+	topic    string
+	payload  string
+	retained bool
+}
+
+func subscribe(t testing.TB, brokerURL string, tlsCfg *tls.Config, filters ...string) *recorder {
+	t.Helper()
+	r := &recorder{t: t, notify: make(chan struct{}, 1)}
+	opts := paho.NewClientOptions().AddBroker(brokerURL).
+		SetClientID(fmt.Sprintf("rec-%d", time.Now().UnixNano())).
+		SetProtocolVersion(4).SetAutoReconnect(true).SetOrderMatters(false).
+		SetConnectTimeout(5 * time.Second).SetMaxReconnectInterval(200 * time.Millisecond)
+	if tlsCfg != nil {
+		opts.SetTLSConfig(tlsCfg)
+	}
+	opts.SetOnConnectHandler(func(c paho.Client) {
+		for _, f := range filters {
+			c.Subscribe(f, 1, r.onMessage)
+		}
+	})
+	r.client = paho.NewClient(opts)
+	tok := r.client.Connect()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("test subscriber cannot connect to %s: %v", brokerURL, tok.Error())
+	}
+	// wait for the subscriptions: a probe on each filter's own namespace
+	for _, f := range filters {
+		tok := r.client.Subscribe(f, 1, r.onMessage)
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", f, tok.Error())
+		}
+	}
+	t.Cleanup(func() { r.client.Disconnect(100) })
+	return r
+}
+
+func (r *recorder) onMessage(_ paho.Client, m paho.Message) {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, recMsg{m.Topic(), string(m.Payload()), m.Retained()})
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) publish(topic, payload string, retained bool) {
+	r.t.Helper()
+	tok := r.client.Publish(topic, 1, retained, payload)
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		r.t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+func (r *recorder) snapshot() []recMsg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]recMsg(nil), r.msgs...)
+}
+
+// waitFor returns the first message (from index `from`) on topic that
+// satisfies ok, or fails the test after within.
+func (r *recorder) waitFor(topic string, within time.Duration, ok func(recMsg) bool) recMsg {
+	r.t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		for _, m := range r.snapshot() {
+			if m.topic == topic && (ok == nil || ok(m)) {
+				return m
+			}
+		}
+		select {
+		case <-r.notify:
+		case <-deadline.C:
+			var got []string
+			for _, m := range r.snapshot() {
+				got = append(got, m.topic+"="+truncate(m.payload, 120))
+			}
+			r.t.Fatalf("no matching message on %s within %v; received: %v", topic, within, got)
+		}
+	}
+}
+
+func (r *recorder) count(topic string) int {
+	n := 0
+	for _, m := range r.snapshot() {
+		if m.topic == topic {
+			n++
+		}
+	}
+	return n
+}
+
+// testPKI is a CA with a server certificate for 127.0.0.1 and a client
+// certificate, written as PEM files.
+type testPKI struct {
+	caFile, serverCert, serverKey, clientCert, clientKey string
+	pool                                                 *x509.CertPool
+}
+
+func newTestPKI(t testing.TB) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	p := &testPKI{pool: x509.NewCertPool()}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bnnd test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	p.pool.AddCert(ca)
+	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", keyDER)
+	}
+	p.serverCert, p.serverKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startClient creates and starts a Client and closes it at the end.
+func startClient(t *testing.T, cfg Config, h CommandHandler) *Client {
+	t.Helper()
+	c := newClient(t, cfg, h)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newClient(t *testing.T, cfg Config, h CommandHandler) *Client {
+	t.Helper()
+	c, err := New(cfg, h, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+	})
+	return c
+}
+
+func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+// waitStats polls the client's counters until ok holds (the subscriber can
+// see a message before the publisher has counted it), returning the last.
+func waitStats(c *Client, ok func(Stats) bool) Stats {
+	st := c.Stats()
+	for deadline := time.Now().Add(5 * time.Second); !ok(st) && time.Now().Before(deadline); st = c.Stats() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return st
+}
