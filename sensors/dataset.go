@@ -1,0 +1,105 @@
+package sensors
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Dataset is a finite, replayable set of labelled examples, stored compactly.
+// Implementations are safe for concurrent Example calls.
+type Dataset interface {
+	Len() int
+	Shape() Shape      // per-example shape
+	Classes() []string // class names; label i is Classes()[i]
+	// Example writes example i as float32 into dst (len Shape().Size(),
+	// NHWC) and returns its label index (-1 = unlabelled). MNIST pixels are
+	// scaled by 1/255 into [0,1]; time-series windows are standardised per
+	// channel (see Normalizer).
+	Example(i int, dst []float32) int
+}
+
+// LoadOptions tune how a dataset or source is built.
+type LoadOptions struct {
+	// Window and Hop are the window length and the step between window
+	// starts, in samples, for time series (0 = from the spec, else the
+	// defaults 64 and 32).
+	Window, Hop int
+	// Classes maps label names to indices: label Classes[i] gets index i.
+	// A test set passes the training classes here; a label not among them
+	// is an error naming it. Nil = the source's own classes (for CSV, the
+	// sorted label names found).
+	Classes []string
+	// Norm standardises time-series channels. Nil = learn it from the
+	// source's train part (also for SplitTest, so a test split of the same
+	// source is scaled like its train split; for SplitAll, from all data).
+	Norm *Normalizer
+}
+
+// NormalizerOf returns the per-channel standardisation applied by d, or nil
+// when d does not standardise (MNIST). Training saves it with the model.
+func NormalizerOf(d Dataset) *Normalizer {
+	if n, ok := d.(interface{ Normalizer() *Normalizer }); ok {
+		return n.Normalizer()
+	}
+	return nil
+}
+
+// LoadDataset opens a dataset spec (see the package documentation):
+// "mnist:DIR", "csv:GLOB[,opts]", "synthetic-imu[,seed=N,n=N]", with
+// windowing options in the spec or in opt. split selects the source's own
+// train/test part: the MNIST train or t10k files; for time series the chunk
+// rule in the package documentation.
+func LoadDataset(specStr string, split Split, opt LoadOptions) (Dataset, error) {
+	if split < SplitAll || split > SplitTest {
+		return nil, fmt.Errorf("sensors: spec %q: invalid split %d", specStr, int(split))
+	}
+	s, err := parseSpec(specStr)
+	if err != nil {
+		return nil, err
+	}
+	switch s.kind {
+	case "mnist":
+		return loadMNISTSpec(s, split, opt)
+	case "synthetic-imu":
+		return loadSyntheticSpec(s, split, opt)
+	case "csv":
+		return loadCSVSpec(s, split, opt)
+	case "mpu6050", "adxl345":
+		return nil, s.errorf("%s is a live sensor; record it to CSV (bnnd sensors read) to train offline, or use it as a daemon source", s.kind)
+	}
+	return nil, s.errorf("unknown source kind %q (want %s)", s.kind, strings.Join(knownKinds, ", "))
+}
+
+var knownKinds = []string{"mnist", "csv", "synthetic-imu", "mpu6050", "adxl345"}
+
+// classMapper maps a source's label names to indices in the wanted class
+// list, reporting names that are not in it.
+type classMapper struct {
+	classes []string
+	index   map[string]int
+}
+
+func newClassMapper(classes []string) (*classMapper, error) {
+	m := &classMapper{classes: classes, index: make(map[string]int, len(classes))}
+	for i, c := range classes {
+		if c == "" {
+			return nil, fmt.Errorf("sensors: class %d has an empty name", i)
+		}
+		if j, dup := m.index[c]; dup {
+			return nil, fmt.Errorf("sensors: class %q listed twice (indices %d and %d)", c, j, i)
+		}
+		m.index[c] = i
+	}
+	return m, nil
+}
+
+// unknown lists names not among the classes, in the order given.
+func (m *classMapper) unknown(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if _, ok := m.index[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
