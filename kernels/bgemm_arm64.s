@@ -23,19 +23,24 @@
 //   8 VLD1.P (two 128-bit registers each) + 32 VEOR + 32 VCNT + 16 VADD
 //   + 12 VADDP + 4 UADALP + SUBS + BNE                = 106 instructions
 //   → 106 / 4 = 26.5 instructions per 1024 binary MACs.
-// larq/compute-engine core/indirect_bgemm, XOR_POPCOUNT_ACCUM_LOAD_BLOCK_64 of
-// kernel_8x4x2_aarch64.h plus its loop's subs/bgt: 16 eor + 16 cnt + 4 ld1r
-// + 4 ldr + 12 addp + 1 add + 4 uadalp + subs + bgt = 59 instructions for
-// 4 pixels × 8 channels × 64 bits = 2048 MACs → 29.5 per 1024 MACs;
-// kernel_8x4x1 (8 eor + 8 cnt + 4 ld1r + 2 ldr + 4 addp + 1 add + 4 uadalp
-// + subs + bgt = 33 for 4×8×32 = 1024 MACs) → 33 per 1024 MACs.
-// Both spend exactly one EOR and one CNT per 128-bit pair (16 per 1024
-// MACs, the floor for this ISA); the difference is in the reduction (one
-// VADD of the two halves before folding: 7 instructions to fold 8 count
-// vectors instead of 8) and in loads (2 per 1024 MACs here, 4 in 8x4x2, 6
-// in 8x4x1). larq accumulates 16-bit lanes only and bounds the depth; here
-// the periodic .8H→.4S widening (5 instructions per 511 steps, outside the
-// loop) makes any k exact.
+// larq/compute-engine, core/indirect_bgemm (XOR_POPCOUNT_ACCUM_LOAD_BLOCK_*
+// plus the subs/bgt of its depth loop; 4 pixels × 8 output channels):
+//   kernel_8x4x1: 8 eor + 8 cnt + 4 ld1r + 2 ldr + 4 addp + 1 add
+//                 + 4 uadalp + 2 = 33 per 4·8·32 = 1024 MACs  → 33
+//   kernel_8x4x2: 16 eor + 16 cnt + 4 ld1r + 4 ldr + 12 addp + 1 add
+//                 + 4 uadalp + 2 = 59 per 4·8·64 = 2048 MACs  → 29.5
+//   kernel_8x4x4: 32 eor + 32 cnt + 4 ld1 + 8 ldr + 28 addp + 1 add
+//                 + 4 uadalp + 2 = 111 per 4·8·128 = 4096 MACs → 27.75
+// All spend one EOR and one CNT per 128-bit pair (16 per 1024 MACs, the
+// floor for this ISA) and exactly one more instruction per count vector to
+// reduce it (VADD/VADDP/UADALP here, ADDP/UADALP in larq: 8 per 1024 MACs).
+// The differences are the loads (2 per 1024 MACs here, 3 in 8x4x4, 4 in
+// 8x4x2, 6 in 8x4x1; post-indexed, so no pointer ADD) and the loop branch
+// amortised over a deeper step. larq accumulates 16-bit lanes only and
+// bounds the depth; here the .8H→.4S widening every 511 steps (outside the
+// loop) keeps any k exact. For reference, the generic Go loop (bgemmGeneric, compiled for
+// arm64: per word and B row MOVD, EOR, FMOVD, VCNT, VUADDLV, FMOVD, ADD,
+// plus bounds checks) runs 39 instructions per 4·64 MACs = 156 per 1024.
 
 #include "textflag.h"
 
