@@ -7,6 +7,11 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -386,4 +391,80 @@ func BenchmarkNEONBGemm(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestNEONWordEncodings re-derives every hand-encoded instruction in the
+// arm64 assembly from the mnemonic in its comment, with the field layouts of
+// the Arm ARM, so a WORD whose comment lies fails here even where binutils
+// is missing (scripts/check_arm64_words.sh checks the same words against
+// binutils). Every WORD must carry its mnemonic.
+func TestNEONWordEncodings(t *testing.T) {
+	files, err := filepath.Glob("*_arm64.s")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no arm64 assembly found: %v", err)
+	}
+	wordRE := regexp.MustCompile(`WORD\s+\$0x([0-9a-fA-F]{8})\s*(?://\s*(.*?)|/\*\s*(.*?)\s*\*/)\s*\\?$`)
+	anyWord := regexp.MustCompile(`\bWORD\s+\$`)
+	checked := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n, line := range strings.Split(string(src), "\n") {
+			if !anyWord.MatchString(line) {
+				continue
+			}
+			m := wordRE.FindStringSubmatch(line)
+			if m == nil {
+				t.Errorf("%s:%d: WORD without a mnemonic comment: %s", f, n+1, line)
+				continue
+			}
+			word, _ := strconv.ParseUint(m[1], 16, 32)
+			mnemonic := strings.TrimSpace(m[2] + m[3])
+			want, err := encodeARM64(mnemonic)
+			if err != nil {
+				t.Errorf("%s:%d: %v", f, n+1, err)
+				continue
+			}
+			if uint32(word) != want {
+				t.Errorf("%s:%d: WORD $0x%08x but %q encodes as 0x%08x", f, n+1, word, mnemonic, want)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no WORD lines found")
+	}
+}
+
+// encodeARM64 encodes the few vector instructions the assembly writes as
+// WORD: uadalp (.8h ← .16b, .4s ← .8h), and 4s-arranged scvtf, fadd, fmul.
+func encodeARM64(mnemonic string) (uint32, error) {
+	op, args, _ := strings.Cut(mnemonic, " ")
+	var regs []uint32
+	var arrs []string
+	for _, a := range strings.Split(args, ",") {
+		r, arr, ok := strings.Cut(strings.TrimSpace(a), ".")
+		n, err := strconv.Atoi(strings.TrimPrefix(r, "v"))
+		if !ok || !strings.HasPrefix(r, "v") || err != nil || n < 0 || n > 31 {
+			return 0, fmt.Errorf("cannot parse operand %q of %q", a, mnemonic)
+		}
+		regs = append(regs, uint32(n))
+		arrs = append(arrs, arr)
+	}
+	shape := op + " " + strings.Join(arrs, ",")
+	switch shape {
+	case "uadalp 8h,16b": // 0 Q=1 1 01110 size=00 10000 00110 10 Rn Rd
+		return 0x6e206800 | regs[1]<<5 | regs[0], nil
+	case "uadalp 4s,8h": // size=01
+		return 0x6e606800 | regs[1]<<5 | regs[0], nil
+	case "scvtf 4s,4s": // 0 Q=1 0 01110 0 sz=0 10000 11101 10 Rn Rd
+		return 0x4e21d800 | regs[1]<<5 | regs[0], nil
+	case "fadd 4s,4s,4s": // 0 Q=1 0 01110 0 sz=0 1 Rm 11010 1 Rn Rd
+		return 0x4e20d400 | regs[2]<<16 | regs[1]<<5 | regs[0], nil
+	case "fmul 4s,4s,4s": // 0 Q=1 1 01110 0 sz=0 1 Rm 11011 1 Rn Rd
+		return 0x6e20dc00 | regs[2]<<16 | regs[1]<<5 | regs[0], nil
+	}
+	return 0, fmt.Errorf("no encoder for %q (shape %q)", mnemonic, shape)
 }
