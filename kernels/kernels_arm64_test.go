@@ -468,3 +468,47 @@ func encodeARM64(mnemonic string) (uint32, error) {
 	}
 	return 0, fmt.Errorf("no encoder for %q (shape %q)", mnemonic, shape)
 }
+
+// TestNEONEmptySums covers sums with no terms (k = 0 columns, n = 0 outputs
+// feeding dx, m = 0 batch rows feeding a tile): the outputs must be
+// overwritten with +0 exactly as the generic code does, not left alone.
+func TestNEONEmptySums(t *testing.T) {
+	requireNEON(t)
+	cases := []struct {
+		name string
+		run  func(out []float32)
+		size int
+	}{
+		{"RealBinGemm k=0", func(out []float32) { RealBinGemm(out, nil, nil, 3, 5, 0) }, 15},
+		{"BinGradInput n=0", func(out []float32) { BinGradInput(out, nil, nil, 3, 0, 70) }, 210},
+		{"BinGradWeightTile m=0", func(out []float32) {
+			BinGradWeightTile(out, nil, nil, 0, 6, 70, 1, 6, 64, 70)
+		}, 30},
+		{"RealGradWeightTile m=0", func(out []float32) {
+			RealGradWeightTile(out, nil, nil, 0, 6, 70, 0, 5, 0, 20)
+		}, 100},
+		{"BGemm k=0", func(out []float32) {
+			c := make([]int32, 6)
+			for i := range c {
+				c[i] = 99
+			}
+			a, b := make([]uint64, 2), make([]uint64, 3)
+			BGemm(c, a, b, 2, 3, 1, 0)
+			for i, v := range c {
+				out[i] = float32(v)
+			}
+		}, 6},
+	}
+	for _, tc := range cases {
+		for _, impl := range []string{"generic", "neon"} {
+			buf, out := guardedFloat32(tc.size)
+			withImpl(t, impl, func() { tc.run(out) })
+			checkGuardsFloat32(t, tc.name, buf)
+			for i, v := range out {
+				if math.Float32bits(v) != 0 {
+					t.Fatalf("%s on %s: out[%d] = %v, want +0", tc.name, impl, i, v)
+				}
+			}
+		}
+	}
+}
