@@ -73,8 +73,12 @@ type layer struct {
 	bn        batchNorm
 	// Kept for the backward pass: 2 bits per activation.
 	sign, mask []uint64 // batch rows × ow words
-	rowTiles   int
-	colTiles   int
+	// The real-input layer keeps its pre-activations (batch × out float32):
+	// recomputing them costs a real×binary GEMM, the most expensive matmul of
+	// the forward pass, while binary layers recompute theirs by popcount.
+	kept     []float32
+	rowTiles int
+	colTiles int
 }
 
 // Network is a binarized network with its training buffers.
@@ -132,6 +136,9 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 		}
 		l.w = make([]uint64, out*l.kw)
 		l.bn = newBatchNorm(out)
+		if l.realInput {
+			l.kept = make([]float32, opt.Batch*out)
+		}
 		if !l.last {
 			l.sign = make([]uint64, opt.Batch*l.ow)
 			l.mask = make([]uint64, opt.Batch*l.ow)
@@ -329,6 +336,9 @@ func (n *Network) forward(m int, train bool) {
 		z := n.z[:m*l.out]
 		n.linear(l, m, z)
 		if train {
+			if l.kept != nil {
+				copy(l.kept, z)
+			}
 			l.bn.trainForward(z, m)
 		} else {
 			l.bn.evalForward(z, m)
@@ -413,9 +423,14 @@ func (n *Network) backward(m int, opt Optimizer) {
 	for li := len(n.layers) - 1; li >= 0; li-- {
 		l := n.layers[li]
 		z := n.z[:m*l.out]
-		// Recompute the pre-activations instead of keeping them: the weights
-		// of this layer have not flipped yet in this step, so z is exact.
-		n.linear(l, m, z)
+		if l.kept != nil {
+			z = l.kept[:m*l.out]
+		} else {
+			// Recompute the pre-activations instead of keeping them: the
+			// weights of this layer have not flipped yet in this step, so z
+			// is exact.
+			n.linear(l, m, z)
+		}
 		dz := dy[:m*l.out]
 		l.bn.backward(z, dz, m)
 		if li > 0 {
