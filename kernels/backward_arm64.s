@@ -45,13 +45,13 @@ DATA ·laneBits16+56(SB)/4, $16384
 DATA ·laneBits16+60(SB)/4, $32768
 GLOBL ·laneBits16(SB), RODATA|NOPTR, $64
 
-// func signedSum4x16NEON(out *float32, ostride int, v *float32, vq, vr int, bits *uint64, bstride, count, chunks int)
+// func signedSum4x16NEON(out *float32, ostride int, v *float32, vq, vr int, bits *uint64, bstride, count, chunks int, accumulate bool)
 //
 // Semantics, as the Go loop it replaces (strides in elements; 16·chunks
 // columns; bits rows are read 16 bits at a time):
 //
 //	for q := 0; q < 4; q++ { for col := 0; col < 16*chunks; col++ {
-//		var s float32
+//		var s float32; if accumulate { s = out[q*ostride+col] }
 //		for r := 0; r < count; r++ {
 //			bit := bits[r*bstride+col/64] >> (col % 64) & 1
 //			s += v[q*vq+r*vr] with its sign flipped if bit == 1 }
@@ -59,16 +59,18 @@ GLOBL ·laneBits16(SB), RODATA|NOPTR, $64
 //
 // BinGradInput uses it with q = batch row, r = output j; BinGradWeightTile
 // with q = output j, r = batch row. Rows q share the sign masks, which are
-// built once per term and 16 columns.
+// built once per term and 16 columns. accumulate lets the caller split
+// the terms into blocks whose packed rows stay in L1 across the chunks
+// (the running sums go through memory unchanged, so the result is the same).
 //
 // Registers: R0 out, R1 ostride bytes, R2 v, R3 vq bytes, R4 vr bytes,
 // R5 bits (this chunk), R6 bstride bytes, R7 count, R8 chunks left,
 // R9 v of term r, R10 bits of term r, R11 terms left, R12 16 bits,
-// R13 v of (q, r), R14 output pointer.
+// R13 v of (q, r), R14 output pointer, R15 accumulate.
 // V0-V15 sums, row q in V4q..V4q+3 (columns 0-3, 4-7, 8-11, 12-15);
 // V20-V23 lane bits; V26-V29 sign masks; V30, V31 broadcast v; V16-V19,
 // V24, V25 scratch.
-TEXT ·signedSum4x16NEON(SB), NOSPLIT, $0-72
+TEXT ·signedSum4x16NEON(SB), NOSPLIT, $0-73
 	MOVD	out+0(FP), R0        // first output row, chunk 0
 	MOVD	ostride+8(FP), R1    // output row stride
 	LSL	$2, R1, R1           // … in bytes
@@ -82,10 +84,12 @@ TEXT ·signedSum4x16NEON(SB), NOSPLIT, $0-72
 	LSL	$3, R6, R6           // … in bytes
 	MOVD	count+56(FP), R7     // terms per sum (≥ 1)
 	MOVD	chunks+64(FP), R8    // 16-column chunks (≥ 1)
+	MOVBU	accumulate+72(FP), R15 // 1: start from the sums in out
 	MOVD	$·laneBits16(SB), R9 // lane bit table
 	VLD1	(R9), [V20.S4, V21.S4, V22.S4, V23.S4] // 1<<l for lanes 0..15
 
 ssChunk:
+	CBNZ	R15, ssLoad          // continue earlier sums
 	VEOR	V0.B16, V0.B16, V0.B16 // sum = +0
 	VEOR	V1.B16, V1.B16, V1.B16
 	VEOR	V2.B16, V2.B16, V2.B16
@@ -102,6 +106,16 @@ ssChunk:
 	VEOR	V13.B16, V13.B16, V13.B16
 	VEOR	V14.B16, V14.B16, V14.B16
 	VEOR	V15.B16, V15.B16, V15.B16
+	B	ssStart
+
+ssLoad:
+	MOVD	R0, R14              // output row 0, this chunk
+	VLD1.P	(R14)(R1), [V0.S4, V1.S4, V2.S4, V3.S4]     // row 0 sums so far
+	VLD1.P	(R14)(R1), [V4.S4, V5.S4, V6.S4, V7.S4]     // row 1
+	VLD1.P	(R14)(R1), [V8.S4, V9.S4, V10.S4, V11.S4]   // row 2
+	VLD1	(R14), [V12.S4, V13.S4, V14.S4, V15.S4]      // row 3
+
+ssStart:
 	MOVD	R2, R9               // v of term 0
 	MOVD	R5, R10              // bits of term 0, this chunk
 	MOVD	R7, R11              // terms left

@@ -45,12 +45,13 @@ func bgemm4x4NEON(c unsafe.Pointer, ldc int, a0, a1, a2, a3, b0, b1, b2, b3 *uin
 
 // signedSum4x16NEON: for q < 4 and col < 16·chunks,
 //
-//	out[q*ostride+col] = Σ_{r<count, in order} v[q*vq+r*vr]·(bits[r*bstride+col/64] bit col%64 ? −1 : +1)
+//	s := accumulate ? out[q*ostride+col] : +0
+//	out[q*ostride+col] = s + Σ_{r<count, in order} v[q*vq+r*vr]·(bits[r*bstride+col/64] bit col%64 ? −1 : +1)
 //
 // (count, chunks ≥ 1; strides in elements).
 //
 //go:noescape
-func signedSum4x16NEON(out *float32, ostride int, v *float32, vq, vr int, bits *uint64, bstride, count, chunks int)
+func signedSum4x16NEON(out *float32, ostride int, v *float32, vq, vr int, bits *uint64, bstride, count, chunks int, accumulate bool)
 
 // realBin4x8NEON: for q < 4 and l < 8,
 //
@@ -151,22 +152,31 @@ func signedColumn(v []float32, vr int, bits []uint64, bstride, count, col int) f
 	return s
 }
 
+// signedTermBlock is how many terms signedSums hands the assembly at once:
+// the assembly reads 2 bytes of every term's packed row per 16 columns, so
+// a block touches signedTermBlock cache lines of packed rows, which must
+// stay in L1 (8 KiB here) while it sweeps all the columns.
+const signedTermBlock = 128
+
 // signedSums computes, for q < rows and col < width,
 //
 //	out[q*ostride+col] = Σ_{r<count} v[q*vq+r*vr]·(bits[r*bstride+col/64] bit col%64 ? −1 : +1)
 //
-// with the assembly for blocks of 4 rows × 16 columns; a last partial row
-// block runs one row at a time with all four assembly rows aliased to it
+// with the assembly for blocks of 4 rows × 16 columns, the terms in blocks
+// of signedTermBlock continuing the sums in out; a last partial row block
+// runs one row at a time with all four assembly rows aliased to it
 // (strides 0), and the last width%16 columns use signedColumn.
 func signedSums(out []float32, ostride int, v []float32, vq, vr int, bits []uint64, bstride, count, rows, width int) {
 	chunks := width / 16
 	for q0 := 0; q0 < rows; q0 += 4 {
-		if chunks > 0 {
+		for r0 := 0; chunks > 0 && r0 < count; r0 += signedTermBlock {
+			terms := min(signedTermBlock, count-r0)
+			vr0, br0 := r0*vr, r0*bstride
 			if q0+4 <= rows {
-				signedSum4x16NEON(&out[q0*ostride], ostride, &v[q0*vq], vq, vr, &bits[0], bstride, count, chunks)
+				signedSum4x16NEON(&out[q0*ostride], ostride, &v[q0*vq+vr0], vq, vr, &bits[br0], bstride, terms, chunks, r0 > 0)
 			} else {
 				for q := q0; q < rows; q++ {
-					signedSum4x16NEON(&out[q*ostride], 0, &v[q*vq], 0, vr, &bits[0], bstride, count, chunks)
+					signedSum4x16NEON(&out[q*ostride], 0, &v[q*vq+vr0], 0, vr, &bits[br0], bstride, terms, chunks, r0 > 0)
 				}
 			}
 		}

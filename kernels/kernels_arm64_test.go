@@ -358,7 +358,7 @@ func TestNEONSignedSumRowAliasing(t *testing.T) {
 	v := randomFloats(rng, count, 1)
 	bitsRows := randomRows(rng, count, chunks*16, 1)
 	buf, out := guardedFloat32(chunks * 16)
-	signedSum4x16NEON(&out[0], 0, &v[0], 0, 1, &bitsRows[0], Words(chunks*16), count, chunks)
+	signedSum4x16NEON(&out[0], 0, &v[0], 0, 1, &bitsRows[0], Words(chunks*16), count, chunks, false)
 	checkGuardsFloat32(t, "signedSum4x16NEON aliased rows", buf)
 	for col := range out {
 		want := signedColumn(v, 1, bitsRows, Words(chunks*16), count, col)
@@ -508,6 +508,44 @@ func TestNEONEmptySums(t *testing.T) {
 				if math.Float32bits(v) != 0 {
 					t.Fatalf("%s on %s: out[%d] = %v, want +0", tc.name, impl, i, v)
 				}
+			}
+		}
+	}
+}
+
+// TestNEONManyTerms runs the ±1 sums over more terms than one assembly
+// call takes (signedTermBlock), so later blocks must continue the sums
+// left in the output, in order, to stay bit-identical to generic.
+func TestNEONManyTerms(t *testing.T) {
+	requireNEON(t)
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, terms := range []int{signedTermBlock - 1, signedTermBlock, signedTermBlock + 1, 2*signedTermBlock + 37} {
+		for _, k := range []int{16, 70, 200} {
+			// BinGradInput: the terms are the n outputs.
+			m, n := 6, terms
+			dy := randomFloats(rng, m*n, 1)
+			w := randomRows(rng, n, k, 1)
+			want := make([]float32, m*k)
+			withImpl(t, "generic", func() { BinGradInput(want, dy, w, m, n, k) })
+			buf, got := guardedFloat32(m * k)
+			withImpl(t, "neon", func() { BinGradInput(got, dy, w, m, n, k) })
+			what := fmt.Sprintf("BinGradInput m=%d n=%d k=%d", m, n, k)
+			checkGuardsFloat32(t, what, buf)
+			if i, ok := sameFloats(want, got); !ok {
+				t.Fatalf("%s: dx[%d] = %v, generic %v", what, i, got[i], want[i])
+			}
+			// BinGradWeightTile: the terms are the m batch rows.
+			m, n = terms, 7
+			dy = randomFloats(rng, m*n, 2)
+			a := randomRows(rng, m, k, 1)
+			want = make([]float32, n*k)
+			withImpl(t, "generic", func() { BinGradWeightTile(want, dy, a, m, n, k, 0, n, 0, k) })
+			buf, got = guardedFloat32(n * k)
+			withImpl(t, "neon", func() { BinGradWeightTile(got, dy, a, m, n, k, 0, n, 0, k) })
+			what = fmt.Sprintf("BinGradWeightTile m=%d n=%d k=%d", m, n, k)
+			checkGuardsFloat32(t, what, buf)
+			if i, ok := sameFloats(want, got); !ok {
+				t.Fatalf("%s: tile[%d] = %v, generic %v", what, i, got[i], want[i])
 			}
 		}
 	}
