@@ -40,9 +40,9 @@ type Config struct {
 // SourceConfig selects the sample source and how its stream is cut into
 // windows.
 type SourceConfig struct {
-	Spec   string `yaml:"spec" doc:"Source spec: synthetic-imu, mnist, idx:IMAGES,LABELS, csv:FILE, i2c:mpu6050@0x68 (see 'bnnd sources')."`
-	Window int    `yaml:"window" doc:"Samples per window for streaming sources (ignored by image sources)."`
-	Hop    int    `yaml:"hop" doc:"Samples between the starts of consecutive windows (1 ... window)."`
+	Spec   string `yaml:"spec" doc:"Source spec: synthetic-imu, mnist: (MNIST from the Go module cache), mnist:DIR, csv:GLOB, mpu6050[:BUS], adxl345[:BUS]."`
+	Window int    `yaml:"window" doc:"Samples per window of time-series sources; 0 means the spec's window= or 64 (ignored by image sources)."`
+	Hop    int    `yaml:"hop" doc:"Samples between the starts of consecutive windows, at most window; 0 means the spec's hop= or 32."`
 }
 
 // ModelConfig selects the network.
@@ -88,7 +88,7 @@ type MQTTConfig struct {
 	KeyFile      string           `yaml:"key_file" doc:"PEM private key of cert_file."`
 	KeepAlive    time.Duration    `yaml:"keepalive" doc:"MQTT keep-alive interval, 1s ... 18h12m15s."`
 	Prefix       string           `yaml:"prefix" doc:"Topic prefix: topics are <prefix>/<device_id>/..."`
-	DeviceID     string           `yaml:"device_id" doc:"Device id in topics and Home Assistant; empty means the host name. Letters, digits, '.', '_', '-'."`
+	DeviceID     string           `yaml:"device_id" doc:"Device id in topics and Home Assistant; empty means the host name. Letters, digits, '_' and '-'."`
 	Discovery    DiscoveryConfig  `yaml:"discovery" doc:"Home Assistant MQTT discovery."`
 	Commands     CommandsConfig   `yaml:"commands" doc:"Commands received under <prefix>/<device_id>/cmd/..."`
 	Intervals    PublishIntervals `yaml:"intervals" doc:"Minimum time between two messages on each topic (only the latest value is sent)."`
@@ -145,7 +145,7 @@ var Commands = []string{"label", "pause", "resume", "checkpoint", "reset", "mome
 // in step).
 func Default() *Config {
 	return &Config{
-		Source: SourceConfig{Spec: "synthetic-imu", Window: 64, Hop: 32},
+		Source: SourceConfig{Spec: "synthetic-imu", Window: 0, Hop: 0},
 		Model:  ModelConfig{Spec: "mlp-s"},
 		Training: TrainingConfig{
 			Momentum:        "auto",
@@ -287,7 +287,7 @@ func (c *Config) CommandEnabled(name string) bool {
 const maxDeviceIDLen = 64
 
 func deviceIDChar(b byte) bool {
-	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-'
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-'
 }
 
 // momentumSyntax accepts what fp's format parser accepts: the named formats
@@ -419,9 +419,10 @@ func (v *validator) check() {
 	c := v.c
 
 	v.nonEmpty("source.spec", c.Source.Spec)
-	v.intRange("source.window", c.Source.Window, 1, 1<<20)
-	if c.Source.Hop < 1 || c.Source.Hop > c.Source.Window {
-		v.bad("source.hop", "must be in [1, source.window=%d], got %d", c.Source.Window, c.Source.Hop)
+	v.intRange("source.window", c.Source.Window, 0, 1<<20)
+	v.intRange("source.hop", c.Source.Hop, 0, 1<<20)
+	if c.Source.Window > 0 && c.Source.Hop > c.Source.Window {
+		v.bad("source.hop", "must be at most source.window=%d, got %d", c.Source.Window, c.Source.Hop)
 	}
 
 	v.nonEmpty("model.spec", c.Model.Spec)
@@ -509,7 +510,7 @@ func (v *validator) checkMQTT() {
 	}
 	for i := 0; i < len(m.DeviceID); i++ {
 		if !deviceIDChar(m.DeviceID[i]) {
-			v.bad("mqtt.device_id", "may contain only letters, digits, '.', '_' and '-', got %q", m.DeviceID)
+			v.bad("mqtt.device_id", "may contain only letters, digits, '_' and '-', got %q", m.DeviceID)
 			break
 		}
 	}

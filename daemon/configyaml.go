@@ -416,6 +416,24 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, key string) {
 	}
 }
 
+// exampleHeader opens configs/bnnd.yaml and 'bnnd config defaults'.
+const exampleHeader = `# bnnd configuration: every key with its default value (this file equals the
+# built-in defaults; a test checks it). Print it with 'bnnd config defaults', check a
+# file with 'bnnd config check FILE'. Flags of 'bnnd run' override these values.
+# A key left empty (key:) or left out keeps its default.
+
+`
+
+// ExampleConfig is the text of configs/bnnd.yaml: the defaults, every key
+// with a comment.
+func ExampleConfig() []byte {
+	b, err := Default().MarshalYAML()
+	if err != nil {
+		panic("daemon: the default configuration does not encode: " + err.Error())
+	}
+	return append([]byte(exampleHeader), b...)
+}
+
 // MarshalYAML renders c as commented YAML: every key, its value and the doc
 // comment. For Default() this is the text of configs/bnnd.yaml.
 func (c *Config) MarshalYAML() ([]byte, error) {
