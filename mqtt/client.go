@@ -194,6 +194,7 @@ func (c *Client) start(ctx context.Context) error {
 		SetPassword(password).
 		SetProtocolVersion(4). // explicit: no silent retry with MQTT 3.1 on refusal
 		SetCleanSession(true).
+		SetStore(discardStore{}).
 		SetKeepAlive(c.cfg.KeepAlive).
 		SetPingTimeout(c.cfg.ConnectTimeout).
 		SetConnectTimeout(c.cfg.ConnectTimeout).
@@ -276,17 +277,33 @@ func (c *Client) onNotification(_ paho.Client, n paho.ConnectionNotification) {
 	}
 }
 
-// onConnect runs in its own goroutine on every (re)connection. It
-// resubscribes without waiting, and hands the rest to the publisher.
+// onConnect runs in its own goroutine on every (re)connection (paho starts
+// it with go, and SetOrderMatters(false) lets it wait for acknowledgements
+// without stalling the client). It resubscribes, waits for the broker to
+// confirm so that "connected" means commands are heard, and hands the
+// rest to the publisher.
 func (c *Client) onConnect(pc paho.Client) {
 	if c.closed.Load() {
 		return
 	}
+	var subs []paho.Token
+	var what []string
 	if c.cfg.CommandsEnabled {
-		c.watch(pc.Subscribe(c.base+"cmd/+", 1, c.onCommand), "subscribe "+c.base+"cmd/+")
+		subs = append(subs, pc.Subscribe(c.base+"cmd/+", 1, c.onCommand))
+		what = append(what, c.base+"cmd/+")
 	}
 	if c.cfg.Discovery {
-		c.watch(pc.Subscribe(c.cfg.DiscoveryPrefix+"/status", 1, c.onHAStatus), "subscribe "+c.cfg.DiscoveryPrefix+"/status")
+		subs = append(subs, pc.Subscribe(c.cfg.DiscoveryPrefix+"/status", 1, c.onHAStatus))
+		what = append(what, c.cfg.DiscoveryPrefix+"/status")
+	}
+	for i, tok := range subs {
+		if !tok.WaitTimeout(c.cfg.ConnectTimeout) {
+			c.log.Warn("mqtt: no answer to subscribe", "topic", what[i])
+		} else if err := tok.Error(); err != nil {
+			c.log.Error("mqtt: subscribe failed", "topic", what[i], "err", err)
+		} else if st, ok := tok.(*paho.SubscribeToken); ok && st.Result()[what[i]] == 0x80 {
+			c.log.Error("mqtt: broker refused the subscription (check its ACL)", "topic", what[i])
+		}
 	}
 	c.mu.Lock()
 	c.stats.Connects++
@@ -316,19 +333,6 @@ func (c *Client) onConnectionLost(_ paho.Client, err error) {
 	c.lastErr, c.lastErrTime = fmt.Errorf("mqtt: connection to %s lost: %w", c.broker, err), c.now()
 	c.mu.Unlock()
 	c.log.Warn("mqtt: connection lost; reconnecting", "err", err)
-}
-
-// watch checks a token's outcome off the caller's goroutine.
-func (c *Client) watch(tok paho.Token, what string) {
-	go func() {
-		if !tok.WaitTimeout(c.cfg.ConnectTimeout) {
-			c.log.Warn("mqtt: no answer from broker", "op", what)
-			return
-		}
-		if err := tok.Error(); err != nil {
-			c.log.Error("mqtt: broker refused", "op", what, "err", err)
-		}
-	}()
 }
 
 func (c *Client) poke() {

@@ -311,9 +311,7 @@ func TestCommands(t *testing.T) {
 			handled := len(got)
 			mu.Unlock()
 			rec.publish(base+"cmd/"+tc.name, tc.payload, false)
-			m := rec.waitFor(base+"cmd/result", 10*time.Second, func(m recMsg) bool {
-				return rec.indexOf(m) >= i
-			})
+			m := rec.nth(base+"cmd/result", i, 10*time.Second)
 			var res struct {
 				Command string          `json:"command"`
 				OK      bool            `json:"ok"`
@@ -345,18 +343,25 @@ func TestCommands(t *testing.T) {
 	})
 }
 
-// indexOf is the position of m among the messages on its topic.
-func (r *recorder) indexOf(m recMsg) int {
-	n := 0
-	for _, x := range r.snapshot() {
-		if x.topic == m.topic {
-			if x == m {
-				return n
+// nth waits for the i-th (from 0) message on topic.
+func (r *recorder) nth(topic string, i int, within time.Duration) recMsg {
+	r.t.Helper()
+	seen := 0
+	var found recMsg
+	r.waitFor(topic, within, func(m recMsg) bool {
+		seen = 0
+		for _, x := range r.snapshot() {
+			if x.topic == topic {
+				if seen == i {
+					found = x
+					return true
+				}
+				seen++
 			}
-			n++
 		}
-	}
-	return -1
+		return false
+	})
+	return found
 }
 
 func TestReconnectPublishesLatest(t *testing.T) {

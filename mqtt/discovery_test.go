@@ -1,0 +1,146 @@
+package mqtt
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkDiscovery verifies the device-based discovery message and returns
+// the select's options.
+func checkDiscovery(t *testing.T, payload, base, id string) []string {
+	t.Helper()
+	if strings.Contains(payload, "object_id") || strings.Contains(payload, `"obj_id"`) {
+		t.Errorf("discovery uses the deprecated object_id: %s", payload)
+	}
+	var d struct {
+		Dev struct {
+			IDs  []string `json:"ids"`
+			Name string   `json:"name"`
+		} `json:"dev"`
+		O struct {
+			Name string `json:"name"`
+			SW   string `json:"sw"`
+			URL  string `json:"url"`
+		} `json:"o"`
+		AvtyT      string                    `json:"avty_t"`
+		PlAvail    string                    `json:"pl_avail"`
+		PlNotAvail string                    `json:"pl_not_avail"`
+		Cmps       map[string]map[string]any `json:"cmps"`
+	}
+	if err := json.Unmarshal([]byte(payload), &d); err != nil {
+		t.Fatalf("discovery payload is not JSON: %v", err)
+	}
+	if len(d.Dev.IDs) == 0 || d.Dev.Name == "" || d.O.Name != "bnnd" || d.O.SW != "1.2.3" || d.O.URL == "" {
+		t.Errorf("device/origin incomplete: %+v %+v", d.Dev, d.O)
+	}
+	if d.AvtyT != base+"status" || d.PlAvail != "online" || d.PlNotAvail != "offline" {
+		t.Errorf("availability %q %q %q", d.AvtyT, d.PlAvail, d.PlNotAvail)
+	}
+	wantPlatforms := map[string]string{
+		"prequential_accuracy": "sensor", "holdout_accuracy": "sensor", "samples_per_s": "sensor",
+		"training_memory": "sensor", "rss": "sensor", "momentum_bits": "sensor", "lost_ratio": "sensor",
+		"label": "select", "checkpoint": "button", "pause": "button", "resume": "button",
+	}
+	if len(d.Cmps) != len(wantPlatforms) {
+		t.Errorf("%d components, want %d", len(d.Cmps), len(wantPlatforms))
+	}
+	telemetry := map[string][]string{ // the keys each topic's JSON must carry
+		base + TopicProgress: {KeyPrequentialAcc, KeyHoldoutAcc, KeySamplesPerS},
+		base + TopicMemory:   {KeyTrainingBytes, KeyRSSBytes},
+		base + TopicEncoding: {KeyMomentumBits, KeyLostRatio},
+	}
+	keyRef := regexp.MustCompile(`value_json\.([a-z_]+)`)
+	uniq := map[string]bool{}
+	var options []string
+	for key, p := range wantPlatforms {
+		c, ok := d.Cmps[key]
+		if !ok {
+			t.Errorf("component %q missing", key)
+			continue
+		}
+		if c["p"] != p {
+			t.Errorf("%s: platform %v, want %s", key, c["p"], p)
+		}
+		u, _ := c["uniq_id"].(string)
+		if !strings.HasPrefix(u, "bnnd_"+id+"_") || uniq[u] {
+			t.Errorf("%s: unique id %q not unique or not device-scoped", key, u)
+		}
+		uniq[u] = true
+		switch p {
+		case "sensor":
+			keys, ok := telemetry[c["stat_t"].(string)]
+			if !ok {
+				t.Errorf("%s: state topic %v is not a telemetry topic", key, c["stat_t"])
+			}
+			ref := keyRef.FindStringSubmatch(c["val_tpl"].(string))
+			if ref == nil || !contains(keys, ref[1]) {
+				t.Errorf("%s: value template %v reads no documented key of %v", key, c["val_tpl"], c["stat_t"])
+			}
+		case "select":
+			if c["cmd_t"] != base+"cmd/label" {
+				t.Errorf("label select commands %v", c["cmd_t"])
+			}
+			for _, o := range c["ops"].([]any) {
+				options = append(options, o.(string))
+			}
+		case "button":
+			if c["cmd_t"] != base+"cmd/"+key || c["pl_prs"] == "" {
+				t.Errorf("%s button: %v", key, c)
+			}
+		}
+	}
+	return options
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDiscovery(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, b testBroker) {
+		id := deviceID(t)
+		base := "bnnd/" + id + "/"
+		topic := "homeassistant/device/" + id + "/config"
+		rec := subscribe(t, b.url, nil, "homeassistant/device/"+id+"/#")
+		c := startClient(t, Config{Broker: b.url, DeviceID: id, Discovery: true, SoftwareVersion: "1.2.3",
+			Classes: []string{"sit", "walk"}, CommandsEnabled: true}, func(ctx context.Context, cmd Command) (any, error) { return nil, nil })
+
+		m := rec.waitFor(topic, 5*time.Second, nil)
+		if got := checkDiscovery(t, m.payload, base, id); !reflect.DeepEqual(got, []string{"none", "sit", "walk"}) {
+			t.Errorf("label options %v", got)
+		}
+		late := subscribe(t, b.url, nil, topic)
+		if m := late.waitFor(topic, 5*time.Second, nil); !m.retained {
+			t.Error("discovery is not retained")
+		}
+
+		if err := c.SetClasses([]string{"0", "1", "2"}); err != nil {
+			t.Fatal(err)
+		}
+		m = rec.nth(topic, 1, 5*time.Second)
+		if got := checkDiscovery(t, m.payload, base, id); !reflect.DeepEqual(got, []string{"none", "0", "1", "2"}) {
+			t.Errorf("label options after SetClasses %v", got)
+		}
+		if err := c.SetClasses([]string{"a", "a"}); err == nil {
+			t.Error("SetClasses accepted duplicate names")
+		}
+
+		// Home Assistant restarted: it announces itself, we republish.
+		rec.publish("homeassistant/status", "offline", false)
+		rec.publish("homeassistant/status", "online", false)
+		rec.nth(topic, 2, 5*time.Second)
+		if st := waitStats(c, func(s Stats) bool { return s.Discoveries == 3 }); st.Discoveries != 3 {
+			t.Errorf("%d discovery messages, want 3 (start, SetClasses, HA online)", st.Discoveries)
+		}
+	})
+}
