@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bnnd/bnnd/daemon"
+)
+
+func init() {
+	register(&command{
+		name:    "checkpoint",
+		summary: "inspect checkpoint files: version, time, sections, checksums, meta",
+		run:     runCheckpoint,
+	})
+}
+
+const checkpointUsage = `usage:
+  bnnd checkpoint inspect [--json] FILE|DIR   a checkpoint file, or the latest and previous
+                                             checkpoints of a state directory`
+
+func runCheckpoint(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "inspect" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprintln(stderr, checkpointUsage)
+			return nil
+		}
+		return usagef("expected 'inspect'\n%s", checkpointUsage)
+	}
+	fs := flag.NewFlagSet("checkpoint inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	// Flags may come before or after the file name.
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err}
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return usagef("checkpoint inspect: missing FILE\n%s", checkpointUsage)
+	}
+	target := rest[0]
+	if err := fs.Parse(rest[1:]); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+
+	paths := []string{target}
+	if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+		paths = []string{filepath.Join(target, daemon.LatestCheckpoint), filepath.Join(target, daemon.PreviousCheckpoint)}
+	}
+	var reports []inspectReport
+	var failed []error
+	for _, p := range paths {
+		r, err := inspectCheckpoint(p)
+		if err != nil && errors.Is(err, os.ErrNotExist) && len(paths) > 1 {
+			r.Error = "missing"
+			reports = append(reports, r)
+			continue
+		}
+		reports = append(reports, r)
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		var v any = reports
+		if len(reports) == 1 {
+			v = reports[0]
+		}
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+	} else {
+		for i, r := range reports {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			r.writeText(stdout)
+		}
+	}
+	return errors.Join(failed...)
+}
+
+type inspectSection struct {
+	Name       string `json:"name"`
+	Size       int    `json:"size"`
+	ChecksumOK bool   `json:"checksum_ok"`
+}
+
+type inspectReport struct {
+	File         string           `json:"file"`
+	Version      int              `json:"version,omitempty"`
+	Created      *time.Time       `json:"created,omitempty"`
+	Size         int64            `json:"size"`
+	DeclaredSize int64            `json:"declared_size,omitempty"`
+	ChecksumOK   bool             `json:"checksum_ok"`
+	Valid        bool             `json:"valid"`
+	Error        string           `json:"error,omitempty"`
+	Sections     []inspectSection `json:"sections"`
+	Meta         json.RawMessage  `json:"meta,omitempty"`
+}
+
+func inspectCheckpoint(path string) (inspectReport, error) {
+	r := inspectReport{File: path, Sections: []inspectSection{}}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		r.Error = err.Error()
+		return r, err
+	}
+	info, perr := daemon.ParseCheckpoint(data)
+	r.Size, r.DeclaredSize, r.ChecksumOK, r.Valid = info.Size, info.DeclaredSize, info.ChecksumOK, perr == nil
+	r.Version = info.Version
+	if info.Version != 0 {
+		created := info.Created
+		r.Created = &created
+	}
+	for i, s := range info.Sections {
+		r.Sections = append(r.Sections, inspectSection{Name: s.Name, Size: len(s.Data), ChecksumOK: info.SectionOK[i]})
+		if s.Name == "meta" && json.Valid(s.Data) {
+			var compact bytes.Buffer
+			if json.Compact(&compact, s.Data) == nil {
+				r.Meta = compact.Bytes()
+			}
+		}
+	}
+	if perr != nil {
+		r.Error = perr.Error()
+		return r, &daemon.CheckpointError{Path: path, Problem: perr.Error()}
+	}
+	return r, nil
+}
+
+func (r inspectReport) writeText(w io.Writer) {
+	fmt.Fprintf(w, "file:     %s\n", r.File)
+	if r.Error == "missing" {
+		fmt.Fprintf(w, "status:   missing\n")
+		return
+	}
+	if r.Version != 0 {
+		fmt.Fprintf(w, "format:   version %d\n", r.Version)
+	}
+	if r.Created != nil {
+		fmt.Fprintf(w, "created:  %s\n", r.Created.Format(time.RFC3339Nano))
+	}
+	fmt.Fprintf(w, "size:     %d bytes", r.Size)
+	if r.DeclaredSize != 0 && r.DeclaredSize != r.Size {
+		fmt.Fprintf(w, " (header declares %d)", r.DeclaredSize)
+	}
+	fmt.Fprintln(w)
+	status := "valid (CRC-32C ok)"
+	if !r.Valid {
+		status = "INVALID: " + r.Error
+	}
+	fmt.Fprintf(w, "status:   %s\n", status)
+	if len(r.Sections) > 0 {
+		fmt.Fprintln(w, "sections:")
+		for _, s := range r.Sections {
+			ok := "ok"
+			if !s.ChecksumOK {
+				ok = "CHECKSUM MISMATCH"
+			}
+			fmt.Fprintf(w, "  %-12s %10d bytes  %s\n", s.Name, s.Size, ok)
+		}
+	}
+	if len(r.Meta) > 0 {
+		var pretty bytes.Buffer
+		json.Indent(&pretty, r.Meta, "  ", "  ")
+		fmt.Fprintf(w, "meta:\n  %s\n", pretty.String())
+	}
+}
