@@ -33,15 +33,9 @@ type LoadOptions struct {
 	// source's train part (also for SplitTest, so a test split of the same
 	// source is scaled like its train split; for SplitAll, from all data).
 	Norm *Normalizer
-}
-
-// NormalizerOf returns the per-channel standardisation applied by d, or nil
-// when d does not standardise (MNIST). Training saves it with the model.
-func NormalizerOf(d Dataset) *Normalizer {
-	if n, ok := d.(interface{ Normalizer() *Normalizer }); ok {
-		return n.Normalizer()
-	}
-	return nil
+	// Labels is the current-label box a live source stamps on each window
+	// (Open only; nil = live windows are unlabelled).
+	Labels *LabelBox
 }
 
 // LoadDataset opens a dataset spec (see the package documentation):

@@ -1,0 +1,459 @@
+package sensors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bnnd/bnnd/sensors/adxl345"
+	"github.com/bnnd/bnnd/sensors/mpu6050"
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/i2c/i2creg"
+	"periph.io/x/host/v3"
+)
+
+// reader is what live acquisition needs from a driver.
+type reader interface {
+	read(dst []float32) error // one sample in SI units
+	halt() error
+	String() string
+}
+
+type mpuReader struct {
+	d *mpu6050.Dev
+	r mpu6050.Reading
+}
+
+func (m *mpuReader) read(dst []float32) error {
+	if err := m.d.Sense(&m.r); err != nil {
+		return err
+	}
+	for i := 0; i < 3; i++ {
+		dst[i] = float32(m.r.Accel[i])
+		dst[3+i] = float32(m.r.Gyro[i])
+	}
+	return nil
+}
+func (m *mpuReader) halt() error    { return m.d.Halt() }
+func (m *mpuReader) String() string { return m.d.String() }
+
+type adxlReader struct {
+	d *adxl345.Dev
+	r adxl345.Reading
+}
+
+func (a *adxlReader) read(dst []float32) error {
+	if err := a.d.Sense(&a.r); err != nil {
+		return err
+	}
+	for i := 0; i < 3; i++ {
+		dst[i] = float32(a.r.Accel[i])
+	}
+	return nil
+}
+func (a *adxlReader) halt() error    { return a.d.Halt() }
+func (a *adxlReader) String() string { return a.d.String() }
+
+// Live acquisition defaults.
+const (
+	DefaultLiveRate  = 50 // Hz
+	DefaultFailLimit = 5  // consecutive failed reads before a source is unhealthy
+	minBackoff       = 2 * time.Millisecond
+	maxBackoff       = 500 * time.Millisecond
+	liveQueue        = 8 // windows buffered for Next before the oldest is dropped
+)
+
+// liveParams is a parsed live-sensor spec.
+type liveParams struct {
+	kind          string
+	bus           string
+	addr          uint16
+	rate          float64
+	accelRange    int
+	gyroRange     int
+	failLimit     int
+	window, hop   int
+	warmupSamples int
+}
+
+func parseLiveSpec(s *spec, opt LoadOptions) (liveParams, error) {
+	p := liveParams{kind: s.kind, bus: s.arg}
+	defAddr := int64(0x68)
+	if s.kind == "adxl345" {
+		defAddr = 0x53
+	}
+	addr, err := s.intOpt("addr", defAddr, 0, 0x7f)
+	if err != nil {
+		return p, err
+	}
+	p.addr = uint16(addr)
+	if p.rate, err = s.floatOpt("rate", DefaultLiveRate, 1, 1000); err != nil {
+		return p, err
+	}
+	p.accelRange = 2
+	if v, ok := s.str("range"); ok {
+		n, err := strconv.Atoi(strings.TrimSuffix(v, "g"))
+		if err != nil || (n != 2 && n != 4 && n != 8 && n != 16) {
+			return p, s.errorf("range=%q is not 2g, 4g, 8g or 16g", v)
+		}
+		p.accelRange = n
+	}
+	if s.kind == "mpu6050" {
+		g, err := s.intOpt("gyro", 250, 250, 2000)
+		if err != nil {
+			return p, err
+		}
+		if g != 250 && g != 500 && g != 1000 && g != 2000 {
+			return p, s.errorf("gyro=%d is not 250, 500, 1000 or 2000 (°/s)", g)
+		}
+		p.gyroRange = int(g)
+	}
+	fl, err := s.intOpt("fail", DefaultFailLimit, 1, 1_000_000)
+	if err != nil {
+		return p, err
+	}
+	p.failLimit = int(fl)
+	if p.window, p.hop, err = s.windowing(opt); err != nil {
+		return p, err
+	}
+	wu, err := s.intOpt("warmup", int64(chunkWindows*p.window), 2, 10_000_000)
+	if err != nil {
+		return p, err
+	}
+	p.warmupSamples = int(wu)
+	return p, s.checkUsed()
+}
+
+var hostInit = sync.OnceValue(func() error {
+	_, err := host.Init()
+	return err
+})
+
+func openLiveSpec(s *spec, opt LoadOptions) (Source, error) {
+	p, err := parseLiveSpec(s, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := hostInit(); err != nil {
+		return nil, s.errorf("initialising periph host drivers: %v", err)
+	}
+	bus, err := i2creg.Open(p.bus)
+	if err != nil {
+		name := p.bus
+		if name == "" {
+			name = "(first bus)"
+		}
+		return nil, fmt.Errorf("sensors: spec %q: opening I²C bus %s: %w", s.raw, name, err)
+	}
+	src, err := openLive(s.raw, p, bus, opt)
+	if err != nil {
+		bus.Close()
+		return nil, err
+	}
+	src.closer = bus
+	return src, nil
+}
+
+// OpenBus opens a live-sensor spec (mpu6050 or adxl345) on a bus the
+// caller owns; the spec's bus name is ignored and Close does not close bus.
+func OpenBus(specStr string, bus i2c.Bus, opt LoadOptions) (Source, error) {
+	s, err := parseSpec(specStr)
+	if err != nil {
+		return nil, err
+	}
+	if s.kind != "mpu6050" && s.kind != "adxl345" {
+		return nil, s.errorf("OpenBus needs a live sensor spec (mpu6050 or adxl345), not %q", s.kind)
+	}
+	p, err := parseLiveSpec(s, opt)
+	if err != nil {
+		return nil, err
+	}
+	return openLive(s.raw, p, bus, opt)
+}
+
+// LiveChannels names the channels of each live sensor kind.
+var LiveChannels = map[string][]string{
+	"mpu6050": {"ax", "ay", "az", "gx", "gy", "gz"},
+	"adxl345": {"ax", "ay", "az"},
+}
+
+type liveItem struct {
+	s   Sample
+	err error
+}
+
+// liveSource reads a sensor on its own goroutine at a fixed rate.
+type liveSource struct {
+	spec    string
+	dev     reader
+	closer  interface{ Close() error }
+	p       liveParams
+	period  time.Duration
+	classes []string
+	index   map[string]int
+	labels  *LabelBox
+
+	out       chan liveItem
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	mu     sync.Mutex
+	health Health
+	norm   *Normalizer
+}
+
+func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSource, error) {
+	var dev reader
+	switch p.kind {
+	case "mpu6050":
+		d, err := mpu6050.New(bus, &mpu6050.Opts{Addr: p.addr, SampleRate: int(p.rate), AccelRange: mpu6050.AccelRange(p.accelRange), GyroRange: mpu6050.GyroRange(p.gyroRange)})
+		if err != nil {
+			return nil, fmt.Errorf("sensors: spec %q: %w", raw, err)
+		}
+		dev = &mpuReader{d: d}
+	case "adxl345":
+		d, err := adxl345.New(bus, &adxl345.Opts{Addr: p.addr, SampleRate: p.rate, Range: adxl345.Range(p.accelRange)})
+		if err != nil {
+			return nil, fmt.Errorf("sensors: spec %q: %w", raw, err)
+		}
+		dev = &adxlReader{d: d}
+	}
+	channels := len(LiveChannels[p.kind])
+	l := &liveSource{
+		spec:    raw,
+		dev:     dev,
+		p:       p,
+		period:  time.Duration(float64(time.Second) / p.rate),
+		classes: opt.Classes,
+		index:   map[string]int{},
+		labels:  opt.Labels,
+		out:     make(chan liveItem, liveQueue),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		health:  Health{Healthy: true, State: "warming up"},
+	}
+	for i, c := range opt.Classes {
+		l.index[c] = i
+	}
+	var acc *normAccumulator
+	if opt.Norm != nil {
+		if err := opt.Norm.Validate(); err != nil {
+			return nil, fmt.Errorf("sensors: spec %q: %w", raw, err)
+		}
+		if opt.Norm.Channels() != channels {
+			return nil, fmt.Errorf("sensors: spec %q: normalizer has %d channels, %s has %d", raw, opt.Norm.Channels(), p.kind, channels)
+		}
+		l.norm = opt.Norm
+		l.health.State = "ok"
+	} else {
+		acc = newNormAccumulator(channels)
+	}
+	go l.run(channels, acc)
+	return l, nil
+}
+
+func (l *liveSource) run(channels int, acc *normAccumulator) {
+	defer close(l.done)
+	win := newWindower(channels, l.p.window, l.p.hop)
+	buf := make([]float32, channels)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	start := time.Now()
+	var slot int64 // next slot of the rate grid to fill
+	var backoff time.Duration
+	warm := 0
+	for {
+		wait := backoff
+		if wait == 0 {
+			wait = time.Until(start.Add(time.Duration(slot) * l.period))
+		}
+		if wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-l.stop:
+				return
+			case <-timer.C:
+			}
+		} else {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+		}
+		err := l.dev.read(buf)
+		now := time.Now()
+		if err != nil {
+			win.reset() // a window must not span the gap
+			if backoff == 0 {
+				backoff = minBackoff
+			} else {
+				backoff = min(2*backoff, maxBackoff)
+			}
+			l.failed(err, now)
+			continue
+		}
+		cur := int64(now.Sub(start) / l.period)
+		l.mu.Lock()
+		if backoff > 0 {
+			l.health.Retries++ // the read that succeeded was a retry
+		}
+		l.health.Samples++
+		l.health.Consecutive = 0
+		if !l.health.Healthy && l.health.State == "unhealthy" {
+			l.health.Healthy = true
+			l.health.State = "ok"
+			if l.norm == nil {
+				l.health.State = "warming up"
+			}
+		}
+		if cur > slot {
+			l.health.Missed += uint64(cur - slot)
+			win.reset()
+			slot = cur
+		} else if now.Sub(start.Add(time.Duration(slot)*l.period)) > l.period/2 {
+			l.health.Late++
+		}
+		norm := l.norm
+		l.mu.Unlock()
+		backoff = 0
+		slot++
+
+		if norm == nil {
+			acc.add(buf)
+			warm++
+			if warm >= l.p.warmupSamples {
+				l.mu.Lock()
+				l.norm = acc.normalizer()
+				l.health.State = "ok"
+				l.mu.Unlock()
+			}
+		}
+		if !win.push(buf) || norm == nil {
+			continue
+		}
+		sh := Shape{Channels: channels, Height: 1, Width: l.p.window}
+		smp := Sample{Data: make([]float32, sh.Size()), Shape: sh, Label: -1, Time: now}
+		win.read(smp.Data)
+		norm.Apply(smp.Data)
+		if l.labels != nil {
+			if name, ok := l.labels.Get(); ok {
+				smp.LabelName = name
+				if i, ok := l.index[name]; ok {
+					smp.Label = i
+				}
+			}
+		}
+		l.send(liveItem{s: smp})
+	}
+}
+
+// failed records a failed read; the source turns unhealthy after
+// failLimit consecutive failures, and Next reports that once.
+func (l *liveSource) failed(err error, now time.Time) {
+	l.mu.Lock()
+	if l.health.Consecutive > 0 {
+		l.health.Retries++
+	}
+	l.health.Errors++
+	l.health.Consecutive++
+	l.health.LastError = err.Error()
+	l.health.LastErrorAt = now
+	turned := l.health.Healthy && l.health.Consecutive >= l.p.failLimit
+	if turned {
+		l.health.Healthy = false
+		l.health.State = "unhealthy"
+	}
+	n := l.health.Consecutive
+	l.mu.Unlock()
+	if turned {
+		l.send(liveItem{err: fmt.Errorf("%w: %s: %d consecutive failed reads (retrying): %w", ErrUnhealthy, l.spec, n, err)})
+	}
+}
+
+// send queues an item; when Next lags, the oldest item is dropped.
+func (l *liveSource) send(it liveItem) {
+	for {
+		select {
+		case l.out <- it:
+			return
+		default:
+		}
+		select {
+		case old := <-l.out:
+			if old.err == nil {
+				l.mu.Lock()
+				l.health.Dropped++
+				l.mu.Unlock()
+			}
+		default:
+		}
+	}
+}
+
+func (l *liveSource) Next(ctx context.Context) (Sample, error) {
+	select {
+	case <-l.stop:
+		return Sample{}, ErrClosed
+	default:
+	}
+	select {
+	case it := <-l.out:
+		if it.err != nil {
+			return Sample{}, it.err
+		}
+		l.mu.Lock()
+		l.health.Windows++
+		l.mu.Unlock()
+		return it.s, nil
+	case <-l.stop:
+		return Sample{}, ErrClosed
+	case <-ctx.Done():
+		return Sample{}, ctx.Err()
+	}
+}
+
+func (l *liveSource) Classes() []string { return l.classes }
+
+func (l *liveSource) Normalizer() *Normalizer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.norm
+}
+
+func (l *liveSource) Health() Health {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.health
+}
+
+func (l *liveSource) String() string { return l.dev.String() }
+
+// Close stops acquisition, waits for the reading goroutine, puts the chip
+// to sleep and closes the bus if the source opened it.
+func (l *liveSource) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+		var errs []error
+		if err := l.dev.halt(); err != nil {
+			errs = append(errs, fmt.Errorf("sensors: %s: halting: %w", l.spec, err))
+		}
+		if l.closer != nil {
+			if err := l.closer.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("sensors: %s: closing bus: %w", l.spec, err))
+			}
+		}
+		l.mu.Lock()
+		l.health.Healthy, l.health.State = false, "closed"
+		l.mu.Unlock()
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}

@@ -1,0 +1,354 @@
+package sensors
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bnnd/bnnd/sensors/mpu6050"
+	"periph.io/x/conn/v3/physic"
+)
+
+func init() {
+	// The MPU-6050 driver waits 100 ms after reset; the simulated chip does not need it.
+	mpu6050.Sleep = func(time.Duration) {}
+}
+
+// fakeMPU is a test double of i2c.Bus that behaves like an MPU-6050 at
+// 0x68: registers can be written, WHO_AM_I reads 0x68, and each 14-byte
+// burst from ACCEL_XOUT_H returns ax = the number of bursts served so far
+// (so tests can see which samples a window holds). fail decides, for each
+// burst attempt (counted from 0), whether it fails.
+type fakeMPU struct {
+	mu       sync.Mutex
+	regs     [128]byte
+	attempts int
+	served   int
+	fail     func(attempt int) error
+}
+
+var errBusNACK = errors.New("i2c: remote I/O error")
+
+func (f *fakeMPU) String() string                  { return "fake-i2c" }
+func (f *fakeMPU) SetSpeed(physic.Frequency) error { return nil }
+func (f *fakeMPU) Tx(addr uint16, w, r []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if addr != 0x68 {
+		return errBusNACK
+	}
+	if len(w) == 0 {
+		return errors.New("fake: empty write")
+	}
+	reg := w[0]
+	if len(w) == 2 {
+		f.regs[reg] = w[1]
+		return nil
+	}
+	switch {
+	case reg == 0x75 && len(r) == 1:
+		r[0] = 0x68
+	case reg == 0x3B && len(r) == 14:
+		a := f.attempts
+		f.attempts++
+		if f.fail != nil {
+			if err := f.fail(a); err != nil {
+				return err
+			}
+		}
+		f.served++
+		clear(r)
+		binary.BigEndian.PutUint16(r, uint16(f.served))
+	default:
+		return errBusNACK
+	}
+	return nil
+}
+
+func (f *fakeMPU) counts() (attempts, served int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attempts, f.served
+}
+
+// identity keeps raw SI values so tests can read the ax sample counter.
+var identity6 = &Normalizer{Mean: make([]float32, 6), Std: []float32{1, 1, 1, 1, 1, 1}}
+
+const axLSB = 9.80665 / 16384 // m/s² per LSB at ±2 g
+
+func counterOf(v float32) int { return int(float64(v)/axLSB + 0.5) }
+
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("goroutine leak: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLiveIntermittentFailures(t *testing.T) {
+	before := runtime.NumGoroutine()
+	bus := &fakeMPU{fail: func(a int) error {
+		if a%9 == 8 {
+			return errBusNACK
+		}
+		return nil
+	}}
+	labels := NewLabelBox("still", "walk")
+	if err := labels.Set("walk"); err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenBus("mpu6050,rate=500,window=6,hop=3,fail=3", bus, LoadOptions{Norm: identity6, Classes: []string{"still", "walk"}, Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < 6; i++ {
+		s, err := src.Next(ctx)
+		if err != nil {
+			t.Fatalf("window %d: %v", i, err)
+		}
+		if s.Shape != (Shape{6, 1, 6}) || s.Label != 1 || s.LabelName != "walk" {
+			t.Fatalf("window %d: shape %v label %d %q", i, s.Shape, s.Label, s.LabelName)
+		}
+		// Every ninth read fails, and a window never spans a failed read:
+		// its six ax counters are consecutive.
+		first := counterOf(s.Data[0])
+		for k := 1; k < 6; k++ {
+			if got := counterOf(s.Data[k*6]); got != first+k {
+				t.Fatalf("window %d spans a gap: counters %d then %d at step %d", i, first, got, k)
+			}
+		}
+	}
+	h := src.Health()
+	if !h.Healthy || h.Errors == 0 || h.Retries < h.Errors || h.Samples == 0 || !strings.Contains(h.LastError, "remote I/O error") {
+		t.Errorf("health after intermittent failures: %+v", h)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Next(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Next after Close: %v", err)
+	}
+	if bus.regs[0x6B] != 0x41 {
+		t.Errorf("Close did not put the chip to sleep: PWR_MGMT_1 = %#x", bus.regs[0x6B])
+	}
+	checkGoroutines(t, before)
+}
+
+func TestLiveFailsForeverThenRecovers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	var broken sync.Mutex
+	down := true
+	bus := &fakeMPU{fail: func(int) error {
+		broken.Lock()
+		defer broken.Unlock()
+		if down {
+			return errBusNACK
+		}
+		return nil
+	}}
+	src, err := OpenBus("mpu6050,rate=200,window=4,hop=4,fail=3", bus, LoadOptions{Norm: identity6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = src.Next(ctx)
+	if !errors.Is(err, ErrUnhealthy) || !errors.Is(err, errBusNACK) || !strings.Contains(err.Error(), "mpu6050") {
+		t.Fatalf("Next on a dead bus: %v", err)
+	}
+	h := src.Health()
+	if h.Healthy || h.State != "unhealthy" || h.Consecutive < 3 || h.Samples != 0 {
+		t.Fatalf("health on a dead bus: %+v", h)
+	}
+	// It keeps retrying, with bounded backoff: over 1.5 s at most a few
+	// dozen attempts (not thousands), and at least two.
+	a0, _ := bus.counts()
+	time.Sleep(1500 * time.Millisecond)
+	a1, _ := bus.counts()
+	if n := a1 - a0; n < 2 || n > 60 {
+		t.Errorf("%d read attempts in 1.5 s on a dead bus; want bounded retries", n)
+	}
+	// Next does not block forever: it honours its context.
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = src.Next(short)
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Next on an unhealthy source with a 50 ms context: %v", err)
+	}
+	// The bus comes back: samples flow again and the source is healthy.
+	broken.Lock()
+	down = false
+	broken.Unlock()
+	s, err := src.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Label != -1 || s.LabelName != "" {
+		t.Errorf("no label box: got label %d %q", s.Label, s.LabelName)
+	}
+	if h := src.Health(); !h.Healthy || h.Consecutive != 0 || h.Missed == 0 {
+		t.Errorf("health after recovery: %+v", h)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkGoroutines(t, before)
+}
+
+func TestLiveCloseUnblocksNextAndDropsWhenSlow(t *testing.T) {
+	before := runtime.NumGoroutine()
+	bus := &fakeMPU{}
+	src, err := OpenBus("mpu6050,rate=1000,window=2,hop=1", bus, LoadOptions{Norm: identity6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nobody calls Next for a while: old windows are dropped, not queued.
+	time.Sleep(200 * time.Millisecond)
+	if h := src.Health(); h.Dropped == 0 {
+		t.Errorf("no window dropped while Next was not called: %+v", h)
+	}
+	s, err := src.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := counterOf(s.Data[0]); c < 20 {
+		t.Errorf("oldest queued window starts at sample %d; the oldest should have been dropped", c)
+	}
+	// A Next blocked on a source that produces nothing returns on Close.
+	bus.mu.Lock()
+	bus.fail = func(int) error { return errBusNACK }
+	bus.mu.Unlock()
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := src.Next(context.Background()); err != nil && !errors.Is(err, ErrUnhealthy) {
+				errc <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	src.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("blocked Next returned %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock Next")
+	}
+	checkGoroutines(t, before)
+}
+
+func TestLiveWarmupLearnsNormalizer(t *testing.T) {
+	src, err := OpenBus("mpu6050,rate=1000,window=4,hop=2,warmup=20", &fakeMPU{}, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if NormalizerOf(src) != nil {
+		// It may already have warmed up on a fast machine; only check it is set later.
+		t.Log("normalizer learned before the first Next")
+	}
+	s, err := src.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := NormalizerOf(src)
+	if n == nil || n.Channels() != 6 {
+		t.Fatalf("normalizer after warm-up: %+v", n)
+	}
+	// ax is the sample counter, standardised with the warm-up mean (10.5
+	// counts) and std (5.77 counts); the first window ends after warm-up.
+	if m, sd := float64(n.Mean[0])/axLSB, float64(n.Std[0])/axLSB; math.Abs(m-10.5) > 0.01 || math.Abs(sd-5.766) > 0.01 {
+		t.Errorf("warm-up mean %.3f std %.3f counts, want 10.5 and 5.766", m, sd)
+	}
+	if c := float64(s.Data[3*6])*float64(n.Std[0])/axLSB + float64(n.Mean[0])/axLSB; c < 20.5 {
+		t.Errorf("first window ends at counter %.1f, inside the warm-up", c)
+	}
+	if n.Std[3] != 1 { // gyro x never moves: centred, not scaled
+		t.Errorf("constant channel std %v, want 1", n.Std[3])
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	cases := map[string]string{
+		"mpu6050,range=3g":         `range="3g" is not`,
+		"mpu6050,gyro=300":         "gyro=300 is not",
+		"mpu6050,addr=0x300":       "addr=768 out of range",
+		"mpu6050,addr=0x50":        "0x50",
+		"adxl345,gyro=250":         "unknown option(s) gyro",
+		"mpu6050,fail=0":           "fail=0 out of range",
+		"synthetic-imu,pace=2":     "pace=2 out of range",
+		"mnist:/nowhere,loop=1":    "none of",
+		"mnist:/nowhere,split=dev": `split="dev" is not`,
+		"bogus":                    "unknown source kind",
+	}
+	for s, want := range cases {
+		var err error
+		if strings.HasPrefix(s, "mpu6050") || strings.HasPrefix(s, "adxl345") {
+			_, err = OpenBus(s, &fakeMPU{}, LoadOptions{})
+		} else {
+			_, err = Open(s, LoadOptions{})
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", s, err, want)
+		}
+	}
+	if _, err := OpenBus("adxl345", &fakeMPU{}, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "0x53") {
+		t.Errorf("adxl345 on a bus without one: %v", err)
+	}
+}
+
+func TestLabelBox(t *testing.T) {
+	var free LabelBox
+	if _, ok := free.Get(); ok {
+		t.Error("zero box has a label")
+	}
+	if err := free.Set("anything"); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := free.Get(); !ok || n != "anything" {
+		t.Errorf("Get = %q %v", n, ok)
+	}
+	b := NewLabelBox("walk", "run")
+	for _, bad := range []string{"swim", " walk", "a\x00b", strings.Repeat("x", 65)} {
+		if err := b.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+	if err := b.Set("run"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Set("none"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Get(); ok {
+		t.Error(`"none" did not clear the label`)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				b.Set([]string{"walk", "run", ""}[j%3])
+				b.Get()
+			}
+		}()
+	}
+	wg.Wait()
+}

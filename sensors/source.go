@@ -1,0 +1,288 @@
+package sensors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+// Sample is one example from a streaming Source: a window of a time series
+// or one image, standardised like the corresponding Dataset example.
+type Sample struct {
+	Data      []float32 // NHWC, len Shape.Size(); owned by the caller
+	Shape     Shape
+	Label     int    // index into Classes(), -1 = none (prediction only)
+	LabelName string // "" when unlabelled; set even when not among Classes()
+	Time      time.Time
+}
+
+// Source is a stream of samples for the daemon: live sensors, recordings
+// replayed, or the simulation.
+type Source interface {
+	// Next returns the next sample. It blocks until one is ready, ctx is
+	// done (returning ctx.Err()) or the source is closed (ErrClosed); a
+	// replayed recording ends with io.EOF. A live source returns an error
+	// wrapping ErrUnhealthy once each time it turns unhealthy; it keeps
+	// retrying, and later calls return samples again when it recovers.
+	Next(ctx context.Context) (Sample, error)
+	Classes() []string
+	Health() Health
+	Close() error
+}
+
+var (
+	// ErrClosed is returned by Next after Close.
+	ErrClosed = errors.New("sensors: source closed")
+	// ErrUnhealthy marks the error Next returns when a live source has
+	// failed too many reads in a row.
+	ErrUnhealthy = errors.New("sensors: source unhealthy")
+)
+
+// Health is a snapshot of a source's state and counters.
+type Health struct {
+	Healthy bool
+	State   string // "ok", "warming up", "unhealthy", "closed", "ended"
+	Samples uint64 // sensor samples read successfully
+	Windows uint64 // samples (windows) produced
+	// Late counts samples read more than half a period after their slot;
+	// Missed counts slots of the sample-rate grid that passed with no
+	// sample (the reader fell behind, or reads failed). Windows never span
+	// a missed slot: the window restarts after a gap.
+	Late, Missed uint64
+	Dropped      uint64 // windows discarded because Next was not called in time
+	Errors       uint64 // failed reads
+	Retries      uint64 // reads retried after a failure
+	Consecutive  int    // current run of failed reads
+	LastError    string
+	LastErrorAt  time.Time
+}
+
+// LabelBox holds the current label of a live source; the daemon sets it
+// (from MQTT) and the source stamps it on each window it emits. It is safe
+// for concurrent use. The zero value accepts any name.
+type LabelBox struct {
+	mu      sync.RWMutex
+	name    string
+	allowed map[string]bool
+	list    []string
+}
+
+// NewLabelBox returns a box that only accepts the given class names (and
+// "none"/"" to clear). With no classes any valid name is accepted.
+func NewLabelBox(classes ...string) *LabelBox {
+	b := &LabelBox{}
+	if len(classes) > 0 {
+		b.allowed = make(map[string]bool, len(classes))
+		for _, c := range classes {
+			b.allowed[c] = true
+		}
+		b.list = append([]string(nil), classes...)
+	}
+	return b
+}
+
+// maxLabelLen bounds label names (they travel in MQTT payloads and files).
+const maxLabelLen = 64
+
+// Set makes name the current label; "" or "none" clears it (windows are
+// then unlabelled). A name that is too long, has control characters or
+// spaces at either end, or is not among the box's classes is an error.
+func (b *LabelBox) Set(name string) error {
+	if name == "none" {
+		name = ""
+	}
+	if name != "" {
+		if err := validLabel(name); err != nil {
+			return err
+		}
+		if b.allowed != nil && !b.allowed[name] {
+			return fmt.Errorf("sensors: label %q is not one of the classes %q", name, b.list)
+		}
+	}
+	b.mu.Lock()
+	b.name = name
+	b.mu.Unlock()
+	return nil
+}
+
+func validLabel(name string) error {
+	if len(name) > maxLabelLen {
+		return fmt.Errorf("sensors: label %.20q... is longer than %d bytes", name, maxLabelLen)
+	}
+	if strings.TrimSpace(name) != name {
+		return fmt.Errorf("sensors: label %q has surrounding spaces", name)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return fmt.Errorf("sensors: label %q has a control or invalid character", name)
+		}
+	}
+	return nil
+}
+
+// Get returns the current label and whether there is one.
+func (b *LabelBox) Get() (name string, ok bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.name, b.name != ""
+}
+
+// Open opens a streaming source (see the package documentation for specs).
+// Live sensors read at their rate on a goroutine stopped by Close; window
+// labels come from opt.Labels. Recordings (mnist:, csv:) replay their
+// examples in order and end with io.EOF (loop=1 repeats forever;
+// split=train|test|all selects a part, default all). synthetic-imu streams
+// forever, stamped with the simulated activity, paced at its rate unless
+// pace=0.
+func Open(specStr string, opt LoadOptions) (Source, error) {
+	s, err := parseSpec(specStr)
+	if err != nil {
+		return nil, err
+	}
+	switch s.kind {
+	case "mnist", "csv":
+		return openReplay(s, opt)
+	case "synthetic-imu":
+		return openSynthetic(s, opt)
+	case "mpu6050", "adxl345":
+		return openLiveSpec(s, opt)
+	}
+	return nil, s.errorf("unknown source kind %q (want %s)", s.kind, strings.Join(knownKinds, ", "))
+}
+
+// replaySource streams a Dataset's examples in order.
+type replaySource struct {
+	mu     sync.Mutex
+	ds     Dataset
+	next   int
+	loop   bool
+	closed bool
+	health Health
+}
+
+func openReplay(s *spec, opt LoadOptions) (Source, error) {
+	loop, err := s.intOpt("loop", 0, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	split := SplitAll
+	if v, ok := s.str("split"); ok {
+		switch v {
+		case "all":
+		case "train":
+			split = SplitTrain
+		case "test":
+			split = SplitTest
+		default:
+			return nil, s.errorf("split=%q is not train, test or all", v)
+		}
+	}
+	var ds Dataset
+	if s.kind == "mnist" {
+		ds, err = loadMNISTSpec(s, split, opt)
+	} else {
+		ds, err = loadCSVSpec(s, split, opt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &replaySource{ds: ds, loop: loop == 1, health: Health{Healthy: true, State: "ok"}}, nil
+}
+
+func (r *replaySource) Next(ctx context.Context) (Sample, error) {
+	if err := ctx.Err(); err != nil {
+		return Sample{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return Sample{}, ErrClosed
+	}
+	if r.next >= r.ds.Len() {
+		if !r.loop {
+			r.health.State = "ended"
+			return Sample{}, io.EOF
+		}
+		r.next = 0
+	}
+	sh := r.ds.Shape()
+	smp := Sample{Data: make([]float32, sh.Size()), Shape: sh, Time: time.Now()}
+	smp.Label = r.ds.Example(r.next, smp.Data)
+	if smp.Label >= 0 {
+		smp.LabelName = r.ds.Classes()[smp.Label]
+	}
+	r.next++
+	r.health.Samples++
+	r.health.Windows++
+	return smp, nil
+}
+
+func (r *replaySource) Classes() []string       { return r.ds.Classes() }
+func (r *replaySource) Normalizer() *Normalizer { return NormalizerOf(r.ds) }
+func (r *replaySource) Dataset() Dataset        { return r.ds }
+func (r *replaySource) Health() Health          { r.mu.Lock(); defer r.mu.Unlock(); return r.health }
+func (r *replaySource) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	r.health.Healthy, r.health.State = false, "closed"
+	return nil
+}
+
+// windower turns a stream of samples into windows of `window` samples
+// every `hop` samples, using a ring buffer (no allocation per sample).
+type windower struct {
+	c, window, hop int
+	ring           []float32
+	head           int // next slot to write
+	filled         int // samples in the ring (≤ window)
+	since          int // samples since the last window
+}
+
+func newWindower(channels, window, hop int) *windower {
+	return &windower{c: channels, window: window, hop: hop, ring: make([]float32, channels*window)}
+}
+
+// push adds one sample; it reports whether a window is ready.
+func (w *windower) push(sample []float32) bool {
+	copy(w.ring[w.head*w.c:(w.head+1)*w.c], sample)
+	w.head = (w.head + 1) % w.window
+	if w.filled < w.window {
+		w.filled++
+		if w.filled == w.window {
+			w.since = 0
+			return true
+		}
+		return false
+	}
+	w.since++
+	if w.since == w.hop {
+		w.since = 0
+		return true
+	}
+	return false
+}
+
+// read copies the current window, oldest sample first, into dst.
+func (w *windower) read(dst []float32) {
+	n := copy(dst, w.ring[w.head*w.c:])
+	copy(dst[n:], w.ring[:w.head*w.c])
+}
+
+// reset forgets the buffered samples (after a gap in the data).
+func (w *windower) reset() { w.filled, w.since, w.head = 0, 0, 0 }
+
+// NormalizerOf returns the per-channel standardisation applied by a Dataset
+// or Source, or nil when it does not standardise (MNIST) or has not learned
+// it yet (a live source still warming up). Training saves it with the model.
+func NormalizerOf(v any) *Normalizer {
+	if n, ok := v.(interface{ Normalizer() *Normalizer }); ok {
+		return n.Normalizer()
+	}
+	return nil
+}
