@@ -276,9 +276,10 @@ func (r *Replay) decode(dst []float32, slot int) {
 // SampleBatch draws min(len(labels), Len()) distinct samples uniformly
 // (Floyd's algorithm) and decodes them into x, row after row (len(x) must
 // be at least len(labels)·Features), and their labels into labels. It
-// returns the number drawn. The draw is deterministic for the seed and the
+// returns the number drawn. x and labels may be a bnn.Network's Input and
+// Labels. The draw is deterministic for the seed and the
 // sequence of calls, and allocates nothing after the first batch.
-func (r *Replay) SampleBatch(x []float32, labels []int) (int, error) {
+func (r *Replay) SampleBatch(x []float32, labels []int32) (int, error) {
 	n := min(len(labels), len(r.labels))
 	if len(x) < n*r.features {
 		return 0, fmt.Errorf("replay: batch buffer has %d values, %d samples need %d", len(x), n, n*r.features)
@@ -299,7 +300,7 @@ func (r *Replay) SampleBatch(x []float32, labels []int) (int, error) {
 	for i, slot := range chosen {
 		r.picked[slot>>6] &^= 1 << (slot & 63)
 		r.decode(x[i*r.features:(i+1)*r.features], int(slot))
-		labels[i] = int(r.labels[slot])
+		labels[i] = int32(r.labels[slot])
 	}
 	r.chosen = chosen
 	return n, nil

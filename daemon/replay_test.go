@@ -110,7 +110,7 @@ func TestReplayBytesExactAndWithinBudget(t *testing.T) {
 		t.Errorf("empty buffer holds %d bytes, more than its slot bitset", r.Bytes())
 	}
 	x := make([]float32, 784)
-	labels := make([]int, 16)
+	labels := make([]int32, 16)
 	batch := make([]float32, 16*784)
 	for i := 0; i < 3*r.Capacity(); i++ {
 		r.Offer(x, i%10)
@@ -225,7 +225,7 @@ func TestReplaySampleBatch(t *testing.T) {
 	r, _ := NewReplay(4, 10, StorageUnit8, 4096, 5)
 	fill(t, r, 0, 5)
 	x := make([]float32, 8*4)
-	labels := make([]int, 8)
+	labels := make([]int32, 8)
 	n, err := r.SampleBatch(x, labels)
 	if err != nil || n != 5 {
 		t.Fatalf("batch from 5 samples: %d, %v", n, err)
@@ -253,7 +253,7 @@ func TestReplaySampleBatch(t *testing.T) {
 			}
 			want := make([]float32, 4)
 			l, _ := r.Sample(slot, want)
-			if labels[i] != l || !equalFloats(x[i*4:i*4+4], want) {
+			if int(labels[i]) != l || !equalFloats(x[i*4:i*4+4], want) {
 				t.Fatalf("batch row %d does not match slot %d", i, slot)
 			}
 		}
@@ -315,7 +315,7 @@ func TestReplayResumeIsDeterministic(t *testing.T) {
 			fill(t, a, stopAt, 1500)
 			fill(t, restored, stopAt, 1500)
 			xa, xb := make([]float32, 24), make([]float32, 24)
-			la, lb := make([]int, 8), make([]int, 8)
+			la, lb := make([]int32, 8), make([]int32, 8)
 			a.SampleBatch(xa, la)
 			restored.SampleBatch(xb, lb)
 			if !bytes.Equal(serialise(t, a), serialise(t, restored)) || !equalFloats(xa, xb) {
@@ -376,7 +376,7 @@ func FuzzReadReplay(f *testing.F) {
 		}
 		// Whatever was accepted must be usable.
 		xs := make([]float32, 4*r.Features())
-		ls := make([]int, 4)
+		ls := make([]int32, 4)
 		r.SampleBatch(xs, ls)
 		if r.Features() <= 1<<10 {
 			r.Offer(make([]float32, r.Features()), 0)
