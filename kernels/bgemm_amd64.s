@@ -1,0 +1,256 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Binary GEMM microkernels for amd64. The Go side (kernels_amd64.go) copies
+// up to 32 rows of b into a "panel" buffer, word-interleaved so that one
+// 512-bit load holds the same word of 8 consecutive b rows:
+//
+//	panels[(p*words + w)*8 + l] = b_{8p+l}[w]      p < 4, l < 8, w < words
+//
+// A word of a row of a is broadcast to all 8 lanes, XORed with the panel
+// vectors and popcounted, so each 64-bit accumulator lane counts for one
+// (row of a, row of b) pair and no horizontal reduction is needed.
+
+// STEP adds popcount(A XOR B) lane-wise to ACC (T is a temporary).
+#define STEP(B, A, ACC, T) \
+	VPXORQ   B, A, T   \
+	VPOPCNTQ T, T      \
+	VPADDQ   T, ACC, ACC
+
+// FIN turns the 8 lane counts in ZACC (YACC: its low half) into the
+// output for 8 columns at OFF(ROW) under column mask KP:
+//   y := count + af·old;  out := kf + mf·y
+// with af = 1 when accumulating onto a previous k-block (else 0), and
+// (kf, mf) = (k, −2) on the last k-block (else (0, 1)); Y28, Y29, Y30
+// hold af, kf, mf. Masked loads and stores never touch columns ≥ n.
+#define FIN(ZACC, YACC, OFF, KP, ROW) \
+	VPMOVQD     ZACC, YACC         \
+	VMOVDQU32.Z OFF(ROW), KP, Y31  \
+	VPMULLD     Y28, Y31, Y31      \
+	VPADDD      Y31, YACC, YACC    \
+	VPMULLD     Y30, YACC, YACC    \
+	VPADDD      Y29, YACC, YACC    \
+	VMOVDQU32   YACC, KP, OFF(ROW)
+
+// func bgemmBlockAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, jmask uint32, k int, mode int)
+//
+// For every row i < rows of a (row i at a[i*lda:], words words from there)
+// and every column j < 32 with jmask bit j set:
+//
+//	cnt := Σ_{w<words} popcount(a_i[w] XOR panels[((j/8)*words + w)*8 + j%8])
+//	if mode&1 != 0 { cnt += c[i*ldc+j] }          // later k-block
+//	if mode&2 != 0 { cnt = k − 2·cnt }            // last k-block
+//	c[i*ldc+j] = cnt
+//
+// words ≥ 1, rows ≥ 1. Rows are done four at a time (16 accumulators:
+// 4 rows × 4 panels), then one at a time.
+TEXT ·bgemmBlockAVX512(SB), NOSPLIT, $0-80
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R8
+	SHLQ $2, R8                 // R8 = row stride of c in bytes
+	MOVQ a+16(FP), SI
+	MOVQ lda+24(FP), R9
+	SHLQ $3, R9                 // R9 = row stride of a in bytes
+	LEAQ (R9)(R9*2), R13        // R13 = 3 rows of a
+	MOVQ panels+32(FP), DX
+	MOVQ words+40(FP), R10
+	MOVQ R10, R11
+	SHLQ $6, R11                // R11 = panel stride in bytes (words × 64)
+	LEAQ (R11)(R11*2), R12      // R12 = 3 panels
+	MOVQ rows+48(FP), BX
+
+	// Column masks: K1..K4 select the valid lanes of panels 0..3.
+	MOVL jmask+56(FP), AX
+	KMOVB AX, K1
+	SHRL  $8, AX
+	KMOVB AX, K2
+	SHRL  $8, AX
+	KMOVB AX, K3
+	SHRL  $8, AX
+	KMOVB AX, K4
+
+	// Epilogue constants af (Y28), kf (Y29), mf (Y30).
+	MOVQ mode+72(FP), AX
+	MOVL AX, CX
+	ANDL $1, CX
+	VPBROADCASTD CX, Y28
+	XORL CX, CX
+	MOVL $1, R14
+	TESTQ $2, AX
+	JZ   notlast
+	MOVQ k+64(FP), CX
+	MOVL $-2, R14
+notlast:
+	VPBROADCASTD CX, Y29
+	VPBROADCASTD R14, Y30
+
+	CMPQ BX, $4
+	JLT  rows1
+
+rows4:
+	MOVQ DX, AX                 // AX walks the panel words
+	MOVQ SI, CX                 // CX walks row 0 of the a block
+	MOVQ R10, R14               // word count
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+
+kloop4:
+	VMOVDQU64    (AX), Z16          // word w of b rows 0..7
+	VMOVDQU64    (AX)(R11*1), Z17   // b rows 8..15
+	VMOVDQU64    (AX)(R11*2), Z18   // b rows 16..23
+	VMOVDQU64    (AX)(R12*1), Z19   // b rows 24..31
+	VPBROADCASTQ (CX), Z20          // a row 0, word w, in every lane
+	VPBROADCASTQ (CX)(R9*1), Z21    // a row 1
+	VPBROADCASTQ (CX)(R9*2), Z22    // a row 2
+	VPBROADCASTQ (CX)(R13*1), Z23   // a row 3
+	STEP(Z16, Z20, Z0, Z24)
+	STEP(Z17, Z20, Z1, Z25)
+	STEP(Z18, Z20, Z2, Z26)
+	STEP(Z19, Z20, Z3, Z27)
+	STEP(Z16, Z21, Z4, Z24)
+	STEP(Z17, Z21, Z5, Z25)
+	STEP(Z18, Z21, Z6, Z26)
+	STEP(Z19, Z21, Z7, Z27)
+	STEP(Z16, Z22, Z8, Z24)
+	STEP(Z17, Z22, Z9, Z25)
+	STEP(Z18, Z22, Z10, Z26)
+	STEP(Z19, Z22, Z11, Z27)
+	STEP(Z16, Z23, Z12, Z24)
+	STEP(Z17, Z23, Z13, Z25)
+	STEP(Z18, Z23, Z14, Z26)
+	STEP(Z19, Z23, Z15, Z27)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JNZ  kloop4
+
+	LEAQ (DI)(R8*1), AX         // c row 1
+	LEAQ (DI)(R8*2), CX         // c row 2
+	LEAQ (CX)(R8*1), R14        // c row 3
+	FIN(Z0, Y0, 0, K1, DI)
+	FIN(Z1, Y1, 32, K2, DI)
+	FIN(Z2, Y2, 64, K3, DI)
+	FIN(Z3, Y3, 96, K4, DI)
+	FIN(Z4, Y4, 0, K1, AX)
+	FIN(Z5, Y5, 32, K2, AX)
+	FIN(Z6, Y6, 64, K3, AX)
+	FIN(Z7, Y7, 96, K4, AX)
+	FIN(Z8, Y8, 0, K1, CX)
+	FIN(Z9, Y9, 32, K2, CX)
+	FIN(Z10, Y10, 64, K3, CX)
+	FIN(Z11, Y11, 96, K4, CX)
+	FIN(Z12, Y12, 0, K1, R14)
+	FIN(Z13, Y13, 32, K2, R14)
+	FIN(Z14, Y14, 64, K3, R14)
+	FIN(Z15, Y15, 96, K4, R14)
+
+	LEAQ (DI)(R8*4), DI
+	LEAQ (SI)(R9*4), SI
+	SUBQ $4, BX
+	CMPQ BX, $4
+	JGE  rows4
+
+rows1:
+	TESTQ BX, BX
+	JZ    done
+
+row1:
+	MOVQ DX, AX
+	MOVQ SI, CX
+	MOVQ R10, R14
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+
+kloop1:
+	VMOVDQU64    (AX), Z16
+	VMOVDQU64    (AX)(R11*1), Z17
+	VMOVDQU64    (AX)(R11*2), Z18
+	VMOVDQU64    (AX)(R12*1), Z19
+	VPBROADCASTQ (CX), Z20
+	STEP(Z16, Z20, Z0, Z24)
+	STEP(Z17, Z20, Z1, Z25)
+	STEP(Z18, Z20, Z2, Z26)
+	STEP(Z19, Z20, Z3, Z27)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JNZ  kloop1
+
+	FIN(Z0, Y0, 0, K1, DI)
+	FIN(Z1, Y1, 32, K2, DI)
+	FIN(Z2, Y2, 64, K3, DI)
+	FIN(Z3, Y3, 96, K4, DI)
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ BX
+	JNZ  row1
+
+done:
+	VZEROUPPER
+	RET
+
+// func scaleColumnsAVX512(c *float32, rows, n int, scale, shift *float32)
+//
+// For i < rows, j < n: c[i*n+j] = float32(int32 bits of c[i*n+j])·scale[j] + shift[j],
+// one rounding after the multiply and one after the add, as in Go.
+TEXT ·scaleColumnsAVX512(SB), NOSPLIT, $0-40
+	MOVQ c+0(FP), DI
+	MOVQ rows+8(FP), BX
+	MOVQ n+16(FP), R8
+	MOVQ scale+24(FP), R9
+	MOVQ shift+32(FP), R10
+	MOVQ R8, DX
+	ANDQ $15, DX                // columns in the last, partial vector
+	MOVQ $-1, AX
+	BZHIQ DX, AX, AX
+	KMOVW AX, K1
+
+scalerow:
+	XORQ CX, CX                 // column
+	MOVQ R8, R11
+	SHRQ $4, R11                // full vectors in a row
+	JZ   scaletail
+
+scalevec:
+	VCVTDQ2PS (DI)(CX*4), Z0
+	VMULPS    (R9)(CX*4), Z0, Z0
+	VADDPS    (R10)(CX*4), Z0, Z0
+	VMOVUPS   Z0, (DI)(CX*4)
+	ADDQ $16, CX
+	DECQ R11
+	JNZ  scalevec
+
+scaletail:
+	TESTQ DX, DX
+	JZ    scalenext
+	VMOVDQU32.Z (DI)(CX*4), K1, Z0
+	VCVTDQ2PS   Z0, Z0
+	VMOVUPS.Z   (R9)(CX*4), K1, Z1
+	VMULPS      Z1, Z0, Z0
+	VMOVUPS.Z   (R10)(CX*4), K1, Z1
+	VADDPS      Z1, Z0, Z0
+	VMOVUPS     Z0, K1, (DI)(CX*4)
+
+scalenext:
+	LEAQ (DI)(R8*4), DI
+	DECQ BX
+	JNZ  scalerow
+	VZEROUPPER
+	RET

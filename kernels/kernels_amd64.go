@@ -1,0 +1,204 @@
+//go:build !purego
+
+package kernels
+
+import (
+	"unsafe"
+
+	"github.com/klauspost/cpuid/v2"
+)
+
+// The amd64 implementations. The assembly computes fixed register blocks;
+// the Go code here walks the blocks and handles the edges, either by
+// letting the last block overlap the previous one (it recomputes a few
+// outputs with the same operations, so they get the same values) or, when
+// the matrix is smaller than one block, by repeating one row.
+
+func init() {
+	registerImpl(implEntry{
+		name: "avx512",
+		available: cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL,
+			cpuid.AVX512VPOPCNTDQ, cpuid.BMI2),
+		k: impl{
+			bgemm:              bgemmAVX512,
+			bgemmScaled:        bgemmScaledAVX512,
+			realBinGemm:        realBinGemmAVX512,
+			binGradInput:       binGradInputAVX512,
+			binGradWeightTile:  binGradWeightTileAVX512,
+			realGradWeightTile: realGradWeightTileAVX512,
+		},
+	})
+}
+
+//go:noescape
+func bgemmBlockAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, jmask uint32, k int, mode int)
+
+// scaleColumnsAVX512 rewrites c (rows×n, int32 values stored in float32
+// slots) in place: c[i*n+j] = float32(float32(int32 bits)·scale[j]) + shift[j].
+//
+//go:noescape
+func scaleColumnsAVX512(c *float32, rows, n int, scale, shift *float32)
+
+//go:noescape
+func signedSum4AVX512(out *float32, outPair, nfl int, coef *float32, coefStride, coefPair int, bits *uint64, bitsStride, count int)
+
+//go:noescape
+func realGrad4AVX512(out *float32, outPair, nfl int, coef *float32, coefStride, coefPair int, x *float32, xStride, count int)
+
+//go:noescape
+func realBin2x4AVX512(c *float32, ldc int, x *float32, ldx int, w *uint64, ldw, k int)
+
+const (
+	panelRows   = 32 // rows of b per interleaved panel set (4 vectors of 8)
+	kBlockWords = 64 // words of k per panel block: 32×64 words = 16 KiB on the stack
+)
+
+// interleavePanels copies words words from column w0 of b rows j0..j0+jn−1
+// into dst in the layout bgemmBlockAVX512 reads (see bgemm_amd64.s). Lanes
+// for rows ≥ jn are left as they are: their results are masked off.
+func interleavePanels(dst []uint64, b []uint64, j0, jn, kw, w0, words int) {
+	for l := 0; l < jn; l++ {
+		base := (l/8)*words*8 + l%8
+		row := b[(j0+l)*kw+w0 : (j0+l)*kw+w0+words]
+		for w, v := range row {
+			dst[base+w*8] = v
+		}
+	}
+}
+
+func bgemmAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
+	if kw == 0 { // k = 0: every dot product is empty
+		clear(c)
+		return
+	}
+	var panels [panelRows * kBlockWords]uint64
+	for j0 := 0; j0 < n; j0 += panelRows {
+		jn := min(panelRows, n-j0)
+		jmask := uint32(uint64(1)<<jn - 1)
+		for w0 := 0; w0 < kw; w0 += kBlockWords {
+			words := min(kBlockWords, kw-w0)
+			interleavePanels(panels[:], b, j0, jn, kw, w0, words)
+			mode := 0
+			if w0 > 0 {
+				mode |= 1
+			}
+			if w0+words == kw {
+				mode |= 2
+			}
+			bgemmBlockAVX512(&c[j0], n, &a[w0], kw, &panels[0], words, m, jmask, k, mode)
+		}
+	}
+}
+
+func bgemmScaledAVX512(c []float32, a, b []uint64, m, n, kw, k int, scale, shift []float32) {
+	// The int32 results are written into c's own memory, then converted
+	// in place: same size, and c is hot in cache for the second pass.
+	ints := unsafe.Slice((*int32)(unsafe.Pointer(&c[0])), len(c))
+	bgemmAVX512(ints, a, b, m, n, kw, k)
+	scaleColumnsAVX512(&c[0], m, n, &scale[0], &shift[0])
+}
+
+// blocks4 calls f(o) for output blocks of 4 covering [0,count): o = 0, 4,
+// 8, …, and a last block that overlaps the previous one. With fewer than 4
+// outputs it returns false and does nothing.
+func blocks4(count int, f func(o int)) bool {
+	if count < 4 {
+		return false
+	}
+	for o := 0; o < count; o += 4 {
+		f(min(o, count-4))
+	}
+	return true
+}
+
+func binGradInputAVX512(dx []float32, dy []float32, w []uint64, m, n, k int) {
+	if n == 0 {
+		clear(dx)
+		return
+	}
+	kw := Words(k)
+	for wc := 0; wc < kw; wc++ {
+		nfl := min(64, k-wc*64)
+		row := func(i int, pair int) {
+			signedSum4AVX512(&dx[i*k+wc*64], pair*k, nfl, &dy[i*n], 1, pair*n, &w[wc], kw, n)
+		}
+		if !blocks4(m, func(i int) { row(i, 1) }) {
+			for i := 0; i < m; i++ {
+				row(i, 0) // four copies of one row
+			}
+		}
+	}
+}
+
+func binGradWeightTileAVX512(tile []float32, dy []float32, a []uint64, m, n, k, j0, j1, k0, k1 int) {
+	if m == 0 {
+		clear(tile)
+		return
+	}
+	kw := Words(k)
+	width := k1 - k0
+	for col := k0; col < k1; col += 64 {
+		nfl := min(64, k1-col)
+		out := func(j int, pair int) {
+			signedSum4AVX512(&tile[(j-j0)*width+col-k0], pair*width, nfl, &dy[j], n, pair, &a[col/64], kw, m)
+		}
+		if !blocks4(j1-j0, func(o int) { out(j0+o, 1) }) {
+			for j := j0; j < j1; j++ {
+				out(j, 0)
+			}
+		}
+	}
+}
+
+func realGradWeightTileAVX512(tile []float32, dy []float32, x []float32, m, n, k, j0, j1, k0, k1 int) {
+	if m == 0 {
+		clear(tile)
+		return
+	}
+	width := k1 - k0
+	for col := k0; col < k1; col += 64 {
+		nfl := min(64, k1-col)
+		out := func(j int, pair int) {
+			realGrad4AVX512(&tile[(j-j0)*width+col-k0], pair*width, nfl, &dy[j], n, pair, &x[col], k, m)
+		}
+		if !blocks4(j1-j0, func(o int) { out(j0+o, 1) }) {
+			for j := j0; j < j1; j++ {
+				out(j, 0)
+			}
+		}
+	}
+}
+
+func realBinGemmAVX512(c []float32, x []float32, w []uint64, m, n, k int) {
+	if k == 0 {
+		clear(c)
+		return
+	}
+	kw := Words(k)
+	var edge [8]float32 // outputs of a 2×4 block when n < 4
+	for i := 0; i < m; i += 2 {
+		i0, ldx := min(i, m-2), k
+		if m < 2 {
+			i0, ldx = 0, 0 // both block rows are row 0
+		}
+		if n < 4 {
+			// Rows of w repeat past n−1; the block goes to edge first.
+			for j := 0; j < n; j++ {
+				realBin2x4AVX512(&edge[0], 4, &x[i0*k], ldx, &w[j*kw], 0, k)
+				c[i0*n+j] = edge[0]
+				if m >= 2 {
+					c[(i0+1)*n+j] = edge[4]
+				}
+			}
+			continue
+		}
+		for j := 0; j < n; j += 4 {
+			j0 := min(j, n-4)
+			ldc := n
+			if m < 2 {
+				ldc = 0
+			}
+			realBin2x4AVX512(&c[i0*n+j0], ldc, &x[i0*k], ldx, &w[j0*kw], kw, k)
+		}
+	}
+}
