@@ -110,10 +110,15 @@ func TestDiscovery(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, b testBroker) {
 		id := deviceID(t)
 		base := "bnnd/" + id + "/"
-		topic := "homeassistant/device/" + id + "/config"
-		rec := subscribe(t, b.url, nil, "homeassistant/device/"+id+"/#")
+		haPrefix := map[string]string{"embedded": "ha-test"}[b.name] // and the default
+		if haPrefix == "" {
+			haPrefix = "homeassistant"
+		}
+		topic := haPrefix + "/device/" + id + "/config"
+		rec := subscribe(t, b.url, nil, haPrefix+"/device/"+id+"/#")
 		c := startClient(t, Config{Broker: b.url, DeviceID: id, Discovery: true, SoftwareVersion: "1.2.3",
-			Classes: []string{"sit", "walk"}, CommandsEnabled: true}, func(ctx context.Context, cmd Command) (any, error) { return nil, nil })
+			DiscoveryPrefix: map[string]string{"embedded": "ha-test"}[b.name],
+			Classes:         []string{"sit", "walk"}, CommandsEnabled: true}, func(ctx context.Context, cmd Command) (any, error) { return nil, nil })
 
 		m := rec.waitFor(topic, 5*time.Second, nil)
 		if got := checkDiscovery(t, m.payload, base, id); !reflect.DeepEqual(got, []string{"none", "sit", "walk"}) {
@@ -136,8 +141,8 @@ func TestDiscovery(t *testing.T) {
 		}
 
 		// Home Assistant restarted: it announces itself, we republish.
-		rec.publish("homeassistant/status", "offline", false)
-		rec.publish("homeassistant/status", "online", false)
+		rec.publish(haPrefix+"/status", "offline", false)
+		rec.publish(haPrefix+"/status", "online", false)
 		rec.nth(topic, 2, 5*time.Second)
 		if st := waitStats(c, func(s Stats) bool { return s.Discoveries == 3 }); st.Discoveries != 3 {
 			t.Errorf("%d discovery messages, want 3 (start, SetClasses, HA online)", st.Discoveries)

@@ -273,17 +273,13 @@ func subscribe(t testing.TB, brokerURL string, tlsCfg *tls.Config, filters ...st
 	if tlsCfg != nil {
 		opts.SetTLSConfig(tlsCfg)
 	}
-	opts.SetOnConnectHandler(func(c paho.Client) {
-		for _, f := range filters {
-			c.Subscribe(f, 1, r.onMessage)
-		}
-	})
 	r.client = paho.NewClient(opts)
 	tok := r.client.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("test subscriber cannot connect to %s: %v", brokerURL, tok.Error())
 	}
-	// wait for the subscriptions: a probe on each filter's own namespace
+	// subscribe once, waiting for the broker's acknowledgement (a second
+	// subscription would make the broker resend retained messages)
 	for _, f := range filters {
 		tok := r.client.Subscribe(f, 1, r.onMessage)
 		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {

@@ -69,9 +69,16 @@ func deviceID(t *testing.T) string {
 func TestTelemetryAndStatus(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, b testBroker) {
 		id := deviceID(t)
+		prefix := map[string]string{"embedded": "site/lab/bnnd"}[b.name] // and the default "bnnd"
 		base := "bnnd/" + id + "/"
+		if prefix != "" {
+			base = prefix + "/" + id + "/"
+		}
 		rec := subscribe(t, b.url, nil, base+"#")
-		c := startClient(t, Config{Broker: b.url, DeviceID: id}, nil)
+		c := startClient(t, Config{Broker: b.url, DeviceID: id, Prefix: prefix}, nil)
+		if c.Topic(TopicProgress) != base+TopicProgress {
+			t.Errorf("Topic(progress) = %q, want %q", c.Topic(TopicProgress), base+TopicProgress)
+		}
 
 		rec.waitFor(base+"status", 5*time.Second, func(m recMsg) bool { return m.payload == statusOnline })
 		late := subscribe(t, b.url, nil, base+"status")
