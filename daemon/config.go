@@ -11,9 +11,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/bnnd/bnnd/fp"
 )
 
 // Config is everything the daemon needs to run. The zero value is not
@@ -52,7 +53,7 @@ type ModelConfig struct {
 
 // TrainingConfig holds the optimizer settings and the incremental schedule.
 type TrainingConfig struct {
-	Momentum        string  `yaml:"momentum" doc:"Momentum encoding: auto (calibrate first), fp32, fp16, bf16 or eXmY[bZ][s], e.g. e4m3b28."`
+	Momentum        string  `yaml:"momentum" doc:"Momentum encoding: auto (calibrate first), fp32, fp16, bf16 or eXmY[bZ][s|z], e.g. e4m3b28; a comma list gives one per layer."`
 	Gamma           float64 `yaml:"gamma" doc:"Bop adaptivity rate gamma, in (0, 1)."`
 	Tau             float64 `yaml:"tau" doc:"Bop flip threshold tau, in [0, 1)."`
 	AdamLR          float64 `yaml:"adam_lr" doc:"Adam learning rate for the real-valued (batch-norm) parameters, in (0, 1]."`
@@ -290,10 +291,22 @@ func deviceIDChar(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-'
 }
 
-// momentumSyntax accepts what fp's format parser accepts: the named formats
-// and eXmY[bZ][s]. The bit counts are checked by the fp package when the
-// daemon starts; here only the shape is checked so a typo is caught early.
-var momentumSyntax = regexp.MustCompile(`^(auto|fp32|fp16|bf16|e[0-9]{1,2}m[0-9]{1,2}(b-?[0-9]{1,4})?s?)$`)
+// MomentumFormats parses training.momentum: nil for auto, else one format
+// for every layer or a comma-separated list with one per layer.
+func (c *Config) MomentumFormats() ([]fp.Format, error) {
+	if c.Training.Momentum == "auto" {
+		return nil, nil
+	}
+	var out []fp.Format
+	for _, name := range strings.Split(c.Training.Momentum, ",") {
+		f, err := fp.ParseFormat(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
 
 // Validate checks every value and returns a *ConfigError listing every
 // problem, each naming the key and where it was set, or nil.
@@ -428,8 +441,8 @@ func (v *validator) check() {
 	v.nonEmpty("model.spec", c.Model.Spec)
 
 	t := &c.Training
-	if !momentumSyntax.MatchString(t.Momentum) {
-		v.bad("training.momentum", "must be auto, fp32, fp16, bf16 or eXmY[bZ][s] (e.g. e4m3b28, e3m2b24s), got %q", t.Momentum)
+	if _, err := c.MomentumFormats(); err != nil {
+		v.bad("training.momentum", "must be auto, fp32, fp16, bf16 or eXmY[bZ][s|z] (e.g. e4m3b28, e3m2b24s; comma-separated for one per layer), got %q: %v", t.Momentum, err)
 	}
 	v.floatRange("training.gamma", t.Gamma, 0, 1, true, true)
 	v.floatRange("training.tau", t.Tau, 0, 1, false, true)

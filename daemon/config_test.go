@@ -161,7 +161,7 @@ func TestLoadProblems(t *testing.T) {
 		{"two documents", "log: {level: info}\n---\nlog: {level: info}\n", "a second YAML document"},
 		{"list item", "mqtt:\n  commands:\n    disabled: [[a]]\n", ":3: mqtt.commands.disabled[0]: expected a string, got a list"},
 		{"hop", "source:\n  window: 8\n  hop: 9\n", ":3: source.hop: must be at most source.window=8, got 9"},
-		{"momentum", "training:\n  momentum: e4m3x\n", `:2: training.momentum: must be auto, fp32, fp16, bf16 or eXmY[bZ][s]`},
+		{"momentum", "training:\n  momentum: e4m3x\n", `:2: training.momentum: must be auto, fp32, fp16, bf16 or eXmY[bZ][s|z]`},
 		{"passwords", "mqtt:\n  password: a\n  password_env: B\n", ":2: mqtt.password: set at most one of password, password_file and password_env"},
 		{"cert without key", "mqtt:\n  broker: ssl://h:8883\n  cert_file: c.pem\n", ":3: mqtt.cert_file: cert_file and key_file must be set together"},
 		{"ca without tls", "mqtt:\n  broker: tcp://h:1883\n  ca_file: ca.pem\n", `:3: mqtt.ca_file: is set but broker "tcp://h:1883" does not use TLS`},
