@@ -154,9 +154,11 @@ func (n *Notifier) Status(status string) error {
 	if !n.Enabled() {
 		return nil
 	}
-	status = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(status)
-	return n.send("STATUS=" + status)
+	return n.send("STATUS=" + lineBreaks.Replace(status))
 }
+
+// lineBreaks turns a multi-line status into one line.
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
 
 // ExtendTimeout asks systemd for d more time in the current start-up or
 // shutdown phase (EXTEND_TIMEOUT_USEC), e.g. while a slow checkpoint is
