@@ -651,6 +651,16 @@ func (c *Client) Close(ctx context.Context) error {
 	c.wg.Wait()
 	var err error
 	if c.paho.IsConnectionOpen() {
+		// A clean stop sends what is still waiting (latest values, results)
+		// regardless of rate limits, then the status.
+		c.mu.Lock()
+		for _, b := range c.boxes {
+			if b.pending {
+				b.lastSent = time.Time{}
+			}
+		}
+		c.mu.Unlock()
+		c.flush(ctx)
 		tok := c.paho.Publish(c.base+"status", 1, true, statusOffline)
 		select {
 		case <-tok.Done():

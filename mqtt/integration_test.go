@@ -137,12 +137,17 @@ func TestTelemetryAndStatus(t *testing.T) {
 			t.Errorf("stats %+v: want %d sent, 1 connect, connected", st, len(TelemetryTopics))
 		}
 
+		// The last value, still held back by the rate limit, goes out on Close.
+		if err := c.Publish(TopicProgress, map[string]int{"step": 43}); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := c.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
 		rec.waitFor(base+"status", 5*time.Second, func(m recMsg) bool { return m.payload == statusOffline })
+		rec.waitFor(base+TopicProgress, 5*time.Second, func(m recMsg) bool { return m.payload == `{"step":43}` })
 		after := subscribe(t, b.url, nil, base+"status")
 		if m := after.waitFor(base+"status", 5*time.Second, nil); !m.retained || m.payload != statusOffline {
 			t.Errorf("after Close, status %+v, want retained offline", m)
