@@ -186,8 +186,8 @@ func (c Config) Validate() error {
 	if err := checkTopicPrefix("discovery_prefix", c.DiscoveryPrefix); err != nil {
 		errs = append(errs, err)
 	}
-	if c.KeepAlive < time.Second {
-		bad("mqtt: keep_alive %v: want at least 1s", c.KeepAlive)
+	if c.KeepAlive < time.Second || c.KeepAlive > 65535*time.Second { // a 16-bit count of seconds on the wire
+		bad("mqtt: keep_alive %v: want 1s to 65535s", c.KeepAlive)
 	}
 	if c.ConnectTimeout < 0 {
 		bad("mqtt: connect_timeout %v: must be positive", c.ConnectTimeout)
