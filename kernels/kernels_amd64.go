@@ -15,6 +15,15 @@ import (
 // the matrix is smaller than one block, by repeating one row.
 
 func init() {
+	// Registered least preferred first.
+	registerImpl(implEntry{
+		name:      "avx2",
+		available: cpuid.CPU.Supports(cpuid.AVX2),
+		k: impl{
+			bgemm:       bgemmAVX2,
+			bgemmScaled: bgemmScaledAVX2,
+		},
+	})
 	registerImpl(implEntry{
 		name: "avx512",
 		available: cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL,
@@ -40,6 +49,9 @@ func bgemmBlockAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, wor
 func scaleColumnsAVX512(c *float32, rows, n int, scale, shift *float32)
 
 //go:noescape
+func bgemm2x8AVX2(counts *uint64, a *uint64, lda int, panels *uint64, words int)
+
+//go:noescape
 func signedSum4AVX512(out *float32, outPair, nfl int, coef *float32, coefStride, coefPair int, bits *uint64, bitsStride, count int)
 
 //go:noescape
@@ -54,14 +66,15 @@ const (
 )
 
 // interleavePanels copies words words from column w0 of b rows j0..j0+jn−1
-// into dst in the layout bgemmBlockAVX512 reads (see bgemm_amd64.s). Lanes
-// for rows ≥ jn are left as they are: their results are masked off.
-func interleavePanels(dst []uint64, b []uint64, j0, jn, kw, w0, words int) {
+// into dst in the layout the GEMM microkernels read, lanes rows per vector
+// (see bgemm_amd64.s). Lanes for rows ≥ jn keep stale values: their results
+// are never stored.
+func interleavePanels(dst []uint64, b []uint64, j0, jn, kw, w0, words, lanes int) {
 	for l := 0; l < jn; l++ {
-		base := (l/8)*words*8 + l%8
+		base := (l/lanes)*words*lanes + l%lanes
 		row := b[(j0+l)*kw+w0 : (j0+l)*kw+w0+words]
 		for w, v := range row {
-			dst[base+w*8] = v
+			dst[base+w*lanes] = v
 		}
 	}
 }
@@ -77,7 +90,7 @@ func bgemmAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
 		jmask := uint32(uint64(1)<<jn - 1)
 		for w0 := 0; w0 < kw; w0 += kBlockWords {
 			words := min(kBlockWords, kw-w0)
-			interleavePanels(panels[:], b, j0, jn, kw, w0, words)
+			interleavePanels(panels[:], b, j0, jn, kw, w0, words, 8)
 			mode := 0
 			if w0 > 0 {
 				mode |= 1
@@ -199,6 +212,54 @@ func realBinGemmAVX512(c []float32, x []float32, w []uint64, m, n, k int) {
 				ldc = 0
 			}
 			realBin2x4AVX512(&c[i0*n+j0], ldc, &x[i0*k], ldx, &w[j0*kw], kw, k)
+		}
+	}
+}
+
+func bgemmAVX2(c []int32, a, b []uint64, m, n, kw, k int) {
+	if kw == 0 {
+		clear(c)
+		return
+	}
+	var panels [8 * kBlockWords]uint64
+	var counts [16]uint64
+	for j0 := 0; j0 < n; j0 += 8 {
+		jn := min(8, n-j0)
+		for w0 := 0; w0 < kw; w0 += kBlockWords {
+			words := min(kBlockWords, kw-w0)
+			interleavePanels(panels[:], b, j0, jn, kw, w0, words, 4)
+			first, last := w0 == 0, w0+words == kw
+			for i := 0; i < m; i += 2 {
+				lda := kw
+				if i+1 == m {
+					lda = 0 // an odd last row: both block rows are row i
+				}
+				bgemm2x8AVX2(&counts[0], &a[i*kw+w0], lda, &panels[0], words)
+				for r := 0; r < 2 && i+r < m; r++ {
+					ci := c[(i+r)*n+j0 : (i+r)*n+j0+jn]
+					for l := range ci {
+						v := int32(counts[r*8+l])
+						if !first {
+							v += ci[l]
+						}
+						if last {
+							v = int32(k) - 2*v
+						}
+						ci[l] = v
+					}
+				}
+			}
+		}
+	}
+}
+
+func bgemmScaledAVX2(c []float32, a, b []uint64, m, n, kw, k int, scale, shift []float32) {
+	ints := unsafe.Slice((*int32)(unsafe.Pointer(&c[0])), len(c))
+	bgemmAVX2(ints, a, b, m, n, kw, k)
+	for i := 0; i < m; i++ {
+		row := c[i*n : i*n+n]
+		for j, v := range ints[i*n : i*n+n] {
+			row[j] = float32(float32(v)*scale[j]) + shift[j]
 		}
 	}
 }
