@@ -21,8 +21,11 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7   $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/bnnd-linux-armv7 ./cmd/bnnd
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6   $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/bnnd-linux-armv6 ./cmd/bnnd
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+# Kernel speed, one thread, side by side with the C reference (bench/cref,
+# gcc -O3 -march=native): the ratio column is C time / our time.
+bench: build
+	gcc -O3 -march=native -Wall -o bin/cref bench/cref/cref.c
+	./bin/bnnd bench --cref --cref-bin bin/cref
 
 clean:
 	rm -rf bin dist
