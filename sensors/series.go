@@ -76,6 +76,7 @@ type Windows struct {
 	starts  []int
 	labels  []int32
 	chNames []string
+	skipped int
 }
 
 func (w *Windows) Len() int                { return len(w.starts) }

@@ -7,6 +7,9 @@ import (
 	"strings"
 )
 
+// listOptions take comma-separated values: "cols=ax,ay,az".
+var listOptions = map[string]bool{"cols": true}
+
 // spec is a parsed "KIND[:ARG][,key=value...]" string.
 type spec struct {
 	raw  string
@@ -31,12 +34,19 @@ func parseSpec(raw string) (*spec, error) {
 		return nil, fmt.Errorf("sensors: spec %q: argument %q has surrounding spaces", raw, arg)
 	}
 	if strings.Contains(raw, ",") {
+		last := ""
 		for _, kv := range strings.Split(rest, ",") {
 			k, v, ok := strings.Cut(kv, "=")
 			k = strings.TrimSpace(k)
+			if !ok && listOptions[last] && strings.TrimSpace(kv) != "" {
+				// cols=ax,ay,az: a bare item continues the list option before it.
+				s.opts[last] += "," + strings.TrimSpace(kv)
+				continue
+			}
 			if !ok || k == "" {
 				return nil, fmt.Errorf("sensors: spec %q: option %q is not key=value", raw, kv)
 			}
+			last = k
 			if _, dup := s.opts[k]; dup {
 				// "cols" lists are written cols=a,b,c: the parts without '='
 				// are handled above as errors, so a repeated key is a mistake.
