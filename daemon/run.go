@@ -1,0 +1,608 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/bop"
+	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/mqtt"
+	"github.com/bnnd/bnnd/sensors"
+	"github.com/bnnd/bnnd/systemd"
+)
+
+// RunOptions are what 'bnnd run' passes besides the configuration.
+type RunOptions struct {
+	Logger  *slog.Logger // nil: a logger on stderr configured by cfg.Log
+	Version string       // shown in Home Assistant and the checkpoint meta
+
+	// MaxSamples stops the run cleanly (with a checkpoint) after this many
+	// samples read in this run; 0 runs until ctx is done or the source ends.
+	MaxSamples uint64
+}
+
+// Checkpoint section names.
+const (
+	sectionMeta      = "meta"
+	sectionModel     = "model"
+	sectionOptimizer = "optimizer"
+	sectionReplay    = "replay"
+	sectionHoldout   = "holdout"
+	sectionCounters  = "counters"
+)
+
+// How often the loop does its periodic work, and how often it evaluates the
+// held-out slice (in steps).
+const (
+	tickInterval       = 250 * time.Millisecond
+	holdoutEveryNSteps = 50
+	statusEvery        = 10 * time.Second
+)
+
+// checkpointMeta is the "meta" section: what 'bnnd checkpoint inspect'
+// shows and what a resume checks against the configuration.
+type checkpointMeta struct {
+	Version  string    `json:"bnnd_version"`
+	Model    string    `json:"model"`
+	Source   string    `json:"source"`
+	Momentum []string  `json:"momentum"`
+	Classes  []string  `json:"classes"`
+	Input    string    `json:"input_shape"`
+	Step     uint64    `json:"step"`
+	Saved    time.Time `json:"saved"`
+	Reason   string    `json:"reason"`
+}
+
+// Run is 'bnnd run': it opens the source, resumes from the newest valid
+// checkpoint in the state directory (or starts a fresh model), connects
+// telemetry, and trains incrementally until ctx is done or the source ends.
+// On the way out it writes a final checkpoint and publishes "offline". A
+// clean stop (ctx cancelled, SIGTERM) returns nil.
+func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(os.Stderr, cfg.Log)
+	}
+	r := &runner{cfg: cfg, opts: opts, log: log, cmds: make(chan cmdRequest)}
+	return r.run(ctx)
+}
+
+// NewLogger makes the slog logger described by cfg.
+func NewLogger(w io.Writer, cfg LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	ho := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+type runner struct {
+	cfg  *Config
+	opts RunOptions
+	log  *slog.Logger
+
+	deviceID string
+	store    *Store
+	notifier *systemd.Notifier
+	mq       *mqtt.Client
+	cmds     chan cmdRequest
+
+	src     sensors.Source
+	labels  *sensors.LabelBox
+	classes []string
+	shape   sensors.Shape
+	kind    StorageKind
+
+	net     *bnn.Network
+	opt     *bop.Optimizer
+	replay  *Replay
+	holdout *Replay
+	tracker *Tracker
+	split   *rand.Rand // chooses held-out samples
+
+	seen           atomic.Uint64 // samples read, for the watchdog
+	paused         bool
+	newLabelled    int
+	runSamples     uint64
+	lastCheckpoint time.Time
+	lastPrediction predictionMsg
+	pred           []int32
+}
+
+type cmdRequest struct {
+	cmd   mqtt.Command
+	reply chan cmdReply
+}
+
+type cmdReply struct {
+	result any
+	err    error
+}
+
+type predictionMsg struct {
+	Class      string  `json:"class"`
+	ClassIndex int     `json:"class_index"`
+	Score      float32 `json:"score"`
+	Label      string  `json:"label,omitempty"`
+	Correct    *bool   `json:"correct,omitempty"`
+}
+
+func (r *runner) run(ctx context.Context) (err error) {
+	cfg := r.cfg
+	if r.deviceID, err = cfg.ResolvedDeviceID(); err != nil {
+		return err
+	}
+	stateDir, err := cfg.StateDir()
+	if err != nil {
+		return err
+	}
+	formats, err := cfg.MomentumFormats()
+	if err != nil {
+		return fmt.Errorf("training.momentum: %w", err)
+	}
+	if formats == nil {
+		// The encoding search (bop calibration) is not wired into the
+		// daemon yet: train with fp32 momenta, which loses no update.
+		r.log.Warn("momentum auto: calibration is not available in the daemon yet; using fp32 momenta")
+		formats = []fp.Format{fp.MustParseFormat("fp32")}
+	}
+	spec, err := bnn.ParseSpec(cfg.Model.Spec)
+	if err != nil {
+		return fmt.Errorf("model.spec: %w", err)
+	}
+
+	r.notifier, err = systemd.New(systemd.Options{Logger: r.log, Counter: r.seen.Load, IdleAllowance: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer r.notifier.Close()
+
+	r.labels = sensors.NewLabelBox()
+	r.src, err = sensors.Open(cfg.Source.Spec, sensors.LoadOptions{Window: cfg.Source.Window, Hop: cfg.Source.Hop, Labels: r.labels})
+	if err != nil {
+		return fmt.Errorf("source.spec %q: %w", cfg.Source.Spec, err)
+	}
+	defer r.src.Close()
+	r.classes = r.src.Classes()
+	if len(r.classes) < 2 {
+		return fmt.Errorf("source %q has %d classes; training needs at least 2", cfg.Source.Spec, len(r.classes))
+	}
+
+	// The first sample tells the input shape.
+	samples := make(chan sensors.Sample, 1)
+	first, err := r.src.Next(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("source %q: first sample: %w", cfg.Source.Spec, err)
+	}
+	r.shape = first.Shape
+	r.kind = StorageFloat16
+	if strings.HasPrefix(cfg.Source.Spec, "mnist") {
+		r.kind = StorageUnit8 // pixels/255: stored losslessly in a byte
+	}
+
+	r.store, err = OpenStore(stateDir, cfg.Checkpoint.KeepPrevious, r.log)
+	if err != nil {
+		return err
+	}
+	threads := cfg.Training.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	bopts := bnn.Options{Batch: cfg.Training.Batch, Threads: threads, Seed: uint64(cfg.Training.Seed)}
+	if err := r.resumeOrStart(spec, bopts, formats); err != nil {
+		return err
+	}
+	r.pred = make([]int32, cfg.Training.Batch)
+
+	if cfg.MQTT.Broker != BrokerNone {
+		if err := r.startMQTT(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if cerr := r.mq.Close(cctx); cerr != nil {
+				r.log.Warn("mqtt close", "err", cerr)
+			}
+		}()
+	}
+
+	// Samples are read on their own goroutine so that commands and the
+	// schedule are served while a live source waits for its next window.
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	readErr := make(chan error, 1)
+	samples <- first
+	go func() {
+		for {
+			s, err := r.src.Next(readCtx)
+			if err != nil {
+				if errors.Is(err, sensors.ErrUnhealthy) {
+					r.log.Warn("source unhealthy", "err", err)
+					continue
+				}
+				readErr <- err
+				return
+			}
+			select {
+			case samples <- s:
+			case <-readCtx.Done():
+				return
+			}
+		}
+	}()
+
+	r.notifier.Ready()
+	r.log.Info("training", "source", cfg.Source.Spec, "model", cfg.Model.Spec, "input", r.shape.String(),
+		"classes", len(r.classes), "momentum", formatNames(r.opt.Formats()), "threads", threads,
+		"replay_capacity", r.replay.Capacity(), "state_dir", stateDir, "device_id", r.deviceID)
+	r.lastCheckpoint = time.Now()
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	lastStatus, lastSlowPublish := time.Now(), time.Time{}
+
+	stopReason := "shutdown"
+loop:
+	for {
+		var sampleCh chan sensors.Sample
+		if !r.paused {
+			sampleCh = samples
+		}
+		select {
+		case <-ctx.Done():
+			break loop
+		case req := <-r.cmds:
+			res, err := r.command(req.cmd)
+			req.reply <- cmdReply{res, err}
+		case err := <-readErr:
+			if errors.Is(err, io.EOF) {
+				r.log.Info("source ended")
+				stopReason = "source ended"
+				break loop
+			}
+			if ctx.Err() != nil {
+				break loop
+			}
+			r.saveCheckpoint("source error")
+			return fmt.Errorf("source %q: %w", cfg.Source.Spec, err)
+		case s := <-sampleCh:
+			if err := r.sample(s); err != nil {
+				r.saveCheckpoint("error")
+				return err
+			}
+			if r.opts.MaxSamples > 0 && r.runSamples >= r.opts.MaxSamples {
+				stopReason = "sample limit"
+				break loop
+			}
+		case now := <-tick.C:
+			r.publish(now, now.Sub(lastSlowPublish) >= time.Second)
+			if now.Sub(lastSlowPublish) >= time.Second {
+				lastSlowPublish = now
+			}
+			if iv := cfg.Checkpoint.Interval; iv > 0 && now.Sub(r.lastCheckpoint) >= iv {
+				r.saveCheckpoint("schedule")
+			}
+			if now.Sub(lastStatus) >= statusEvery {
+				lastStatus = now
+				st := r.tracker.Status(now)
+				r.notifier.Status(fmt.Sprintf("step %d, prequential accuracy %.3f, %.0f samples/s", st.Step, st.PrequentialAcc, st.SamplesPerS))
+				r.log.Info("progress", "step", st.Step, "samples_seen", st.SamplesSeen, "prequential_acc", round4(st.PrequentialAcc),
+					"holdout_acc", round4(st.HoldoutAcc), "loss", round4(st.Loss), "samples_per_s", math.Round(st.SamplesPerS))
+			}
+		}
+	}
+	stopReading()
+	r.notifier.Stopping()
+	r.publish(time.Now(), true)
+	if err := r.saveCheckpoint(stopReason); err != nil {
+		return err
+	}
+	st := r.tracker.Status(time.Now())
+	r.log.Info("stopped", "reason", stopReason, "step", st.Step, "samples_seen", st.SamplesSeen, "prequential_acc", round4(st.PrequentialAcc))
+	return nil
+}
+
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+
+func formatNames(fs []fp.Format) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.String()
+	}
+	return out
+}
+
+// resumeOrStart restores the newest valid checkpoint, or builds a fresh
+// model when there is none. A checkpoint that does not fit the
+// configuration (other model, other input) is an error, not overwritten:
+// the trained model is never lost silently.
+func (r *runner) resumeOrStart(spec bnn.Spec, bopts bnn.Options, formats []fp.Format) error {
+	cfg := r.cfg
+	in := bnn.Shape{Height: r.shape.Height, Width: r.shape.Width, Channels: r.shape.Channels}
+	features := r.shape.Size()
+	ck, err := r.store.Load()
+	switch {
+	case errors.Is(err, ErrNoCheckpoint):
+		return r.fresh(spec, in, bopts, formats)
+	case err != nil:
+		return fmt.Errorf("%w (move the damaged files away to start afresh)", err)
+	}
+	for _, s := range ck.Skipped {
+		r.log.Warn("checkpoint skipped", "err", s)
+	}
+	section := func(name string) ([]byte, error) {
+		b, ok := ck.Section(name)
+		if !ok {
+			return nil, fmt.Errorf("checkpoint %s: no %q section", ck.Path, name)
+		}
+		return b, nil
+	}
+	var meta checkpointMeta
+	if b, err := section(sectionMeta); err != nil {
+		return err
+	} else if err := json.Unmarshal(b, &meta); err != nil {
+		return fmt.Errorf("checkpoint %s: meta: %w", ck.Path, err)
+	}
+	if meta.Model != cfg.Model.Spec || meta.Input != r.shape.String() || strings.Join(meta.Classes, ",") != strings.Join(r.classes, ",") {
+		return fmt.Errorf("checkpoint %s holds model %s on input %s with classes %q, but the configuration asks for %s on %s with classes %q; "+
+			"use another checkpoint.dir or move the checkpoint away to start a new model",
+			ck.Path, meta.Model, meta.Input, meta.Classes, cfg.Model.Spec, r.shape.String(), r.classes)
+	}
+	b, err := section(sectionModel)
+	if err != nil {
+		return err
+	}
+	if r.net, err = bnn.ReadModel(bytes.NewReader(b), bopts); err != nil {
+		return fmt.Errorf("checkpoint %s: model: %w", ck.Path, err)
+	}
+	if r.opt, err = bop.New(r.net, r.bopConfig(formats)); err != nil {
+		return err
+	}
+	if b, err = section(sectionOptimizer); err != nil {
+		return err
+	}
+	if err := r.opt.ReadState(bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("checkpoint %s: optimizer: %w", ck.Path, err)
+	}
+	for _, p := range []struct {
+		name string
+		dst  **Replay
+	}{{sectionReplay, &r.replay}, {sectionHoldout, &r.holdout}} {
+		if b, err = section(p.name); err != nil {
+			return err
+		}
+		if *p.dst, err = ReadReplay(b); err != nil {
+			return fmt.Errorf("checkpoint %s: %s: %w", ck.Path, p.name, err)
+		}
+		if (*p.dst).Features() != features {
+			return fmt.Errorf("checkpoint %s: %s holds samples of %d values, the source gives %d", ck.Path, p.name, (*p.dst).Features(), features)
+		}
+	}
+	if b, err = section(sectionCounters); err != nil {
+		return err
+	}
+	c, err := ParseCounters(b)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", ck.Path, err)
+	}
+	if r.tracker, err = NewTracker(c, DefaultAccuracyHorizon, DefaultStepHorizon); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", ck.Path, err)
+	}
+	// The split stream continues from a point derived from the count, so a
+	// resumed run does not replay the same held-out choices.
+	r.split = rand.New(rand.NewPCG(uint64(cfg.Training.Seed), c.SamplesLabeled))
+	if cfg.Training.Momentum != "auto" && formatNamesJoined(r.opt.Formats()) != formatNamesJoined(formats) {
+		if err := r.opt.Convert(formats); err != nil {
+			return fmt.Errorf("converting resumed momenta to %s: %w", cfg.Training.Momentum, err)
+		}
+	}
+	r.log.Info("resumed", "checkpoint", ck.Path, "created", ck.Created, "step", c.Step, "samples_seen", c.SamplesSeen,
+		"momentum", formatNames(r.opt.Formats()))
+	return nil
+}
+
+func formatNamesJoined(fs []fp.Format) string { return strings.Join(formatNames(fs), ",") }
+
+func (r *runner) bopConfig(formats []fp.Format) bop.Config {
+	t := &r.cfg.Training
+	return bop.Config{Gamma: float32(t.Gamma), Tau: float32(t.Tau), AdamLR: float32(t.AdamLR), Formats: formats, Seed: uint64(t.Seed)}
+}
+
+func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats []fp.Format) error {
+	var err error
+	if r.net, err = bnn.New(spec, in, r.classes, bopts); err != nil {
+		return fmt.Errorf("model %s: %w", r.cfg.Model.Spec, err)
+	}
+	if r.opt, err = bop.New(r.net, r.bopConfig(formats)); err != nil {
+		return err
+	}
+	features := r.shape.Size()
+	budget := r.cfg.Replay.Budget
+	holdoutBudget := ByteSize(0)
+	if r.cfg.Training.HoldoutFraction > 0 {
+		holdoutBudget = max(budget/8, ByteSize(ReplayBytesFor(features, r.kind, 16)))
+	} else {
+		holdoutBudget = ByteSize(ReplayBytesFor(features, r.kind, 1))
+	}
+	if r.replay, err = NewReplay(features, len(r.classes), r.kind, budget, r.cfg.Training.Seed); err != nil {
+		return fmt.Errorf("replay.budget: %w", err)
+	}
+	if r.holdout, err = NewReplay(features, len(r.classes), r.kind, holdoutBudget, r.cfg.Training.Seed+1); err != nil {
+		return fmt.Errorf("holdout: %w", err)
+	}
+	if r.tracker, err = NewTracker(Counters{}, DefaultAccuracyHorizon, DefaultStepHorizon); err != nil {
+		return err
+	}
+	r.split = rand.New(rand.NewPCG(uint64(r.cfg.Training.Seed), 0))
+	r.log.Info("no checkpoint: starting a new model", "model", r.cfg.Model.Spec)
+	return nil
+}
+
+// sample handles one window: predict first (prequential), then keep it
+// for training or evaluation, and step every step_every labelled samples.
+func (r *runner) sample(s sensors.Sample) error {
+	r.runSamples++
+	r.seen.Add(1)
+	size := r.shape.Size()
+	if s.Shape != r.shape || len(s.Data) != size {
+		return fmt.Errorf("source sent a sample of shape %v, the model takes %v", s.Shape, r.shape)
+	}
+	copy(r.net.Input()[:size], s.Data)
+	if err := r.net.Evaluate(1, r.pred); err != nil {
+		return err
+	}
+	class := int(r.pred[0])
+	labelled := s.Label >= 0 && s.Label < len(r.classes)
+	correct := labelled && class == s.Label
+	r.tracker.ObservePrediction(labelled, correct)
+	r.lastPrediction = predictionMsg{Class: r.classes[class], ClassIndex: class, Score: softmaxMax(r.net.Logits(1))}
+	if labelled {
+		r.lastPrediction.Label = r.classes[s.Label]
+		r.lastPrediction.Correct = &correct
+	}
+	if !labelled {
+		return nil
+	}
+	if r.cfg.Training.HoldoutFraction > 0 && r.split.Float64() < r.cfg.Training.HoldoutFraction {
+		_, err := r.holdout.Offer(s.Data, s.Label)
+		return err
+	}
+	if _, err := r.replay.Offer(s.Data, s.Label); err != nil {
+		return err
+	}
+	r.newLabelled++
+	if r.newLabelled < r.cfg.Training.StepEvery || r.replay.Len() < 2 {
+		return nil
+	}
+	r.newLabelled = 0
+	return r.step()
+}
+
+func (r *runner) step() error {
+	m, err := r.replay.SampleBatch(r.net.Input(), r.net.Labels()[:r.cfg.Training.Batch])
+	if err != nil {
+		return err
+	}
+	res, err := r.net.TrainStep(m, r.opt)
+	if err != nil {
+		return err
+	}
+	var flips int64
+	for _, c := range r.opt.LastStep() {
+		flips += c.Flips
+	}
+	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+		r.log.Warn("training loss is not finite", "loss", res.Loss, "step", r.tracker.Counters().Step+1)
+	}
+	r.tracker.ObserveStep(m, res.Loss, int(flips))
+	r.notifier.Progress()
+	if r.tracker.Counters().Step%holdoutEveryNSteps == 0 && r.holdout.Len() > 0 {
+		acc, err := r.evaluateHoldout()
+		if err != nil {
+			return err
+		}
+		r.tracker.ObserveHoldout(acc)
+	}
+	return nil
+}
+
+func (r *runner) evaluateHoldout() (float64, error) {
+	batch := r.cfg.Training.Batch
+	size := r.shape.Size()
+	in := r.net.Input()
+	labels := make([]int, batch)
+	correct := 0
+	for start := 0; start < r.holdout.Len(); start += batch {
+		m := min(batch, r.holdout.Len()-start)
+		for i := 0; i < m; i++ {
+			l, err := r.holdout.Sample(start+i, in[i*size:(i+1)*size])
+			if err != nil {
+				return 0, err
+			}
+			labels[i] = l
+		}
+		if err := r.net.Evaluate(m, r.pred); err != nil {
+			return 0, err
+		}
+		for i := 0; i < m; i++ {
+			if int(r.pred[i]) == labels[i] {
+				correct++
+			}
+		}
+	}
+	return float64(correct) / float64(r.holdout.Len()), nil
+}
+
+// softmaxMax is the probability of the arg-max class.
+func softmaxMax(z []float32) float32 {
+	if len(z) == 0 {
+		return 0
+	}
+	hi := z[0]
+	for _, v := range z[1:] {
+		hi = max(hi, v)
+	}
+	var sum float64
+	for _, v := range z {
+		sum += math.Exp(float64(v - hi))
+	}
+	return float32(1 / sum)
+}
+
+// saveCheckpoint writes every part of the training state. Errors are
+// logged and returned; the training goes on with the previous checkpoint.
+func (r *runner) saveCheckpoint(reason string) error {
+	now := time.Now()
+	c := r.tracker.Counters()
+	counters, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	meta, err := json.Marshal(checkpointMeta{
+		Version: r.opts.Version, Model: r.cfg.Model.Spec, Source: r.cfg.Source.Spec,
+		Momentum: formatNames(r.opt.Formats()), Classes: r.classes, Input: r.shape.String(),
+		Step: c.Step, Saved: now.UTC(), Reason: reason,
+	})
+	if err != nil {
+		return err
+	}
+	size, err := r.store.Save(now, BytesSection(sectionMeta, meta),
+		Section{Name: sectionModel, Body: r.net},
+		Section{Name: sectionOptimizer, Body: writerToFunc(r.opt.WriteState)},
+		Section{Name: sectionReplay, Body: r.replay},
+		Section{Name: sectionHoldout, Body: r.holdout},
+		BytesSection(sectionCounters, counters))
+	r.lastCheckpoint = now
+	if err != nil {
+		r.log.Error("checkpoint failed; the previous one is kept", "err", err)
+		return err
+	}
+	r.log.Info("checkpoint written", "reason", reason, "file", r.store.LatestPath(), "bytes", size,
+		"seconds", round4(time.Since(now).Seconds()), "step", c.Step)
+	return nil
+}
+
+type writerToFunc func(io.Writer) (int64, error)
+
+func (f writerToFunc) WriteTo(w io.Writer) (int64, error) { return f(w) }

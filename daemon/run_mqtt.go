@@ -1,0 +1,270 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/mqtt"
+)
+
+func (r *runner) mqttConfig() (mqtt.Config, error) {
+	m := &r.cfg.MQTT
+	clientID, err := r.cfg.ResolvedClientID()
+	if err != nil {
+		return mqtt.Config{}, err
+	}
+	broker := m.Broker
+	if broker == "" {
+		broker = BrokerEmbedded
+	}
+	in := &m.Intervals
+	return mqtt.Config{
+		Broker:           broker,
+		EmbeddedAddr:     r.cfg.EmbeddedBroker.Listen,
+		ClientID:         clientID,
+		Username:         m.Username,
+		Password:         m.Password,
+		PasswordFile:     m.PasswordFile,
+		PasswordEnv:      m.PasswordEnv,
+		CAFile:           m.CAFile,
+		CertFile:         m.CertFile,
+		KeyFile:          m.KeyFile,
+		KeepAlive:        m.KeepAlive,
+		Prefix:           m.Prefix,
+		DeviceID:         r.deviceID,
+		Discovery:        m.Discovery.Enabled,
+		DiscoveryPrefix:  m.Discovery.Prefix,
+		Classes:          r.classes,
+		SoftwareVersion:  r.opts.Version,
+		CommandsEnabled:  m.Commands.Enabled,
+		DisabledCommands: m.Commands.Disabled,
+		Rates: map[string]time.Duration{
+			mqtt.TopicProgress:   in.Progress,
+			mqtt.TopicMemory:     in.Memory,
+			mqtt.TopicEncoding:   in.Encoding,
+			mqtt.TopicPrediction: in.Prediction,
+			mqtt.TopicHealth:     in.Health,
+		},
+	}, nil
+}
+
+func (r *runner) startMQTT(ctx context.Context) error {
+	mc, err := r.mqttConfig()
+	if err != nil {
+		return err
+	}
+	r.mq, err = mqtt.New(mc, r.handleCommand, r.log.With("component", "mqtt"))
+	if err != nil {
+		return fmt.Errorf("mqtt: %w", err)
+	}
+	if err := r.mq.Start(ctx); err != nil {
+		return fmt.Errorf("mqtt: %w", err)
+	}
+	return nil
+}
+
+// handleCommand runs on the MQTT dispatcher goroutine: it hands the command
+// to the training loop, which owns all training state, and waits for its
+// answer.
+func (r *runner) handleCommand(ctx context.Context, cmd mqtt.Command) (any, error) {
+	req := cmdRequest{cmd: cmd, reply: make(chan cmdReply, 1)}
+	select {
+	case r.cmds <- req:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: the training loop did not take the command in time: %w", cmd.Name, ctx.Err())
+	}
+	select {
+	case rep := <-req.reply:
+		return rep.result, rep.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: no answer from the training loop in time: %w", cmd.Name, ctx.Err())
+	}
+}
+
+// command carries out one command on the training goroutine.
+func (r *runner) command(cmd mqtt.Command) (any, error) {
+	switch cmd.Name {
+	case mqtt.CmdLabel:
+		name := cmd.LabelName
+		if cmd.Label == mqtt.NoLabel {
+			name = ""
+		}
+		if err := r.labels.Set(name); err != nil {
+			return nil, err
+		}
+		return map[string]any{"label": cmd.Payload}, nil
+	case mqtt.CmdPause:
+		r.paused = true
+		r.notifier.SetPaused(true)
+		r.log.Info("paused")
+		return map[string]any{"paused": true}, nil
+	case mqtt.CmdResume:
+		r.paused = false
+		r.notifier.SetPaused(false)
+		r.log.Info("resumed training")
+		return map[string]any{"paused": false}, nil
+	case mqtt.CmdCheckpoint:
+		if err := r.saveCheckpoint("command"); err != nil {
+			return nil, err
+		}
+		return map[string]any{"file": r.store.LatestPath(), "step": r.tracker.Counters().Step}, nil
+	case mqtt.CmdReset:
+		spec, err := bnn.ParseSpec(r.cfg.Model.Spec)
+		if err != nil {
+			return nil, err
+		}
+		in := r.net.InputShape()
+		if err := r.fresh(spec, in, r.net.Options(), r.opt.Formats()); err != nil {
+			return nil, err
+		}
+		r.newLabelled = 0
+		if err := r.saveCheckpoint("reset"); err != nil {
+			return nil, err
+		}
+		return map[string]any{"reset": true}, nil
+	case mqtt.CmdMomentum:
+		if len(cmd.Formats) == 1 && cmd.Formats[0] == "auto" {
+			return nil, errors.New("momentum: auto (calibration) is not available in the daemon yet; name an encoding such as e4m3b28s")
+		}
+		formats := make([]fp.Format, len(cmd.Formats))
+		for i, name := range cmd.Formats {
+			f, err := fp.ParseFormat(name)
+			if err != nil {
+				return nil, fmt.Errorf("momentum: %w", err)
+			}
+			formats[i] = f
+		}
+		if err := r.opt.Convert(formats); err != nil {
+			return nil, fmt.Errorf("momentum: %w", err)
+		}
+		r.log.Info("momentum encoding switched", "momentum", formatNames(r.opt.Formats()))
+		return map[string]any{"momentum": formatNames(r.opt.Formats())}, nil
+	}
+	return nil, fmt.Errorf("command %q is not handled by this daemon", cmd.Name)
+}
+
+// memoryMsg is the memory topic: the exact training-state breakdown and the
+// process's view.
+type memoryMsg struct {
+	TrainingBytes int64      `json:"training_bytes"`
+	Model         bnn.Memory `json:"model"`
+	ReplayBytes   int64      `json:"replay_bytes"`
+	HoldoutBytes  int64      `json:"holdout_bytes"`
+	ReplaySamples int        `json:"replay_samples"`
+	ReplayCap     int        `json:"replay_capacity"`
+	GoHeapBytes   uint64     `json:"go_heap_bytes"`
+	RSSBytes      int64      `json:"rss_bytes"`
+}
+
+type layerEncoding struct {
+	Layer         int     `json:"layer"`
+	Format        string  `json:"format"`
+	Bits          int     `json:"bits"`
+	LostRatio     float64 `json:"lost_ratio"`
+	UnderflowRate float64 `json:"underflow_ratio"`
+	FlipRate      float64 `json:"flip_rate"`
+}
+
+type encodingMsg struct {
+	Layers       []layerEncoding `json:"layers"`
+	MomentumBits float64         `json:"momentum_bits"`
+	LostRatio    float64         `json:"lost_ratio"`
+}
+
+type healthMsg struct {
+	Source          string  `json:"source"`
+	SourceState     string  `json:"source_state"`
+	SourceHealthy   bool    `json:"source_healthy"`
+	SourceErrors    uint64  `json:"source_errors"`
+	CheckpointAgeS  float64 `json:"checkpoint_age_s"`
+	BrokerConnected bool    `json:"broker_connected"`
+	Paused          bool    `json:"paused"`
+}
+
+// publish hands the latest figures to the telemetry mailboxes; the client
+// sends them at the configured rates and never blocks us. The figures that
+// cost more to gather (memory, encoding, health) only when slow is set.
+func (r *runner) publish(now time.Time, slow bool) {
+	if r.mq == nil {
+		return
+	}
+	pub := func(topic string, v any) {
+		if err := r.mq.Publish(topic, v); err != nil {
+			r.log.Debug("publish", "topic", topic, "err", err)
+		}
+	}
+	pub(mqtt.TopicProgress, r.tracker.Status(now))
+	pub(mqtt.TopicPrediction, r.lastPrediction)
+	if !slow {
+		return
+	}
+
+	mem := r.net.Memory()
+	r.opt.AddMemory(&mem)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	pub(mqtt.TopicMemory, memoryMsg{
+		TrainingBytes: mem.Total() + r.replay.Bytes() + r.holdout.Bytes(),
+		Model:         mem, ReplayBytes: r.replay.Bytes(), HoldoutBytes: r.holdout.Bytes(),
+		ReplaySamples: r.replay.Len(), ReplayCap: r.replay.Capacity(),
+		GoHeapBytes: ms.HeapAlloc, RSSBytes: currentRSS(),
+	})
+
+	enc := encodingMsg{}
+	var weights, bits, lost, values float64
+	totals := r.opt.Totals()
+	formats := r.opt.Formats()
+	for i, c := range totals {
+		f := formats[min(i, len(formats)-1)]
+		le := layerEncoding{Layer: i, Format: f.String(), Bits: f.Bits(), LostRatio: c.LostRatio(), FlipRate: c.FlipRate()}
+		if c.Values > 0 {
+			le.UnderflowRate = float64(c.Underflow) / float64(c.Values)
+		}
+		enc.Layers = append(enc.Layers, le)
+		if layers := r.net.Layers(); i < len(layers) {
+			w := float64(layers[i].Weights)
+			weights += w
+			bits += w * float64(f.Bits())
+		}
+		lost += float64(c.Lost)
+		values += float64(c.Values)
+	}
+	if weights > 0 {
+		enc.MomentumBits = bits / weights
+	}
+	if values > 0 {
+		enc.LostRatio = lost / values
+	}
+	pub(mqtt.TopicEncoding, enc)
+
+	h := r.src.Health()
+	pub(mqtt.TopicHealth, healthMsg{
+		Source: r.cfg.Source.Spec, SourceState: h.State, SourceHealthy: h.Healthy, SourceErrors: h.Errors,
+		CheckpointAgeS: now.Sub(r.lastCheckpoint).Seconds(), BrokerConnected: r.mq.Connected(), Paused: r.paused,
+	})
+}
+
+// currentRSS is the process's resident set size in bytes (0 if unknown).
+func currentRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
