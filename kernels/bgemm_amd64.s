@@ -33,6 +33,14 @@
 	VPADDD      Y29, YACC, YACC    \
 	VMOVDQU32   YACC, KP, OFF(ROW)
 
+// FINLAST is FIN for the common case mode == 2 (one k-block):
+// out = k − 2·count, with k in every lane of Y29.
+#define FINLAST(ZACC, YACC, OFF, KP, ROW) \
+	VPMOVQD   ZACC, YACC         \
+	VPSLLD    $1, YACC, YACC     \
+	VPSUBD    YACC, Y29, YACC    \
+	VMOVDQU32 YACC, KP, OFF(ROW)
+
 // func bgemmBlockAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, jmask uint32, k int, mode int)
 //
 // For every row i < rows of a (row i at a[i*lda:], words words from there)
@@ -142,6 +150,28 @@ kloop4:
 	LEAQ (DI)(R8*1), AX         // c row 1
 	LEAQ (DI)(R8*2), CX         // c row 2
 	LEAQ (CX)(R8*1), R14        // c row 3
+	CMPQ mode+72(FP), $2
+	JNE  fin4
+	FINLAST(Z0, Y0, 0, K1, DI)
+	FINLAST(Z1, Y1, 32, K2, DI)
+	FINLAST(Z2, Y2, 64, K3, DI)
+	FINLAST(Z3, Y3, 96, K4, DI)
+	FINLAST(Z4, Y4, 0, K1, AX)
+	FINLAST(Z5, Y5, 32, K2, AX)
+	FINLAST(Z6, Y6, 64, K3, AX)
+	FINLAST(Z7, Y7, 96, K4, AX)
+	FINLAST(Z8, Y8, 0, K1, CX)
+	FINLAST(Z9, Y9, 32, K2, CX)
+	FINLAST(Z10, Y10, 64, K3, CX)
+	FINLAST(Z11, Y11, 96, K4, CX)
+	FINLAST(Z12, Y12, 0, K1, R14)
+	FINLAST(Z13, Y13, 32, K2, R14)
+	FINLAST(Z14, Y14, 64, K3, R14)
+	FINLAST(Z15, Y15, 96, K4, R14)
+
+	JMP  next4
+
+fin4:
 	FIN(Z0, Y0, 0, K1, DI)
 	FIN(Z1, Y1, 32, K2, DI)
 	FIN(Z2, Y2, 64, K3, DI)
@@ -159,6 +189,8 @@ kloop4:
 	FIN(Z14, Y14, 64, K3, R14)
 	FIN(Z15, Y15, 96, K4, R14)
 
+
+next4:
 	LEAQ (DI)(R8*4), DI
 	LEAQ (SI)(R9*4), SI
 	SUBQ $4, BX
@@ -193,10 +225,21 @@ kloop1:
 	DECQ R14
 	JNZ  kloop1
 
+	CMPQ mode+72(FP), $2
+	JNE  fin1
+	FINLAST(Z0, Y0, 0, K1, DI)
+	FINLAST(Z1, Y1, 32, K2, DI)
+	FINLAST(Z2, Y2, 64, K3, DI)
+	FINLAST(Z3, Y3, 96, K4, DI)
+	JMP  next1
+
+fin1:
 	FIN(Z0, Y0, 0, K1, DI)
 	FIN(Z1, Y1, 32, K2, DI)
 	FIN(Z2, Y2, 64, K3, DI)
 	FIN(Z3, Y3, 96, K4, DI)
+
+next1:
 	ADDQ R8, DI
 	ADDQ R9, SI
 	DECQ BX

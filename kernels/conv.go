@@ -35,17 +35,33 @@ func Im2Col3x3Bits(dst []uint64, src []uint64, batch, h, w, c int) {
 		for y := 0; y < h; y++ {
 			for x := 0; x < w; x++ {
 				out := dst[((b*h+y)*w+x)*row:][:row]
-				p := 0
 				for dy := -1; dy <= 1; dy++ {
-					for dx := -1; dx <= 1; dx++ {
-						yy, xx := y+dy, x+dx
-						seg := out[p*cw : p*cw+cw]
-						if yy < 0 || yy >= h || xx < 0 || xx >= w {
-							clear(seg)
+					yy := y + dy
+					// The three neighbours (yy, x−1..x+1) are adjacent
+					// pixels in src: one copy of 3·cw words unless the
+					// window leaves the image.
+					seg := out[(dy+1)*3*cw : (dy+2)*3*cw]
+					if yy < 0 || yy >= h {
+						clear(seg)
+						continue
+					}
+					line := src[(b*h+yy)*w*cw : (b*h+yy+1)*w*cw]
+					if x >= 1 && x+1 < w {
+						from := line[(x-1)*cw : (x+2)*cw]
+						if cw == 1 { // the 64-channel case: no memmove call
+							seg[0], seg[1], seg[2] = from[0], from[1], from[2]
 						} else {
-							copy(seg, src[((b*h+yy)*w+xx)*cw:])
+							copy(seg, from)
 						}
-						p++
+						continue
+					}
+					for dx := -1; dx <= 1; dx++ {
+						part := seg[(dx+1)*cw : (dx+2)*cw]
+						if xx := x + dx; xx < 0 || xx >= w {
+							clear(part)
+						} else {
+							copy(part, line[xx*cw:(xx+1)*cw])
+						}
 					}
 				}
 			}
