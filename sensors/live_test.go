@@ -352,3 +352,28 @@ func TestLabelBox(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestProbe(t *testing.T) {
+	found := Probe(&fakeMPU{})
+	if len(found) != 1 || found[0].Addr != 0x68 || found[0].Kind != "mpu6050" || found[0].Chip != "MPU-6050" {
+		t.Fatalf("Probe = %+v, want one MPU-6050 at 0x68", found)
+	}
+	if s := found[0].String(); !strings.Contains(s, "0x68 MPU-6050") {
+		t.Errorf("String = %q", s)
+	}
+	if f := Probe(&idBus{id: 0x11}); len(f) != 4 || f[0].Kind != "" || !strings.Contains(f[0].Note, "DS3231") {
+		t.Errorf("unknown devices: %+v", f)
+	}
+}
+
+// idBus answers every read at every address with one id byte.
+type idBus struct{ id byte }
+
+func (b *idBus) String() string                  { return "id-bus" }
+func (b *idBus) SetSpeed(physic.Frequency) error { return nil }
+func (b *idBus) Tx(addr uint16, w, r []byte) error {
+	for i := range r {
+		r[i] = b.id
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/bnnd/bnnd/sensors"
+)
+
+func init() {
+	register(&command{
+		name:    "sensors",
+		summary: "list I²C sensors (scan) or print samples from any source (read)",
+		run:     runSensors,
+	})
+}
+
+const sensorsUsage = `usage:
+  bnnd sensors scan [--bus NAME]
+  bnnd sensors read SPEC [-n N] [--json] [--window W] [--hop H]
+
+SPEC is one of:
+  mpu6050[:BUS][,addr=0x68][,rate=HZ][,range=2g|4g|8g|16g][,gyro=250][,fail=N]
+  adxl345[:BUS][,addr=0x53][,rate=HZ][,range=2g|4g|8g|16g][,fail=N]
+  csv:GLOB[,cols=a,b,c][,label=NAME][,bad=skip]
+  mnist:DIR (mnist: = the copy in the GoMNIST module)
+  synthetic-imu[,seed=N][,rate=HZ][,pace=0]
+Time series also take window=N,hop=H.`
+
+func runSensors(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("missing subcommand\n%s", sensorsUsage)
+	}
+	switch args[0] {
+	case "scan":
+		return runSensorsScan(args[1:], stdout, stderr)
+	case "read":
+		return runSensorsRead(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stderr, sensorsUsage)
+		return nil
+	}
+	return usagef("unknown subcommand %q\n%s", args[0], sensorsUsage)
+}
+
+// parseInterspersed parses flags before and after positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func runSensorsScan(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sensors scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bus := fs.String("bus", "", "only this I²C bus (name, alias or number)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	buses, err := sensors.Scan(*bus)
+	if err != nil {
+		return err
+	}
+	if len(buses) == 0 {
+		fmt.Fprintln(stdout, "no I²C buses found (is I²C enabled, e.g. dtparam=i2c_arm=on, and is /dev/i2c-* readable?)")
+		return nil
+	}
+	for _, b := range buses {
+		name := b.Name
+		if len(b.Aliases) > 0 {
+			name += " (" + strings.Join(b.Aliases, ", ") + ")"
+		}
+		fmt.Fprintf(stdout, "%s\n", name)
+		if b.Err != nil {
+			fmt.Fprintf(stdout, "  cannot open: %v\n", b.Err)
+			continue
+		}
+		if len(b.Found) == 0 {
+			fmt.Fprintln(stdout, "  no known sensor (probed 0x68, 0x69, 0x53, 0x1d)")
+		}
+		for _, f := range b.Found {
+			fmt.Fprintf(stdout, "  %s", f)
+			if f.Kind != "" {
+				fmt.Fprintf(stdout, "  → spec %s:%s,addr=0x%02x", f.Kind, b.Name, f.Addr)
+			}
+			fmt.Fprintln(stdout)
+		}
+	}
+	return nil
+}
+
+// sampleJSON is one line of 'bnnd sensors read --json'.
+type sampleJSON struct {
+	Index      int       `json:"i"`
+	Time       time.Time `json:"time"`
+	Label      *string   `json:"label"`
+	LabelIndex int       `json:"label_index"`
+	Shape      [3]int    `json:"shape_hwc"`
+	Data       []float32 `json:"data"`
+}
+
+func runSensorsRead(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sensors read", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 10, "number of samples (windows or images) to print")
+	asJSON := fs.Bool("json", false, "print one JSON object per line with the full data")
+	window := fs.Int("window", 0, "window length in samples for time series (0 = the spec's or 64)")
+	hop := fs.Int("hop", 0, "hop between windows in samples (0 = the spec's or window/2)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one SPEC, got %d arguments\n%s", len(pos), sensorsUsage)
+	}
+	if *n < 1 {
+		return usagef("-n %d: want ≥ 1", *n)
+	}
+	if *window < 0 || *hop < 0 {
+		return usagef("--window/--hop must be ≥ 0")
+	}
+	src, err := sensors.Open(pos[0], sensors.LoadOptions{Window: *window, Hop: *hop})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	enc := json.NewEncoder(stdout)
+	classes := src.Classes()
+	for i := 0; i < *n; {
+		s, err := src.Next(ctx)
+		switch {
+		case errors.Is(err, io.EOF):
+			fmt.Fprintf(stderr, "source ended after %d samples\n", i)
+			return nil
+		case errors.Is(err, sensors.ErrUnhealthy):
+			fmt.Fprintf(stderr, "warning: %v\n", err) // it keeps retrying
+			continue
+		case ctx.Err() != nil:
+			return nil // interrupted: a clean exit
+		case err != nil:
+			return err
+		}
+		if *asJSON {
+			out := sampleJSON{Index: i, Time: s.Time.UTC(), LabelIndex: s.Label, Shape: [3]int{s.Shape.Height, s.Shape.Width, s.Shape.Channels}, Data: s.Data}
+			if s.LabelName != "" {
+				out.Label = &s.LabelName
+			}
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+		} else {
+			printSampleSummary(stdout, i, s, classes)
+		}
+		i++
+	}
+	if h := src.Health(); h.Errors > 0 || h.Missed > 0 || h.Dropped > 0 {
+		fmt.Fprintf(stderr, "health: %d samples, %d failed reads, %d retries, %d late, %d missed, %d windows dropped\n",
+			h.Samples, h.Errors, h.Retries, h.Late, h.Missed, h.Dropped)
+	}
+	return nil
+}
+
+// printSampleSummary prints one line per sample: label and, per channel,
+// mean ± standard deviation over the window (after standardisation).
+func printSampleSummary(w io.Writer, i int, s sensors.Sample, classes []string) {
+	label := s.LabelName
+	if label == "" {
+		label = "-"
+	}
+	fmt.Fprintf(w, "%4d %s %-8s %dx%dx%d", i, s.Time.UTC().Format("15:04:05.000"), label, s.Shape.Height, s.Shape.Width, s.Shape.Channels)
+	c := s.Shape.Channels
+	if c > 8 {
+		// Images: one summary over all pixels.
+		c = 1
+	}
+	for ch := 0; ch < c; ch++ {
+		var sum, sq float64
+		cnt := 0
+		for k := ch; k < len(s.Data); k += c {
+			v := float64(s.Data[k])
+			sum += v
+			sq += v * v
+			cnt++
+		}
+		mean := sum / float64(cnt)
+		fmt.Fprintf(w, "  c%d %+.3f±%.3f", ch, mean, math.Sqrt(math.Max(0, sq/float64(cnt)-mean*mean)))
+	}
+	fmt.Fprintln(w)
+}

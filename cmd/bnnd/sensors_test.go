@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSensorsReadSyntheticJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runMain(context.Background(), []string{"sensors", "read", "synthetic-imu,pace=0,n=300", "-n", "3", "--json", "--window", "32"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines:\n%s", len(lines), out.String())
+	}
+	for i, l := range lines {
+		var s sampleJSON
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if s.Index != i || s.Shape != [3]int{1, 32, 6} || len(s.Data) != 192 {
+			t.Errorf("line %d: %+v", i, s)
+		}
+		if s.Label == nil || s.LabelIndex < 0 {
+			t.Errorf("line %d unlabelled", i)
+		}
+	}
+}
+
+func TestSensorsReadCSVText(t *testing.T) {
+	dir := t.TempDir()
+	body := "ax,ay\r\n" + strings.Repeat("1,2\r\n3,4\r\n", 20)
+	if err := os.WriteFile(filepath.Join(dir, "tap-01.csv"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := runMain(context.Background(), []string{"sensors", "read", "-n", "100", "csv:" + dir + "/*.csv,window=8,hop=8"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 || !strings.Contains(lines[0], "tap") || !strings.Contains(lines[0], "c1 ") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	if !strings.Contains(errOut.String(), "source ended after 5 samples") {
+		t.Errorf("stderr %q", errOut.String())
+	}
+}
+
+func TestSensorsUsageAndErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"sensors"}, 2, "missing subcommand"},
+		{[]string{"sensors", "fly"}, 2, `unknown subcommand "fly"`},
+		{[]string{"sensors", "read"}, 2, "want exactly one SPEC"},
+		{[]string{"sensors", "read", "synthetic-imu", "-n", "0"}, 2, "-n 0"},
+		{[]string{"sensors", "read", "synthetic-imu,colour=red"}, 1, `spec "synthetic-imu,colour=red"`},
+		{[]string{"sensors", "read", "csv:/nonexistent/*.csv"}, 1, "no file matches"},
+		{[]string{"sensors", "scan", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"sensors", "scan", "--bus", "no-such-bus-xyz"}, 1, `no I²C bus named "no-such-bus-xyz"`},
+	} {
+		var out, errOut bytes.Buffer
+		code := runMain(context.Background(), c.args, &out, &errOut)
+		if code != c.code || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q", c.args, code, errOut.String(), c.code, c.want)
+		}
+	}
+}
+
+func TestSensorsScanRuns(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := runMain(context.Background(), []string{"sensors", "scan"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if out.Len() == 0 {
+		t.Error("scan printed nothing")
+	}
+}
