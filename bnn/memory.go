@@ -65,7 +65,11 @@ func (n *Network) Memory() Memory {
 	for _, t := range n.tiles {
 		m.GradientTiles += f32Bytes(t)
 	}
-	m.Buffers = f32Bytes(n.z) + f32Bytes(n.dy) + f32Bytes(n.dx) + f32Bytes(n.ones) + f32Bytes(n.zeros)
+	m.Buffers = f32Bytes(n.z) + f32Bytes(n.zp) + f32Bytes(n.dzc) + f32Bytes(n.dy) + f32Bytes(n.dx) +
+		f32Bytes(n.ones) + f32Bytes(n.zeros) + u64Bytes(n.cols) + f32Bytes(n.colsF)
+	for _, d := range n.dcols {
+		m.Buffers += f32Bytes(d)
+	}
 	m.InputBatch = f32Bytes(n.x) + int64(len(n.labels))*4
 	return m
 }

@@ -89,7 +89,7 @@ func (n *Network) WriteTo(w io.Writer) (int64, error) {
 	p.f32s(n.norm.Std)
 	p.u32(uint32(len(n.layers)))
 	for _, l := range n.layers {
-		p.u8(uint8(Dense))
+		p.u8(uint8(l.kind))
 		p.u32(uint32(l.in))
 		p.u32(uint32(l.out))
 		p.u64s(l.w)
@@ -242,8 +242,8 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 		what := fmt.Sprintf("layer %d", l.index)
 		kind := LayerKind(d.u8(what + " kind"))
 		lin, lout := int(d.u32(what+" inputs")), int(d.u32(what+" outputs"))
-		if d.err == nil && (kind != Dense || lin != l.in || lout != l.out) {
-			return nil, fmt.Errorf("bnn: %w: %s is %v %d→%d, model %q needs dense %d→%d", ErrModelFormat, what, kind, lin, lout, name, l.in, l.out)
+		if d.err == nil && (kind != l.kind || lin != l.in || lout != l.out) {
+			return nil, fmt.Errorf("bnn: %w: %s is %v %d→%d, model %q needs %v %d→%d", ErrModelFormat, what, kind, lin, lout, name, l.kind, l.in, l.out)
 		}
 		parts := []struct {
 			dst  any

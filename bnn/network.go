@@ -60,22 +60,32 @@ const (
 	tileCols = 1024
 )
 
-// layer is a dense block: binary weights → batch norm → sign (or softmax for
-// the last one).
+// layer is one block: binary weights (dense, or a 3×3 conv run as im2col +
+// GEMM, optionally 2×2 max-pooled) → batch norm → sign (or softmax for the
+// last one). Every block is a GEMM of gemmRows rows per example, in inputs
+// (K) and out outputs, producing actRows activation rows per example.
 type layer struct {
 	index     int
-	in, out   int
+	kind      LayerKind
+	in, out   int // GEMM inputs K (dense: inputs; conv: 9·channels) and outputs
 	kw        int // words per weight row (= Words(in))
 	ow        int // words per activation row (= Words(out))
 	realInput bool
 	last      bool
 	w         []uint64 // out rows × kw words
 	bn        batchNorm
+	// Conv geometry (input height, width, channels); pool halves h and w.
+	h, wd, c     int
+	pool         bool
+	gemmRows     int // GEMM rows per example: h·w for conv, 1 for dense
+	actRows      int // activation rows per example after pooling
+	inPerExample int // input values per example (h·w·c for conv, in for dense)
 	// Kept for the backward pass: 2 bits per activation.
-	sign, mask []uint64 // batch rows × ow words
-	// The real-input layer keeps its pre-activations (batch × out float32):
-	// recomputing them costs a real×binary GEMM, the most expensive matmul of
-	// the forward pass, while binary layers recompute theirs by popcount.
+	sign, mask []uint64 // batch·actRows rows × ow words
+	// The dense real-input layer keeps its pre-activations (batch × out
+	// float32): recomputing them costs a real×binary GEMM, the most
+	// expensive matmul of the forward pass, while binary layers recompute
+	// theirs by popcount.
 	kept     []float32
 	rowTiles int
 	colTiles int
@@ -93,9 +103,14 @@ type Network struct {
 	x      []float32 // input batch, Batch × in.Size()
 	labels []int32
 
-	z      []float32 // pre-activations of one layer, Batch × widest
-	dy, dx []float32 // gradient rows, Batch × widest
-	ones   []float32 // identity batch-norm for BGemmScaled
+	z      []float32   // pre-activations of one layer (before pooling)
+	zp     []float32   // pooled pre-activations (pooling layers only)
+	dzc    []float32   // gradient before pooling (pooling layers only)
+	dy, dx []float32   // gradient rows
+	cols   []uint64    // binary im2col rows of a conv layer's input
+	colsF  []float32   // real im2col rows of a real-input conv layer
+	dcols  [][]float32 // per worker: one image's im2col-shaped input gradient
+	ones   []float32   // identity batch-norm for BGemmScaled
 	zeros  []float32
 	tiles  [][]float32  // one gradient tile per worker
 	wtiles []WeightTile // one descriptor per worker
@@ -118,43 +133,88 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 		opt.Threads = 1
 	}
 	n := &Network{spec: spec, in: in, classes: append([]string(nil), classes...), opt: opt}
-	width := in.Size()
-	sizes := []int{}
-	for i, ls := range spec.Hidden {
-		if ls.Kind != Dense {
-			return nil, fmt.Errorf("bnn: model %q layer %d: %v layers are not supported yet", spec.Name, i+1, ls.Kind)
+	B := opt.Batch
+	// The geometry flowing through the layers: h×w×c activations per example.
+	h, w, c := in.Height, in.Width, in.Channels
+	hidden := append(append([]LayerSpec(nil), spec.Hidden...), LayerSpec{Kind: Dense, Units: len(classes)})
+	var zW, zpW, gradW, colWords, colFloats, dcolFloats int
+	for i, ls := range hidden {
+		l := &layer{index: i, kind: ls.Kind, out: ls.Units, realInput: i == 0, last: i == len(hidden)-1,
+			h: h, wd: w, c: c, pool: ls.Pool, gemmRows: 1, actRows: 1, inPerExample: h * w * c}
+		where := fmt.Sprintf("bnn: model %q layer %d", spec.Name, i+1)
+		switch ls.Kind {
+		case Dense:
+			l.in = h * w * c
+			if !l.realInput && c%64 != 0 && h*w > 1 {
+				return nil, fmt.Errorf("%s: dense after conv needs a multiple of 64 channels, have %d", where, c)
+			}
+			h, w, c = 1, 1, ls.Units
+		case Conv3x3:
+			if !l.realInput && c%64 != 0 {
+				return nil, fmt.Errorf("%s: a binary conv needs a multiple of 64 input channels, have %d", where, c)
+			}
+			if ls.Pool && (h%2 != 0 || w%2 != 0) {
+				return nil, fmt.Errorf("%s: 2×2 pooling needs even height and width, have %d×%d", where, h, w)
+			}
+			l.in = 9 * c
+			l.gemmRows = h * w
+			if ls.Pool {
+				h, w = h/2, w/2
+			}
+			l.actRows = h * w
+			c = ls.Units
+		default:
+			return nil, fmt.Errorf("%s: unknown layer kind %v", where, ls.Kind)
 		}
-		sizes = append(sizes, ls.Units)
-	}
-	sizes = append(sizes, len(classes))
-	widest := width
-	for i, out := range sizes {
-		l := &layer{
-			index: i, in: width, out: out,
-			kw: kernels.Words(width), ow: kernels.Words(out),
-			realInput: i == 0, last: i == len(sizes)-1,
-		}
-		l.w = make([]uint64, out*l.kw)
-		l.bn = newBatchNorm(out)
-		if l.realInput {
-			l.kept = make([]float32, opt.Batch*out)
+		l.kw, l.ow = kernels.Words(l.in), kernels.Words(l.out)
+		l.w = make([]uint64, l.out*l.kw)
+		l.bn = newBatchNorm(l.out)
+		if l.realInput && l.kind == Dense {
+			l.kept = make([]float32, B*l.out)
 		}
 		if !l.last {
-			l.sign = make([]uint64, opt.Batch*l.ow)
-			l.mask = make([]uint64, opt.Batch*l.ow)
+			l.sign = make([]uint64, B*l.actRows*l.ow)
+			l.mask = make([]uint64, B*l.actRows*l.ow)
 		}
-		l.rowTiles = (out + tileRows - 1) / tileRows
-		l.colTiles = (width + tileCols - 1) / tileCols
+		l.rowTiles = (l.out + tileRows - 1) / tileRows
+		l.colTiles = (l.in + tileCols - 1) / tileCols
+		zW = max(zW, l.gemmRows*l.out)
+		if l.pool {
+			zpW = max(zpW, l.actRows*l.out)
+		}
+		gradW = max(gradW, l.gemmRows*l.out, l.inPerExample)
+		if l.kind == Conv3x3 {
+			if l.realInput {
+				colFloats = max(colFloats, l.gemmRows*l.in)
+			} else {
+				colWords = max(colWords, l.gemmRows*l.kw)
+				dcolFloats = max(dcolFloats, l.gemmRows*l.in)
+			}
+		}
 		n.layers = append(n.layers, l)
-		widest = max(widest, out)
-		width = out
 	}
 	n.randomizeWeights(opt.Seed)
-	n.x = make([]float32, opt.Batch*in.Size())
-	n.labels = make([]int32, opt.Batch)
-	n.z = make([]float32, opt.Batch*widest)
-	n.dy = make([]float32, opt.Batch*widest)
-	n.dx = make([]float32, opt.Batch*widest)
+	n.x = make([]float32, B*in.Size())
+	n.labels = make([]int32, B)
+	n.z = make([]float32, B*zW)
+	n.dy = make([]float32, B*gradW)
+	n.dx = make([]float32, B*gradW)
+	if zpW > 0 {
+		n.zp = make([]float32, B*zpW)
+		n.dzc = make([]float32, B*zW)
+	}
+	n.cols = make([]uint64, B*colWords)
+	n.colsF = make([]float32, B*colFloats)
+	if dcolFloats > 0 {
+		n.dcols = make([][]float32, opt.Threads)
+		for i := range n.dcols {
+			n.dcols[i] = make([]float32, dcolFloats)
+		}
+	}
+	widest := 0
+	for _, l := range n.layers {
+		widest = max(widest, l.out)
+	}
 	n.ones = make([]float32, widest)
 	n.zeros = make([]float32, widest)
 	for i := range n.ones {
@@ -316,35 +376,135 @@ func argmax(v []float32) int {
 // independent, so the split never changes a result.
 func (n *Network) grain(m int) int { return (m + n.opt.Threads - 1) / n.opt.Threads }
 
-// linear writes layer l's pre-activations for m rows into z (m × out).
-func (n *Network) linear(l *layer, m int, z []float32) {
+// gemmInput prepares a conv layer's GEMM operand for m examples: the im2col
+// rows of its input (real pixels, or the previous layer's sign bits with
+// padding +1). Dense layers read their input directly.
+func (n *Network) gemmInput(l *layer, m int) {
+	if l.kind != Conv3x3 {
+		return
+	}
+	hw := l.h * l.wd
+	grain := (m + n.opt.Threads - 1) / n.opt.Threads
 	if l.realInput {
-		x := n.x
-		kernels.Parallel(n.opt.Threads, m, n.grain(m), func(lo, hi int) {
-			kernels.RealBinGemm(z[lo*l.out:hi*l.out], x[lo*l.in:hi*l.in], l.w, hi-lo, l.out, l.in)
+		per, src := hw*l.in, hw*l.c
+		kernels.Parallel(n.opt.Threads, m, grain, func(lo, hi int) {
+			kernels.Im2Col3x3Float(n.colsF[lo*per:hi*per], n.x[lo*src:hi*src], hi-lo, l.h, l.wd, l.c)
 		})
 		return
 	}
-	a := n.layers[l.index-1].sign
-	kernels.Parallel(n.opt.Threads, m, n.grain(m), func(lo, hi int) {
-		kernels.BGemmScaled(z[lo*l.out:hi*l.out], a[lo*l.kw:hi*l.kw], l.w, hi-lo, l.out, l.kw, l.in, n.ones[:l.out], n.zeros[:l.out])
+	prev := n.layers[l.index-1]
+	per, src := hw*l.kw, hw*kernels.Words(l.c)
+	kernels.Parallel(n.opt.Threads, m, grain, func(lo, hi int) {
+		kernels.Im2Col3x3Bits(n.cols[lo*per:hi*per], prev.sign[lo*src:hi*src], hi-lo, l.h, l.wd, l.c)
 	})
+}
+
+// gemmA returns layer l's GEMM input rows: real values or packed bits.
+func (n *Network) gemmA(l *layer) ([]float32, []uint64) {
+	switch {
+	case l.realInput && l.kind == Conv3x3:
+		return n.colsF, nil
+	case l.realInput:
+		return n.x, nil
+	case l.kind == Conv3x3:
+		return nil, n.cols
+	}
+	return nil, n.layers[l.index-1].sign
+}
+
+// linear writes layer l's pre-activations (before pooling) for m examples
+// into z: m·gemmRows rows × out. gemmInput must have run for conv layers.
+func (n *Network) linear(l *layer, m int, z []float32) {
+	rows := m * l.gemmRows
+	grain := (rows + n.opt.Threads - 1) / n.opt.Threads
+	if x, a := n.gemmA(l); x != nil {
+		kernels.Parallel(n.opt.Threads, rows, grain, func(lo, hi int) {
+			kernels.RealBinGemm(z[lo*l.out:hi*l.out], x[lo*l.in:hi*l.in], l.w, hi-lo, l.out, l.in)
+		})
+	} else {
+		kernels.Parallel(n.opt.Threads, rows, grain, func(lo, hi int) {
+			kernels.BGemmScaled(z[lo*l.out:hi*l.out], a[lo*l.kw:hi*l.kw], l.w, hi-lo, l.out, l.kw, l.in, n.ones[:l.out], n.zeros[:l.out])
+		})
+	}
+}
+
+// preActivations computes layer l's batch-norm input for m examples
+// (pooled for pooling layers) and returns it with the unpooled z.
+func (n *Network) preActivations(l *layer, m int) (y, z []float32) {
+	n.gemmInput(l, m)
+	z = n.z[:m*l.gemmRows*l.out]
+	n.linear(l, m, z)
+	if !l.pool {
+		return z, z
+	}
+	y = n.zp[:m*l.actRows*l.out]
+	maxPool(y, z, m, l.h, l.wd, l.out)
+	return y, z
 }
 
 func (n *Network) forward(m int, train bool) {
 	for _, l := range n.layers {
-		z := n.z[:m*l.out]
-		n.linear(l, m, z)
+		y, _ := n.preActivations(l, m)
+		rows := m * l.actRows
 		if train {
 			if l.kept != nil {
-				copy(l.kept, z)
+				copy(l.kept, y)
 			}
-			l.bn.trainForward(z, m)
+			l.bn.trainForward(y, rows)
 		} else {
-			l.bn.evalForward(z, m)
+			l.bn.evalForward(y, rows)
 		}
 		if !l.last {
-			packSignMask(l.sign, l.mask, z, m, l.out, l.ow)
+			packSignMask(l.sign, l.mask, y, rows, l.out, l.ow)
+		}
+	}
+}
+
+// maxPool takes the maximum of each 2×2 window: src is m×h×w×c (NHWC), dst
+// m×(h/2)×(w/2)×c. Pooling comes before batch norm and sign (conv → pool →
+// BN → sign, as in larq's BNNs), on the exact integer pre-activations.
+func maxPool(dst, src []float32, m, h, w, c int) {
+	ph, pw := h/2, w/2
+	for b := 0; b < m; b++ {
+		for y := 0; y < ph; y++ {
+			for x := 0; x < pw; x++ {
+				out := dst[((b*ph+y)*pw+x)*c : ((b*ph+y)*pw+x+1)*c]
+				r0 := src[((b*h+2*y)*w+2*x)*c:]
+				r1 := src[((b*h+2*y+1)*w+2*x)*c:]
+				for ch := range out {
+					out[ch] = max(r0[ch], r0[c+ch], r1[ch], r1[c+ch])
+				}
+			}
+		}
+	}
+}
+
+// unpool routes each pooled gradient to the first maximal input of its
+// window (row-major order) and zeroes the rest: dsrc is m×h×w×c.
+func unpool(dsrc, dpool, src []float32, m, h, w, c int) {
+	clear(dsrc)
+	ph, pw := h/2, w/2
+	for b := 0; b < m; b++ {
+		for y := 0; y < ph; y++ {
+			for x := 0; x < pw; x++ {
+				d := dpool[((b*ph+y)*pw+x)*c:]
+				for ch := 0; ch < c; ch++ {
+					best := ((b*h+2*y)*w+2*x)*c + ch
+					i1 := best + c
+					i2 := best + w*c
+					i3 := best + w*c + c
+					if src[i1] > src[best] {
+						best = i1
+					}
+					if src[i2] > src[best] {
+						best = i2
+					}
+					if src[i3] > src[best] {
+						best = i3
+					}
+					dsrc[best] = d[ch]
+				}
+			}
 		}
 	}
 }
@@ -422,24 +582,41 @@ func (n *Network) backward(m int, opt Optimizer) {
 	dy, dx := n.dy, n.dx
 	for li := len(n.layers) - 1; li >= 0; li-- {
 		l := n.layers[li]
-		z := n.z[:m*l.out]
+		rows := m * l.actRows
+		var y, z []float32
 		if l.kept != nil {
-			z = l.kept[:m*l.out]
+			y = l.kept[:rows*l.out]
 		} else {
 			// Recompute the pre-activations instead of keeping them: the
-			// weights of this layer have not flipped yet in this step, so z
-			// is exact.
-			n.linear(l, m, z)
+			// weights of this layer have not flipped yet in this step, so
+			// they are exact.
+			y, z = n.preActivations(l, m)
 		}
-		dz := dy[:m*l.out]
-		l.bn.backward(z, dz, m)
+		dyp := dy[:rows*l.out]
+		l.bn.backward(y, dyp, rows)
+		dz := dyp
+		if l.pool {
+			dz = n.dzc[:m*l.gemmRows*l.out]
+			unpool(dz, dyp, z, m, l.h, l.wd, l.out)
+		}
 		if li > 0 {
 			prev := n.layers[li-1]
-			d := dx[:m*l.in]
-			kernels.Parallel(n.opt.Threads, m, n.grain(m), func(lo, hi int) {
-				kernels.BinGradInput(d[lo*l.in:hi*l.in], dz[lo*l.out:hi*l.out], l.w, hi-lo, l.out, l.in)
-			})
-			applyMask(d, prev.mask, m, l.in, prev.ow)
+			d := dx[:m*l.inPerExample]
+			if l.kind == Conv3x3 {
+				// One image at a time, so the im2col-shaped gradient never
+				// exists for the whole batch.
+				hw := l.h * l.wd
+				forEachWorker(n.opt.Threads, m, func(worker, b int) {
+					dcols := n.dcols[worker][:hw*l.in]
+					kernels.BinGradInput(dcols, dz[b*hw*l.out:(b+1)*hw*l.out], l.w, hw, l.out, l.in)
+					kernels.Col2Im3x3Float(d[b*hw*l.c:(b+1)*hw*l.c], dcols, 1, l.h, l.wd, l.c)
+				})
+			} else {
+				kernels.Parallel(n.opt.Threads, m, n.grain(m), func(lo, hi int) {
+					kernels.BinGradInput(d[lo*l.in:hi*l.in], dz[lo*l.out:hi*l.out], l.w, hi-lo, l.out, l.in)
+				})
+			}
+			applyMask(d, prev.mask, m*prev.actRows, prev.out, prev.ow)
 		}
 		n.foldTiles(l, m, dz, opt)
 		dy, dx = dx, dy
@@ -452,16 +629,18 @@ func (n *Network) backward(m int, opt Optimizer) {
 // weights before the worker computes its next tile.
 func (n *Network) foldTiles(l *layer, m int, dz []float32, opt Optimizer) {
 	count := l.rowTiles * l.colTiles
+	rows := m * l.gemmRows
+	x, a := n.gemmA(l)
 	run := func(worker, t int) {
 		j0 := (t / l.colTiles) * tileRows
 		j1 := min(j0+tileRows, l.out)
 		k0 := (t % l.colTiles) * tileCols
 		k1 := min(k0+tileCols, l.in)
 		tile := n.tiles[worker][:(j1-j0)*(k1-k0)]
-		if l.realInput {
-			kernels.RealGradWeightTile(tile, dz, n.x[:m*l.in], m, l.out, l.in, j0, j1, k0, k1)
+		if x != nil {
+			kernels.RealGradWeightTile(tile, dz, x[:rows*l.in], rows, l.out, l.in, j0, j1, k0, k1)
 		} else {
-			kernels.BinGradWeightTile(tile, dz, n.layers[l.index-1].sign[:m*l.kw], m, l.out, l.in, j0, j1, k0, k1)
+			kernels.BinGradWeightTile(tile, dz, a[:rows*l.kw], rows, l.out, l.in, j0, j1, k0, k1)
 		}
 		wt := &n.wtiles[worker]
 		*wt = WeightTile{Layer: l.index, Row0: j0, Row1: j1, Col0: k0, Col1: k1, Cols: l.in,
