@@ -18,10 +18,13 @@ func init() {
 	// Registered least preferred first.
 	registerImpl(implEntry{
 		name:      "avx2",
-		available: cpuid.CPU.Supports(cpuid.AVX2),
-		k: impl{
-			bgemm:       bgemmAVX2,
-			bgemmScaled: bgemmScaledAVX2,
+		available: cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3),
+		k: impl{ // realBinGemm stays generic
+			bgemm:              bgemmAVX2,
+			bgemmScaled:        bgemmScaledAVX2,
+			binGradInput:       binGradInputAVX2,
+			binGradWeightTile:  binGradWeightTileAVX2,
+			realGradWeightTile: realGradWeightTileAVX2,
 		},
 	})
 	registerImpl(implEntry{
@@ -50,6 +53,15 @@ func scaleColumnsAVX512(c *float32, rows, n int, scale, shift *float32)
 
 //go:noescape
 func bgemm2x8AVX2(counts *uint64, a *uint64, lda int, panels *uint64, words int)
+
+//go:noescape
+func signedSum1AVX2(out *float32, coef *float32, coefStride int, bits *uint32, bitsStride, count int)
+
+//go:noescape
+func realGrad1AVX2(out *float32, nfl int, coef *float32, coefStride int, x *float32, xStride, count int)
+
+//go:noescape
+func realGrad2AVX2(out *float32, outPair int, coef *float32, coefStride int, x *float32, xStride, count int)
 
 //go:noescape
 func signedSum4AVX512(out *float32, outPair, nfl int, coef *float32, coefStride, coefPair int, bits *uint64, bitsStride, count int)
@@ -260,6 +272,84 @@ func bgemmScaledAVX2(c []float32, a, b []uint64, m, n, kw, k int, scale, shift [
 		row := c[i*n : i*n+n]
 		for j, v := range ints[i*n : i*n+n] {
 			row[j] = float32(float32(v)*scale[j]) + shift[j]
+		}
+	}
+}
+
+// halves views packed words as their 32-bit halves (amd64 is little-endian,
+// so half 2w is bits 0..31 of word w).
+func halves(words []uint64) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&words[0])), 2*len(words))
+}
+
+// signedRowAVX2 writes out[col] for col < len(out) (a row of up to any
+// length, starting on a 32-bit half of bits): Σ_t coef[t*coefStride]·±1.
+func signedRowAVX2(out []float32, coef []float32, coefStride int, bits []uint32, bitsStride, count int) {
+	var edge [32]float32
+	for c0 := 0; c0 < len(out); c0 += 32 {
+		if len(out)-c0 >= 32 {
+			signedSum1AVX2(&out[c0], &coef[0], coefStride, &bits[c0/32], bitsStride, count)
+			continue
+		}
+		signedSum1AVX2(&edge[0], &coef[0], coefStride, &bits[c0/32], bitsStride, count)
+		copy(out[c0:], edge[:])
+	}
+}
+
+func binGradInputAVX2(dx []float32, dy []float32, w []uint64, m, n, k int) {
+	if n == 0 {
+		clear(dx)
+		return
+	}
+	kw := Words(k)
+	bits := halves(w)
+	for i := 0; i < m; i++ {
+		signedRowAVX2(dx[i*k:i*k+k], dy[i*n:], 1, bits, 2*kw, n)
+	}
+}
+
+func binGradWeightTileAVX2(tile []float32, dy []float32, a []uint64, m, n, k, j0, j1, k0, k1 int) {
+	if m == 0 {
+		clear(tile)
+		return
+	}
+	kw := Words(k)
+	bits := halves(a)
+	width := k1 - k0
+	var edge [32]float32
+	// Column chunks outside, output rows inside: the chunk's bits (one
+	// 32-bit half per row of a) stay in L1 for every output row.
+	for c0 := 0; c0 < width; c0 += 32 {
+		half := (k0 + c0) / 32
+		for j := j0; j < j1; j++ {
+			out := tile[(j-j0)*width+c0 : (j-j0+1)*width]
+			if len(out) >= 32 {
+				signedSum1AVX2(&out[0], &dy[j], n, &bits[half], 2*kw, m)
+				continue
+			}
+			signedSum1AVX2(&edge[0], &dy[j], n, &bits[half], 2*kw, m)
+			copy(out, edge[:])
+		}
+	}
+}
+
+func realGradWeightTileAVX2(tile []float32, dy []float32, x []float32, m, n, k, j0, j1, k0, k1 int) {
+	if m == 0 {
+		clear(tile)
+		return
+	}
+	width := k1 - k0
+	// Column chunks outside so the m×32 block of x stays in L1.
+	for c0 := 0; c0 < width; c0 += 32 {
+		nfl := min(32, width-c0)
+		j := j0
+		if nfl == 32 {
+			for ; j+2 <= j1; j += 2 {
+				realGrad2AVX2(&tile[(j-j0)*width+c0], width, &dy[j], n, &x[k0+c0], k, m)
+			}
+		}
+		for ; j < j1; j++ {
+			realGrad1AVX2(&tile[(j-j0)*width+c0], nfl, &dy[j], n, &x[k0+c0], k, m)
 		}
 	}
 }
