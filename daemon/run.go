@@ -492,7 +492,8 @@ func (r *runner) sample(s sensors.Sample) error {
 		return err
 	}
 	r.newLabelled++
-	if r.newLabelled < r.cfg.Training.StepEvery || r.replay.Len() < 2 {
+	// Steps start once the buffer holds a full batch (or all it can hold).
+	if r.newLabelled < r.cfg.Training.StepEvery || r.replay.Len() < max(2, min(r.cfg.Training.Batch, r.replay.Capacity())) {
 		return nil
 	}
 	r.newLabelled = 0

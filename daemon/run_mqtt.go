@@ -61,7 +61,7 @@ func (r *runner) startMQTT(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.mq, err = mqtt.New(mc, r.handleCommand, r.log.With("component", "mqtt"))
+	r.mq, err = mqtt.New(mc, r.handleCommand, r.log)
 	if err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}

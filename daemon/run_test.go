@@ -1,0 +1,293 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// testLogger sends the daemon's log to the test log (shown on failure).
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func runConfig(t *testing.T) *Config {
+	cfg := Default()
+	cfg.Source.Spec = "synthetic-imu,pace=0"
+	cfg.MQTT.Broker = BrokerNone
+	cfg.MQTT.DeviceID = "testdev"
+	cfg.Checkpoint.Dir = t.TempDir()
+	cfg.Training.Threads = 2
+	cfg.Training.Momentum = "e4m3b28s"
+	cfg.Replay.Budget = 256 << 10
+	cfg.Model.Spec = "mlp:64" // small, so the test is quick under emulation
+	return cfg
+}
+
+func loadCounters(t *testing.T, dir string) (Counters, checkpointMeta) {
+	t.Helper()
+	st, err := OpenStore(dir, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := st.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ck.Section(sectionCounters)
+	c, err := ParseCounters(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta checkpointMeta
+	b, _ = ck.Section(sectionMeta)
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	return c, meta
+}
+
+func TestRunTrainsCheckpointsAndResumes(t *testing.T) {
+	cfg := runConfig(t)
+	const n = 1500
+	if err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t), MaxSamples: n}); err != nil {
+		t.Fatal(err)
+	}
+	first, meta := loadCounters(t, cfg.Checkpoint.Dir)
+	if first.SamplesSeen != n || first.Step == 0 || first.SamplesTrained != first.Step*uint64(cfg.Training.Batch) {
+		t.Fatalf("after the first run: %+v", first)
+	}
+	if meta.Reason != "sample limit" || meta.Momentum[0] != "e4m3b28s" || meta.Model != "mlp:64" {
+		t.Errorf("meta %+v", meta)
+	}
+	if err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t), MaxSamples: n}); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := loadCounters(t, cfg.Checkpoint.Dir)
+	if second.SamplesSeen != 2*n || second.Step <= first.Step {
+		t.Fatalf("the second run did not continue the first: %+v then %+v", first, second)
+	}
+	// Chance is 1/5: after 3000 windows the prequential accuracy is well above.
+	tr, _ := NewTracker(second, DefaultAccuracyHorizon, DefaultStepHorizon)
+	acc := tr.Status(time.Now()).PrequentialAcc
+	t.Logf("prequential accuracy after %d samples: %.3f", 2*n, acc)
+	if acc < 0.35 {
+		t.Errorf("prequential accuracy %.3f after %d samples; the model does not learn", acc, 2*n)
+	}
+
+	// A checkpoint of another model is refused, not overwritten.
+	other := *cfg
+	other.Model.Spec = "mlp-s"
+	err := Run(context.Background(), &other, RunOptions{Logger: testLogger(t), MaxSamples: 10})
+	if err == nil || !strings.Contains(err.Error(), "holds model mlp:64") {
+		t.Fatalf("other model: %v", err)
+	}
+	if again, _ := loadCounters(t, cfg.Checkpoint.Dir); again != second {
+		t.Error("the refused run changed the checkpoint")
+	}
+}
+
+func TestRunRejectsInvalidConfig(t *testing.T) {
+	cfg := runConfig(t)
+	cfg.Training.Gamma = 3
+	err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t)})
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("invalid config: %v", err)
+	}
+	cfg = runConfig(t)
+	cfg.Source.Spec = "nosuchsource:x"
+	if err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t)}); err == nil || !strings.Contains(err.Error(), "source.spec") {
+		t.Fatalf("bad source: %v", err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// mqttWatcher records every message under a topic filter.
+type mqttWatcher struct {
+	t      *testing.T
+	client paho.Client
+	mu     sync.Mutex
+	msgs   []paho.Message
+}
+
+func watch(t *testing.T, addr, filter string) *mqttWatcher {
+	w := &mqttWatcher{t: t}
+	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("watcher-" + t.Name()).SetConnectRetry(true).
+		SetConnectRetryInterval(100 * time.Millisecond)
+	w.client = paho.NewClient(opts)
+	if tok := w.client.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher connect: %v", tok.Error())
+	}
+	tok := w.client.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+		w.mu.Lock()
+		w.msgs = append(w.msgs, m)
+		w.mu.Unlock()
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	t.Cleanup(func() { w.client.Disconnect(100) })
+	return w
+}
+
+// wait returns the first message on topic after index from that satisfies
+// ok, and the index after it.
+func (w *mqttWatcher) wait(topic string, from int, within time.Duration, ok func(string) bool) (string, int) {
+	w.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		msgs := w.msgs
+		w.mu.Unlock()
+		for i := from; i < len(msgs); i++ {
+			if msgs[i].Topic() == topic && ok(string(msgs[i].Payload())) {
+				return string(msgs[i].Payload()), i + 1
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.t.Fatalf("no message on %s within %v", topic, within)
+	return "", 0
+}
+
+func anyPayload(string) bool { return true }
+
+func TestRunOverMQTT(t *testing.T) {
+	cfg := runConfig(t)
+	addr := freeAddr(t)
+	cfg.MQTT.Broker = BrokerEmbedded
+	cfg.EmbeddedBroker.Listen = addr
+	cfg.Source.Spec = "synthetic-imu,pace=0"
+	cfg.MQTT.Intervals.Progress = 100 * time.Millisecond
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, RunOptions{Logger: testLogger(t), Version: "test"}) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// The embedded broker is up once the client reports online.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("embedded broker never listened")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w := watch(t, addr, "bnnd/testdev/#")
+	base := "bnnd/testdev/"
+	w.wait(base+"status", 0, 20*time.Second, func(p string) bool { return p == "online" })
+
+	var prog Status
+	_, i := w.wait(base+"progress", 0, 30*time.Second, func(p string) bool {
+		return json.Unmarshal([]byte(p), &prog) == nil && prog.Step > 0
+	})
+	for _, topic := range []string{"memory", "encoding", "prediction", "health"} {
+		p, _ := w.wait(base+topic, 0, 20*time.Second, anyPayload)
+		var m map[string]any
+		if err := json.Unmarshal([]byte(p), &m); err != nil {
+			t.Errorf("%s: %q: %v", topic, p, err)
+		}
+		if topic == "memory" && !(m["training_bytes"].(float64) > 0 && m["rss_bytes"].(float64) > 0) {
+			t.Errorf("memory payload %s", p)
+		}
+		if topic == "encoding" && m["momentum_bits"].(float64) != 8 {
+			t.Errorf("encoding payload %s (want 8-bit momenta)", p)
+		}
+	}
+
+	command := func(name, payload string) map[string]any {
+		t.Helper()
+		w.client.Publish(base+"cmd/"+name, 1, false, payload).Wait()
+		p, next := w.wait(base+"cmd/result", i, 20*time.Second, func(p string) bool { return strings.Contains(p, `"command":"`+name+`"`) })
+		i = next
+		var res map[string]any
+		if err := json.Unmarshal([]byte(p), &res); err != nil {
+			t.Fatalf("result %q: %v", p, err)
+		}
+		return res
+	}
+	if res := command("pause", ""); res["ok"] != true {
+		t.Fatalf("pause: %v", res)
+	}
+	time.Sleep(300 * time.Millisecond)
+	p1, j := w.wait(base+"progress", i, 5*time.Second, anyPayload)
+	time.Sleep(500 * time.Millisecond)
+	p2, _ := w.wait(base+"progress", j, 5*time.Second, anyPayload)
+	var s1, s2 Status
+	json.Unmarshal([]byte(p1), &s1)
+	json.Unmarshal([]byte(p2), &s2)
+	if s1.SamplesSeen != s2.SamplesSeen {
+		t.Errorf("training went on while paused: %d then %d samples", s1.SamplesSeen, s2.SamplesSeen)
+	}
+	if res := command("resume", ""); res["ok"] != true {
+		t.Fatalf("resume: %v", res)
+	}
+	if res := command("momentum", "e5m2b20"); res["ok"] != true {
+		t.Fatalf("momentum: %v", res)
+	}
+	if res := command("momentum", "auto"); res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), "not available") {
+		t.Errorf("momentum auto: %v", res)
+	}
+	if res := command("label", "walk"); res["ok"] != true {
+		t.Errorf("label: %v", res)
+	}
+	if res := command("checkpoint", ""); res["ok"] != true {
+		t.Fatalf("checkpoint: %v", res)
+	}
+	_, meta := loadCounters(t, cfg.Checkpoint.Dir)
+	if meta.Reason != "command" || meta.Momentum[0] != "e5m2b20" {
+		t.Errorf("checkpoint after command: %+v", meta)
+	}
+	if res := command("reset", "someone-else"); res["ok"] != false {
+		t.Errorf("reset with the wrong id: %v", res)
+	}
+	if res := command("reset", "testdev"); res["ok"] != true {
+		t.Fatalf("reset: %v", res)
+	}
+	c, _ := loadCounters(t, cfg.Checkpoint.Dir)
+	if c.Step != 0 || c.SamplesSeen != 0 {
+		t.Errorf("reset left counters %+v", c)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	done <- nil
+	c, meta = loadCounters(t, cfg.Checkpoint.Dir)
+	if meta.Reason != "shutdown" {
+		t.Errorf("last checkpoint reason %q, want shutdown", meta.Reason)
+	}
+}
