@@ -13,6 +13,7 @@ import (
 func BenchmarkBGemm(b *testing.B)          { benchKernel(b, "bgemm") }
 func BenchmarkBGemmScaled(b *testing.B)    { benchKernel(b, "bgemmscaled") }
 func BenchmarkBConv3x3(b *testing.B)       { benchKernel(b, "bconv3x3") }
+func BenchmarkIm2Col3x3Bits(b *testing.B)  { benchKernel(b, "im2col3x3bits") }
 func BenchmarkBinGradInput(b *testing.B)   { benchKernel(b, "bingradinput") }
 func BenchmarkBinGradWeight(b *testing.B)  { benchKernel(b, "bingradweight") }
 func BenchmarkRealGradWeight(b *testing.B) { benchKernel(b, "realgradweight") }

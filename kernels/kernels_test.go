@@ -453,8 +453,13 @@ func naiveConv(src []uint64, wts []uint64, batch, h, w, c, cout int) []int32 {
 func TestBConv3x3(t *testing.T) {
 	forEachImpl(t, func(t *testing.T, name string) {
 		r := rand.New(rand.NewPCG(15, 16))
+		type shape struct{ batch, h, w, c, cout int }
+		shapes := []shape{{1, 1, 1, 64, 3}, {1, 1, 2, 64, 2}, {2, 2, 1, 5, 4}, {1, 3, 3, 128, 33}}
 		for _, c := range []int{1, 3, 63, 64, 65, 130} {
-			batch, h, w, cout := 1+r.IntN(2), 1+r.IntN(5), 1+r.IntN(6), 1+r.IntN(9)
+			shapes = append(shapes, shape{1 + r.IntN(2), 1 + r.IntN(5), 1 + r.IntN(6), c, 1 + r.IntN(9)})
+		}
+		for _, s := range shapes {
+			batch, h, w, c, cout := s.batch, s.h, s.w, s.c, s.cout
 			cw := Words(c)
 			src := randBits(r, batch*h*w, c, cw)
 			// A weight row is 9 groups of cw words with c valid bits each.

@@ -119,6 +119,28 @@ func convCase(batch, hw, c, cout int) Case {
 	}
 }
 
+// im2colCase times the gather that BConv3x3 runs before its GEMM, to show
+// what share of the convolution it takes (Ops: words written).
+func im2colCase(batch, hw, c int) Case {
+	cw := kernels.Words(c)
+	return Case{
+		Kernel: "im2col3x3bits",
+		Shape:  fmt.Sprintf("%dx%dx%dx%d", batch, hw, hw, c),
+		Ops:    float64(batch * hw * hw * 9 * cw),
+		Setup: func(threads int) func() {
+			r := rand.New(rand.NewPCG(8, uint64(hw)))
+			src := randBits(r, batch*hw*hw, c)
+			dst := make([]uint64, kernels.BConv3x3ScratchWords(batch, hw, hw, c))
+			per := hw * hw
+			return func() {
+				kernels.Parallel(threads, batch, 1, func(lo, hi int) {
+					kernels.Im2Col3x3Bits(dst[lo*per*9*cw:hi*per*9*cw], src[lo*per*cw:hi*per*cw], hi-lo, hw, hw, c)
+				})
+			}
+		},
+	}
+}
+
 func backwardCases(m, n, k int) []Case {
 	shape := fmt.Sprintf("%dx%dx%d", m, n, k)
 	ops := float64(m) * float64(n) * float64(k)
@@ -165,13 +187,14 @@ func backwardCases(m, n, k int) []Case {
 
 // Cases returns every benchmark: binary GEMM 256×1024×1024 and
 // 100×2048×2048; 3×3 binary conv 64→64 channels on 14×14 and 28×28,
-// batch 32; and the backward kernels (and the first layer's real×binary
+// batch 32 (and its im2col gather alone); and the backward kernels (and the first layer's real×binary
 // product) on 100×2048×2048.
 func Cases() []Case {
 	var cs []Case
 	cs = append(cs, gemmCase(256, 1024, 1024)...)
 	cs = append(cs, gemmCase(100, 2048, 2048)...)
 	cs = append(cs, convCase(32, 14, 64, 64), convCase(32, 28, 64, 64))
+	cs = append(cs, im2colCase(32, 14, 64), im2colCase(32, 28, 64))
 	cs = append(cs, backwardCases(100, 2048, 2048)...)
 	return cs
 }
