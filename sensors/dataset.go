@@ -33,6 +33,9 @@ type LoadOptions struct {
 	// source's train part (also for SplitTest, so a test split of the same
 	// source is scaled like its train split; for SplitAll, from all data).
 	Norm *Normalizer
+	// Raw leaves time series unstandardised (sensor units: m/s², rad/s,
+	// or the CSV's own); Norm must then be nil. For recording and display.
+	Raw bool
 	// Labels is the current-label box a live source stamps on each window
 	// (Open only; nil = live windows are unlabelled).
 	Labels *LabelBox
@@ -62,6 +65,31 @@ func LoadDataset(specStr string, split Split, opt LoadOptions) (Dataset, error) 
 		return nil, s.errorf("%s is a live sensor; record it to CSV (bnnd sensors read) to train offline, or use it as a daemon source", s.kind)
 	}
 	return nil, s.errorf("unknown source kind %q (want %s)", s.kind, strings.Join(knownKinds, ", "))
+}
+
+// fixedNorm is the normalizer the options impose for channels: identity
+// for Raw, Norm if set (checked), nil = learn one.
+func (o LoadOptions) fixedNorm(channels int) (*Normalizer, error) {
+	if o.Raw {
+		if o.Norm != nil {
+			return nil, fmt.Errorf("both Raw and a Normalizer given")
+		}
+		n := &Normalizer{Mean: make([]float32, channels), Std: make([]float32, channels)}
+		for i := range n.Std {
+			n.Std[i] = 1
+		}
+		return n, nil
+	}
+	if o.Norm == nil {
+		return nil, nil
+	}
+	if err := o.Norm.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Norm.Channels() != channels {
+		return nil, fmt.Errorf("normalizer has %d channels but the data has %d", o.Norm.Channels(), channels)
+	}
+	return o.Norm, nil
 }
 
 var knownKinds = []string{"mnist", "csv", "synthetic-imu", "mpu6050", "adxl345"}

@@ -242,14 +242,12 @@ func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSour
 		l.index[c] = i
 	}
 	var acc *normAccumulator
-	if opt.Norm != nil {
-		if err := opt.Norm.Validate(); err != nil {
-			return nil, fmt.Errorf("sensors: spec %q: %w", raw, err)
-		}
-		if opt.Norm.Channels() != channels {
-			return nil, fmt.Errorf("sensors: spec %q: normalizer has %d channels, %s has %d", raw, opt.Norm.Channels(), p.kind, channels)
-		}
-		l.norm = opt.Norm
+	norm, err := opt.fixedNorm(channels)
+	if err != nil {
+		return nil, fmt.Errorf("sensors: spec %q: %w", raw, err)
+	}
+	if norm != nil {
+		l.norm = norm
 		l.health.State = "ok"
 	} else {
 		acc = newNormAccumulator(channels)
@@ -420,6 +418,8 @@ func (l *liveSource) Next(ctx context.Context) (Sample, error) {
 }
 
 func (l *liveSource) Classes() []string { return l.classes }
+
+func (l *liveSource) ChannelNames() []string { return LiveChannels[l.p.kind] }
 
 func (l *liveSource) Normalizer() *Normalizer {
 	l.mu.Lock()

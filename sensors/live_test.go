@@ -211,7 +211,7 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 func TestLiveCloseUnblocksNextAndDropsWhenSlow(t *testing.T) {
 	before := runtime.NumGoroutine()
 	bus := &fakeMPU{}
-	src, err := OpenBus("mpu6050,rate=1000,window=2,hop=1", bus, LoadOptions{Norm: identity6})
+	src, err := OpenBus("mpu6050,rate=1000,window=2,hop=1", bus, LoadOptions{Raw: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,16 +139,11 @@ func newWindows(s *series, desc string, split Split, opt LoadOptions, window, ho
 		chNames: s.channelNames,
 	}
 	var acc *normAccumulator
-	if opt.Norm == nil {
+	if w.norm, err = opt.fixedNorm(s.channels); err != nil {
+		return nil, fmt.Errorf("%s: %w", desc, err)
+	}
+	if w.norm == nil {
 		acc = newNormAccumulator(s.channels)
-	} else {
-		if err := opt.Norm.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", desc, err)
-		}
-		if opt.Norm.Channels() != s.channels {
-			return nil, fmt.Errorf("%s: normalizer has %d channels but the data has %d", desc, opt.Norm.Channels(), s.channels)
-		}
-		w.norm = opt.Norm
 	}
 	normSplit := SplitTrain
 	if split == SplitAll {

@@ -225,6 +225,7 @@ func (r *replaySource) Next(ctx context.Context) (Sample, error) {
 func (r *replaySource) Classes() []string       { return r.ds.Classes() }
 func (r *replaySource) Normalizer() *Normalizer { return NormalizerOf(r.ds) }
 func (r *replaySource) Dataset() Dataset        { return r.ds }
+func (r *replaySource) ChannelNames() []string  { return ChannelNamesOf(r.ds) }
 func (r *replaySource) Health() Health          { r.mu.Lock(); defer r.mu.Unlock(); return r.health }
 func (r *replaySource) Close() error {
 	r.mu.Lock()
@@ -276,6 +277,15 @@ func (w *windower) read(dst []float32) {
 
 // reset forgets the buffered samples (after a gap in the data).
 func (w *windower) reset() { w.filled, w.since, w.head = 0, 0, 0 }
+
+// ChannelNamesOf returns the channel names of a Dataset or Source of time
+// series (e.g. ax ay az gx gy gz), or nil when it has none (MNIST).
+func ChannelNamesOf(v any) []string {
+	if c, ok := v.(interface{ ChannelNames() []string }); ok {
+		return c.ChannelNames()
+	}
+	return nil
+}
 
 // NormalizerOf returns the per-channel standardisation applied by a Dataset
 // or Source, or nil when it does not standardise (MNIST) or has not learned

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -163,5 +165,80 @@ func TestWindower(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { w.push([]float32{1, 2}[:2]) })
 	if allocs != 0 {
 		t.Errorf("push allocates %v times", allocs)
+	}
+}
+
+// Raw synthetic windows are in SI units and physically plausible.
+func TestSyntheticRawPhysics(t *testing.T) {
+	ds, err := LoadDataset("synthetic-imu,n=1500", SplitAll, LoadOptions{Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ChannelNamesOf(ds), ","); got != "ax,ay,az,gx,gy,gz" {
+		t.Fatalf("channels %q", got)
+	}
+	dst := make([]float32, ds.Shape().Size())
+	type stats struct{ n, accNorm, gyroNorm, accVar float64 }
+	per := make([]stats, len(SyntheticClasses))
+	for i := 0; i < ds.Len(); i++ {
+		l := ds.Example(i, dst)
+		var mean [3]float64
+		for t := 0; t < 64; t++ {
+			for c := 0; c < 3; c++ {
+				mean[c] += float64(dst[t*6+c]) / 64
+			}
+		}
+		s := &per[l]
+		for t := 0; t < 64; t++ {
+			a, g := 0.0, 0.0
+			for c := 0; c < 3; c++ {
+				v := float64(dst[t*6+c])
+				a += v * v
+				s.accVar += (v - mean[c]) * (v - mean[c])
+				g += float64(dst[t*6+3+c]) * float64(dst[t*6+3+c])
+			}
+			s.accNorm += math.Sqrt(a)
+			s.gyroNorm += math.Sqrt(g)
+			s.n++
+		}
+	}
+	for c, s := range per {
+		if s.n == 0 {
+			t.Fatalf("no %s window", SyntheticClasses[c])
+		}
+		acc, gyro, accStd := s.accNorm/s.n, s.gyroNorm/s.n, math.Sqrt(s.accVar/s.n)
+		t.Logf("%-6s |a| %.2f m/s²  std(a) %.2f  |ω| %.2f rad/s", SyntheticClasses[c], acc, accStd, gyro)
+		switch SyntheticClasses[c] {
+		case "still":
+			if math.Abs(acc-9.81) > 0.7 || gyro > 0.25 || accStd > 0.8 {
+				t.Errorf("still: |a| %.2f std %.2f |ω| %.2f", acc, accStd, gyro)
+			}
+		case "rotate":
+			if math.Abs(acc-9.81) > 0.9 || gyro < 0.6 {
+				t.Errorf("rotate: |a| %.2f |ω| %.2f", acc, gyro)
+			}
+		case "shake", "run":
+			if accStd < 2 {
+				t.Errorf("%s: acceleration std %.2f", SyntheticClasses[c], accStd)
+			}
+		}
+	}
+	if _, err := LoadDataset("synthetic-imu", SplitAll, LoadOptions{Raw: true, Norm: identity6}); err == nil {
+		t.Error("Raw with a Normalizer accepted")
+	}
+}
+
+func TestSyntheticClassOrderMatchesStream(t *testing.T) {
+	ds, err := LoadDataset("synthetic-imu,n=20", SplitAll, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open("synthetic-imu,n=20,pace=0", LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if a, b := strings.Join(ds.Classes(), ","), strings.Join(src.Classes(), ","); a != b || a != "still,walk,run,shake,rotate" {
+		t.Errorf("dataset classes %q, stream classes %q", a, b)
 	}
 }

@@ -213,6 +213,11 @@ func loadSyntheticSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
 		return nil, s.errorf("window %d is longer than the longest activity segment (%d samples at %g Hz)", window, longest, p.rate)
 	}
 	ser := syntheticSeries(p, window, hop)
+	if opt.Classes == nil {
+		// The canonical order, also used by the stream source, rather
+		// than the sorted names of the activities that happen to occur.
+		opt.Classes = SyntheticClasses
+	}
 	ds, err := newWindows(ser, fmt.Sprintf("sensors: spec %q", s.raw), split, opt, window, hop)
 	if err != nil {
 		return nil, err

@@ -64,7 +64,10 @@ func openSynthetic(s *spec, opt LoadOptions) (Source, error) {
 		}
 		toClass[a] = i
 	}
-	norm := opt.Norm
+	norm, err := opt.fixedNorm(6)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", desc, err)
+	}
 	if norm == nil {
 		if window > int(maxSegmentSeconds*p.rate) {
 			return nil, s.errorf("window %d is longer than the longest activity segment", window)
@@ -74,10 +77,6 @@ func openSynthetic(s *spec, opt LoadOptions) (Source, error) {
 			return nil, err
 		}
 		norm = w.norm
-	} else if err := norm.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
-	} else if norm.Channels() != 6 {
-		return nil, fmt.Errorf("%s: normalizer has %d channels, synthetic-imu has 6", desc, norm.Channels())
 	}
 	return &synthSource{
 		sim:     newIMUSim(p.seed, p.rate),
@@ -163,6 +162,7 @@ func allEqual(xs []int, v int) bool {
 }
 
 func (s *synthSource) Classes() []string       { return s.classes }
+func (s *synthSource) ChannelNames() []string  { return SyntheticChannels }
 func (s *synthSource) Normalizer() *Normalizer { return s.norm }
 func (s *synthSource) Health() Health          { s.hmu.Lock(); defer s.hmu.Unlock(); return s.health }
 func (s *synthSource) Close() error {
