@@ -42,6 +42,9 @@ const (
 	sectionReplay    = "replay"
 	sectionHoldout   = "holdout"
 	sectionCounters  = "counters"
+	// sectionNormalizer is the source's input standardisation (absent for
+	// sources that have none, such as MNIST pixels).
+	sectionNormalizer = "normalizer"
 )
 
 // How often the loop does its periodic work, and how often it evaluates the
@@ -175,9 +178,36 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	defer r.notifier.Close()
 
-	r.labels = sensors.NewLabelBox()
-	r.src, err = sensors.Open(cfg.Source.Spec, sensors.LoadOptions{Window: cfg.Source.Window, Hop: cfg.Source.Hop, Labels: r.labels})
+	// The checkpoint is read before the source is opened: a live source
+	// must scale its samples with the normaliser the model was trained
+	// with, not learn a new one.
+	r.store, err = OpenStore(stateDir, cfg.Checkpoint.KeepPrevious, r.log)
 	if err != nil {
+		return err
+	}
+	ck, err := r.store.Load()
+	switch {
+	case errors.Is(err, ErrNoCheckpoint):
+		ck = nil
+	case err != nil:
+		return fmt.Errorf("%w (move the damaged files away to start afresh)", err)
+	}
+	var norm *sensors.Normalizer
+	if ck != nil {
+		if b, ok := ck.Section(sectionNormalizer); ok {
+			norm = new(sensors.Normalizer)
+			if err := norm.UnmarshalBinary(b); err != nil {
+				return fmt.Errorf("checkpoint %s: normalizer: %w", ck.Path, err)
+			}
+		}
+	}
+
+	r.labels = sensors.NewLabelBox()
+	r.src, err = sensors.Open(cfg.Source.Spec, sensors.LoadOptions{Window: cfg.Source.Window, Hop: cfg.Source.Hop, Labels: r.labels, Norm: norm})
+	if err != nil {
+		if norm != nil {
+			return fmt.Errorf("source.spec %q with the normaliser of checkpoint %s: %w", cfg.Source.Spec, ck.Path, err)
+		}
 		return fmt.Errorf("source.spec %q: %w", cfg.Source.Spec, err)
 	}
 	defer r.src.Close()
@@ -201,16 +231,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 		r.kind = StorageUnit8 // pixels/255: stored losslessly in a byte
 	}
 
-	r.store, err = OpenStore(stateDir, cfg.Checkpoint.KeepPrevious, r.log)
-	if err != nil {
-		return err
-	}
 	threads := cfg.Training.Threads
 	if threads == 0 {
 		threads = runtime.NumCPU()
 	}
 	bopts := bnn.Options{Batch: cfg.Training.Batch, Threads: threads, Seed: uint64(cfg.Training.Seed)}
-	if err := r.resumeOrStart(spec, bopts, formats); err != nil {
+	if err := r.resumeOrStart(ck, spec, bopts, formats); err != nil {
 		return err
 	}
 	r.pred = make([]int32, cfg.Training.Batch)
@@ -337,17 +363,14 @@ func formatNames(fs []fp.Format) []string {
 // model when there is none. A checkpoint that does not fit the
 // configuration (other model, other input) is an error, not overwritten:
 // the trained model is never lost silently.
-func (r *runner) resumeOrStart(spec bnn.Spec, bopts bnn.Options, formats []fp.Format) error {
+func (r *runner) resumeOrStart(ck *Checkpoint, spec bnn.Spec, bopts bnn.Options, formats []fp.Format) error {
 	cfg := r.cfg
 	in := bnn.Shape{Height: r.shape.Height, Width: r.shape.Width, Channels: r.shape.Channels}
 	features := r.shape.Size()
-	ck, err := r.store.Load()
-	switch {
-	case errors.Is(err, ErrNoCheckpoint):
+	if ck == nil {
 		return r.fresh(spec, in, bopts, formats)
-	case err != nil:
-		return fmt.Errorf("%w (move the damaged files away to start afresh)", err)
 	}
+	var err error
 	for _, s := range ck.Skipped {
 		r.log.Warn("checkpoint skipped", "err", s)
 	}
@@ -588,12 +611,23 @@ func (r *runner) saveCheckpoint(reason string) error {
 	if err != nil {
 		return err
 	}
-	size, err := r.store.Save(now, BytesSection(sectionMeta, meta),
+	sections := []Section{BytesSection(sectionMeta, meta),
 		Section{Name: sectionModel, Body: r.net},
 		Section{Name: sectionOptimizer, Body: writerToFunc(r.opt.WriteState)},
 		Section{Name: sectionReplay, Body: r.replay},
 		Section{Name: sectionHoldout, Body: r.holdout},
-		BytesSection(sectionCounters, counters))
+		BytesSection(sectionCounters, counters)}
+	if norm := sensors.NormalizerOf(r.src); norm != nil {
+		b, err := norm.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("checkpoint: normalizer: %w", err)
+		}
+		sections = append(sections, BytesSection(sectionNormalizer, b))
+		// The model file carries it too, so an exported model scales its
+		// inputs as in training.
+		r.net.SetNormalizer(bnn.Normalizer{Mean: norm.Mean, Std: norm.Std})
+	}
+	size, err := r.store.Save(now, sections...)
 	r.lastCheckpoint = now
 	if err != nil {
 		r.log.Error("checkpoint failed; the previous one is kept", "err", err)

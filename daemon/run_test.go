@@ -80,6 +80,12 @@ func TestRunTrainsCheckpointsAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	second, _ := loadCounters(t, cfg.Checkpoint.Dir)
+	st, _ := OpenStore(cfg.Checkpoint.Dir, true, nil)
+	if ck, err := st.Load(); err != nil {
+		t.Fatal(err)
+	} else if b, ok := ck.Section(sectionNormalizer); !ok || len(b) == 0 {
+		t.Error("the checkpoint has no normalizer section for a standardised source")
+	}
 	if second.SamplesSeen != 2*n || second.Step <= first.Step {
 		t.Fatalf("the second run did not continue the first: %+v then %+v", first, second)
 	}
