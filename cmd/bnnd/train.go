@@ -1,0 +1,525 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/bop"
+	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/kernels"
+	"github.com/bnnd/bnnd/sensors"
+)
+
+func init() {
+	register(&command{
+		name:    "train",
+		summary: "train a binarized network with Bop on a dataset and report accuracy and memory",
+		run:     runTrain,
+	})
+}
+
+// trainFlags are the flags train and calibrate share.
+type trainFlags struct {
+	data, test, model string
+	batch, threads    int
+	seed              uint64
+	gamma, tau        float64
+	window, hop       int
+}
+
+func (t *trainFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.data, "data", "mnist:", "training data SOURCE (mnist:DIR, csv:GLOB, synthetic-imu); mnist: = the MNIST files in the GoMNIST module")
+	fs.StringVar(&t.test, "test", "", "test data SOURCE (default: the --data source's own test split)")
+	fs.StringVar(&t.model, "model", "mlp-s", "MODEL: mlp-s, mlp-l, cnn or mlp:H1,H2,…")
+	fs.IntVar(&t.batch, "batch", 100, "examples per training step")
+	fs.IntVar(&t.threads, "threads", runtime.NumCPU(), "worker threads")
+	fs.Uint64Var(&t.seed, "seed", 1, "random seed (weights, shuffling, stochastic rounding)")
+	fs.Float64Var(&t.gamma, "gamma", 1e-3, "Bop momentum rate γ")
+	fs.Float64Var(&t.tau, "tau", 1e-6, "Bop flip threshold τ")
+	fs.IntVar(&t.window, "window", 0, "window length in samples for time-series sources (0 = the source's default)")
+	fs.IntVar(&t.hop, "hop", 0, "hop between windows in samples (0 = the source's default)")
+}
+
+func (t *trainFlags) check() error {
+	switch {
+	case t.batch < 2:
+		return usagef("--batch %d: want ≥ 2", t.batch)
+	case t.threads < 1:
+		return usagef("--threads %d: want ≥ 1", t.threads)
+	case !(t.gamma > 0 && t.gamma <= 1):
+		return usagef("--gamma %g: want a value in (0, 1]", t.gamma)
+	case !(t.tau >= 0):
+		return usagef("--tau %g: want ≥ 0", t.tau)
+	case t.window < 0 || t.hop < 0:
+		return usagef("--window/--hop must be ≥ 0")
+	}
+	if _, err := bnn.ParseSpec(t.model); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// setup loads the training data and builds the network.
+func (t *trainFlags) setup() (sensors.Dataset, *bnn.Network, error) {
+	ds, err := sensors.LoadDataset(t.data, sensors.SplitTrain, sensors.LoadOptions{Window: t.window, Hop: t.hop})
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading --data: %w", err)
+	}
+	if ds.Len() < t.batch {
+		return nil, nil, fmt.Errorf("--data %s has %d examples, fewer than one batch of %d", t.data, ds.Len(), t.batch)
+	}
+	spec, _ := bnn.ParseSpec(t.model)
+	s := ds.Shape()
+	net, err := bnn.New(spec, bnn.Shape{Height: s.Height, Width: s.Width, Channels: s.Channels}, ds.Classes(),
+		bnn.Options{Batch: t.batch, Threads: t.threads, Seed: t.seed})
+	if err != nil {
+		return nil, nil, err
+	}
+	if nm := sensors.NormalizerOf(ds); nm != nil {
+		net.SetNormalizer(bnn.Normalizer{Mean: nm.Mean, Std: nm.Std})
+	}
+	return ds, net, nil
+}
+
+// loadTest opens the test set: the training source's own test split, or
+// --test (its test split for MNIST, all of it otherwise), with the training
+// classes and normaliser.
+func (t *trainFlags) loadTest(train sensors.Dataset) (sensors.Dataset, error) {
+	spec, split := t.data, sensors.SplitTest
+	if t.test != "" {
+		spec, split = t.test, sensors.SplitAll
+		if strings.HasPrefix(spec, "mnist") {
+			split = sensors.SplitTest
+		}
+	}
+	ds, err := sensors.LoadDataset(spec, split, sensors.LoadOptions{Window: t.window, Hop: t.hop,
+		Classes: train.Classes(), Norm: sensors.NormalizerOf(train)})
+	if err != nil {
+		return nil, fmt.Errorf("loading test data: %w", err)
+	}
+	if ds.Shape() != train.Shape() {
+		return nil, fmt.Errorf("test data %s has shape %v, training data %v", spec, ds.Shape(), train.Shape())
+	}
+	return ds, nil
+}
+
+// batcher deals shuffled batches of a dataset into the network's buffers.
+type batcher struct {
+	ds      sensors.Dataset
+	net     *bnn.Network
+	threads int
+	seed    uint64
+	order   []int
+	pos     int
+	epoch   int
+}
+
+var errEpochEnd = errors.New("end of epoch")
+
+func newBatcher(ds sensors.Dataset, net *bnn.Network, threads int, seed uint64) *batcher {
+	b := &batcher{ds: ds, net: net, threads: threads, seed: seed, order: make([]int, ds.Len())}
+	b.shuffle()
+	return b
+}
+
+func (b *batcher) shuffle() {
+	for i := range b.order {
+		b.order[i] = i
+	}
+	r := rand.New(rand.NewPCG(b.seed, uint64(b.epoch)+0x5368756666))
+	r.Shuffle(len(b.order), func(i, j int) { b.order[i], b.order[j] = b.order[j], b.order[i] })
+	b.pos = 0
+}
+
+// next fills a full batch; at the end of an epoch (a partial batch is
+// dropped) it reshuffles for the next one and returns errEpochEnd.
+func (b *batcher) next() (int, error) {
+	batch := b.net.Options().Batch
+	size := b.ds.Shape().Size()
+	x, labels := b.net.Input(), b.net.Labels()
+	m := 0
+	for m < batch {
+		if b.pos+(batch-m) > len(b.order) {
+			b.epoch++
+			b.shuffle()
+			return 0, errEpochEnd
+		}
+		// Decode the batch in parallel; unlabelled examples are skipped
+		// (their slot is refilled by the next loop round).
+		idx := b.order[b.pos : b.pos+batch-m]
+		b.pos += len(idx)
+		base := m
+		kernels.Parallel(b.threads, len(idx), (len(idx)+b.threads-1)/b.threads, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				row := base + r
+				labels[row] = int32(b.ds.Example(idx[r], x[row*size:(row+1)*size]))
+			}
+		})
+		for r := base; r < base+len(idx); r++ {
+			if labels[r] >= 0 {
+				if m != r {
+					copy(x[m*size:(m+1)*size], x[r*size:(r+1)*size])
+					labels[m] = labels[r]
+				}
+				m++
+			}
+		}
+	}
+	return m, nil
+}
+
+// evaluate returns the accuracy of net on ds (labelled examples only).
+func evaluate(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads int) (float64, error) {
+	batch := net.Options().Batch
+	size := ds.Shape().Size()
+	x, labels := net.Input(), net.Labels()
+	pred := make([]int32, batch)
+	correct, total := 0, 0
+	for start := 0; start < ds.Len(); start += batch {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		m := min(batch, ds.Len()-start)
+		kernels.Parallel(threads, m, (m+threads-1)/threads, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				labels[r] = int32(ds.Example(start+r, x[r*size:(r+1)*size]))
+			}
+		})
+		if err := net.Evaluate(m, pred); err != nil {
+			return 0, err
+		}
+		for r := 0; r < m; r++ {
+			if labels[r] < 0 {
+				continue
+			}
+			total++
+			if pred[r] == labels[r] {
+				correct++
+			}
+		}
+	}
+	if total == 0 {
+		return 0, errors.New("test data has no labelled examples")
+	}
+	return float64(correct) / float64(total), nil
+}
+
+// peakRSS is the process's high-water resident set size in bytes.
+func peakRSS() int64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				var kb int64
+				if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		return int64(ru.Maxrss) << 10 // Linux reports KiB
+	}
+	return 0
+}
+
+// trainResult is the JSON object printed as the last line with --json.
+type trainResult struct {
+	Model           string         `json:"model"`
+	Momentum        string         `json:"momentum"`
+	Formats         []string       `json:"formats"`
+	Epochs          int            `json:"epochs"`
+	Batch           int            `json:"batch"`
+	Threads         int            `json:"threads"`
+	Seed            uint64         `json:"seed"`
+	Gamma           float64        `json:"gamma"`
+	Tau             float64        `json:"tau"`
+	TestAcc         float64        `json:"test_acc"`
+	TrainAcc        float64        `json:"train_acc"`
+	TrainLoss       float64        `json:"train_loss"`
+	TrainStateBytes int64          `json:"train_state_bytes"`
+	TrainState      bnn.Memory     `json:"train_state"`
+	MomentumBits    float64        `json:"momentum_bits"`
+	LostRatio       float64        `json:"lost_ratio"`
+	FlipRate        float64        `json:"flip_rate"`
+	UnderflowRatio  float64        `json:"underflow_ratio"`
+	FlipAgreement   *float64       `json:"flip_agreement,omitempty"` // Jaccard of encoded vs fp32-shadow flips on sampled weights
+	Counters        []bop.Counters `json:"counters"`
+	Steps           int64          `json:"steps"`
+	SamplesPerS     float64        `json:"samples_per_s"`
+	PeakRSSBytes    int64          `json:"peak_rss_bytes"`
+	Seconds         float64        `json:"seconds"`
+	Kernels         string         `json:"kernels"`
+}
+
+func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var tf trainFlags
+	tf.register(fs)
+	epochs := fs.Int("epochs", 2, "passes over the training data")
+	momentum := fs.String("momentum", "fp32", "momentum encoding: fp32, fp16, bf16, eXmY[bZ][s] (comma list = one per layer), or auto")
+	save := fs.String("save", "", "write the trained model to FILE")
+	asJSON := fs.Bool("json", false, "print a JSON summary as the last line of stdout")
+	decayEvery := fs.Int("decay-every", 0, "multiply γ by --decay-factor every N epochs (0 = no decay)")
+	decayFactor := fs.Float64("decay-factor", 0.1, "γ decay factor")
+	calSteps := fs.Int("calibrate-steps", 30, "with --momentum auto: fp32 warm-up steps recorded for the encoding search")
+	perLayer := fs.Bool("per-layer", false, "with --momentum auto: one encoding per layer")
+	agreeSamples := fs.Int("agreement-samples", 4096, "weights per layer tracked by an fp32 shadow Bop to measure flip agreement (0 = off)")
+	var sf searchFlags
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err := tf.check(); err != nil {
+		return err
+	}
+	if err := sf.check(); err != nil {
+		return err
+	}
+	if *epochs < 1 {
+		return usagef("--epochs %d: want ≥ 1", *epochs)
+	}
+	if *decayEvery < 0 || !(*decayFactor > 0 && *decayFactor <= 1) {
+		return usagef("--decay-every must be ≥ 0 and --decay-factor in (0, 1]")
+	}
+	auto := *momentum == "auto"
+	var formats []fp.Format
+	if !auto {
+		for _, name := range strings.Split(*momentum, ",") {
+			f, err := fp.ParseFormat(name)
+			if err != nil {
+				return usagef("--momentum: %v", err)
+			}
+			formats = append(formats, f)
+		}
+	} else {
+		formats = []fp.Format{fp.MustParseFormat("fp32")}
+	}
+	if err := kernels.InitError(); err != nil {
+		fmt.Fprintf(stderr, "bnnd train: kernels: %v\n", err)
+	}
+
+	start := time.Now()
+	ds, net, err := tf.setup()
+	if err != nil {
+		return err
+	}
+	testDs, err := tf.loadTest(ds)
+	if err != nil {
+		return err
+	}
+	stepsPerEpoch := ds.Len() / tf.batch
+	cfg := bop.Config{Gamma: float32(tf.gamma), Tau: float32(tf.tau), Formats: formats, Seed: tf.seed}
+	if *decayEvery > 0 {
+		cfg.Decay = bop.Decay{Every: int64(*decayEvery * stepsPerEpoch), Factor: *decayFactor}
+	}
+	opt, err := bop.New(net, cfg)
+	if err != nil {
+		return err
+	}
+	bat := newBatcher(ds, net, tf.threads, tf.seed)
+
+	var bar *progressbar.ProgressBar
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar = progressbar.NewOptions(*epochs*stepsPerEpoch,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(25),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish())
+	}
+
+	var trainTime time.Duration
+	var samples int64
+	var lastLoss, lastAcc float64
+	if auto {
+		t0 := time.Now()
+		fs, err := calibrateFor(net, opt, func() (int, error) {
+			m, err := bat.next()
+			samples += int64(m)
+			return m, err
+		}, *calSteps, *perLayer, tf.seed, &sf, stderr)
+		trainTime += time.Since(t0)
+		if err != nil {
+			return err
+		}
+		if err := opt.Convert(fs); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "calibrated after %d fp32 steps: momentum %s\n", *calSteps, formatList(fs))
+		if bar != nil {
+			_ = bar.Add(*calSteps)
+		}
+	}
+	if *agreeSamples > 0 {
+		opt.TrackFlipAgreement(net, *agreeSamples, tf.seed)
+	}
+	epochLine := func(epoch int, loss, acc, testAcc float64) {
+		c := sumCounters(opt.Totals())
+		fmt.Fprintf(stderr, "epoch %d/%d: loss %.4f train acc %.4f test acc %.4f | flips %.3g/weight/step lost %.3f | %.0f samples/s\n",
+			epoch, *epochs, loss, acc, testAcc, c.FlipRate(), c.LostRatio(), float64(samples)/trainTime.Seconds())
+	}
+	var testAcc float64
+	for epoch := bat.epoch; epoch < *epochs; epoch = bat.epoch {
+		var lossSum float64
+		var correct, seen int
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			m, err := bat.next()
+			if errors.Is(err, errEpochEnd) {
+				break
+			}
+			res, err := net.TrainStep(m, opt)
+			if err != nil {
+				return err
+			}
+			trainTime += time.Since(t0)
+			samples += int64(m)
+			lossSum += res.Loss * float64(m)
+			correct += res.Correct
+			seen += m
+			if bar != nil {
+				bar.Describe(fmt.Sprintf("epoch %d loss %.3f acc %.3f %.0f/s", epoch+1, lossSum/float64(seen),
+					float64(correct)/float64(seen), float64(samples)/trainTime.Seconds()))
+				_ = bar.Add(1)
+			}
+		}
+		if seen > 0 {
+			lastLoss, lastAcc = lossSum/float64(seen), float64(correct)/float64(seen)
+		}
+		testAcc, err = evaluate(ctx, net, testDs, tf.threads)
+		if err != nil {
+			return err
+		}
+		if bar != nil {
+			_ = bar.Clear()
+		}
+		epochLine(epoch+1, lastLoss, lastAcc, testAcc)
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if *save != "" {
+		if err := saveModel(*save, net); err != nil {
+			return err
+		}
+	}
+
+	mem := net.Memory()
+	opt.AddMemory(&mem)
+	total := sumCounters(opt.Totals())
+	res := trainResult{
+		Model: tf.model, Momentum: *momentum, Formats: formatStrings(opt.Formats()), Epochs: *epochs,
+		Batch: tf.batch, Threads: tf.threads, Seed: tf.seed, Gamma: tf.gamma, Tau: tf.tau,
+		TestAcc: testAcc, TrainAcc: lastAcc, TrainLoss: lastLoss,
+		TrainStateBytes: mem.Total(), TrainState: mem,
+		MomentumBits: momentumBits(net, opt.Formats()),
+		LostRatio:    total.LostRatio(), FlipRate: total.FlipRate(),
+		UnderflowRatio: ratioOf(total.Underflow, total.Values),
+		Counters:       opt.Totals(), Steps: opt.Steps(),
+		SamplesPerS:  float64(samples) / trainTime.Seconds(),
+		PeakRSSBytes: peakRSS(), Seconds: time.Since(start).Seconds(), Kernels: kernels.Impl(),
+	}
+	if agree := opt.FlipAgreement(); agree != nil {
+		var a bop.FlipAgreement
+		for _, l := range agree {
+			a.Add(l)
+		}
+		v := a.Agreement()
+		res.FlipAgreement = &v
+	}
+	fmt.Fprintf(stdout, "model %s, momentum %s (%.2f bits): test accuracy %.4f\n", res.Model, strings.Join(res.Formats, ","), res.MomentumBits, res.TestAcc)
+	fmt.Fprintf(stdout, "training state %d bytes:\n", res.TrainStateBytes)
+	mem.WriteTable(stdout)
+	fmt.Fprintf(stdout, "lost ratio %.4f, flip rate %.3g, underflow ratio %.4f, %.0f samples/s, peak RSS %.1f MiB, %.1f s\n",
+		res.LostRatio, res.FlipRate, res.UnderflowRatio, res.SamplesPerS, float64(res.PeakRSSBytes)/(1<<20), res.Seconds)
+	if *asJSON {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+	}
+	return nil
+}
+
+func ratioOf(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func sumCounters(cs []bop.Counters) bop.Counters {
+	var t bop.Counters
+	for _, c := range cs {
+		t.Add(c)
+	}
+	return t
+}
+
+func formatStrings(fs []fp.Format) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.String()
+	}
+	return out
+}
+
+func formatList(fs []fp.Format) string { return strings.Join(formatStrings(fs), ",") }
+
+// momentumBits is the mean bits per momentum over all layers.
+func momentumBits(net *bnn.Network, fs []fp.Format) float64 {
+	var bits, n float64
+	for i, l := range net.Layers() {
+		bits += float64(l.Weights * fs[i].Bits())
+		n += float64(l.Weights)
+	}
+	return bits / n
+}
+
+// saveModel writes the model atomically: temporary file, fsync, rename.
+func saveModel(path string, net *bnn.Network) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("saving model: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := net.WriteTo(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving model to %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving model to %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("saving model to %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("saving model: %w", err)
+	}
+	return nil
+}
