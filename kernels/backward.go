@@ -84,6 +84,11 @@ func RealGradWeightTile(tile []float32, dy []float32, x []float32, m, n, k, j0, 
 	active.realGradWeightTile(tile[:(j1-j0)*(k1-k0)], dy[:m*n], x[:m*k], m, n, k, j0, j1, k0, k1)
 }
 
+// The generic float kernels below add the signed terms one at a time, in
+// index order. That order is a contract: the NEON and AVX2 ±1 kernels add
+// in the same order and their tests require equality bit for bit, so a
+// change here must be made there too.
+
 // signed returns v with its sign flipped when bit is 1: v·(bit ? −1 : +1)
 // without a branch or a multiply.
 func signed(v float32, bit uint64) float32 {

@@ -42,6 +42,23 @@ func init() {
 	})
 }
 
+// bgemmBlockAVX512 is one k-block of BGemm for up to 32 columns:
+//
+//	for i := 0; i < rows; i++ {
+//		for j := 0; j < 32; j++ {
+//			if jmask>>j&1 == 0 { continue }
+//			cnt := 0
+//			for w := 0; w < words; w++ {
+//				cnt += bits.OnesCount64(a[i*lda+w] ^ panels[((j/8)*words+w)*8+j%8])
+//			}
+//			if mode&1 != 0 { cnt += c[i*ldc+j] } // a later k-block
+//			if mode&2 != 0 { cnt = k - 2*cnt }   // the last k-block
+//			c[i*ldc+j] = cnt
+//		}
+//	}
+//
+// (rows, words ≥ 1; pointers as element 0 of the Go slices).
+//
 //go:noescape
 func bgemmBlockAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, jmask uint32, k int, mode int)
 
@@ -51,24 +68,78 @@ func bgemmBlockAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, wor
 //go:noescape
 func scaleColumnsAVX512(c *float32, rows, n int, scale, shift *float32)
 
+// bgemm2x8AVX2 computes raw popcounts for 2 rows of a and 8 panel columns:
+//
+//	for r := 0; r < 2; r++ {
+//		for j := 0; j < 8; j++ {
+//			counts[r*8+j] = Σ_{w<words} popcount(a[r*lda+w] ^ panels[((j/4)*words+w)*4+j%4])
+//		}
+//	}
+//
+// (words ≥ 1).
+//
 //go:noescape
 func bgemm2x8AVX2(counts *uint64, a *uint64, lda int, panels *uint64, words int)
 
+// signedSum1AVX2 writes 32 columns of one output:
+//
+//	for col := 0; col < 32; col++ {
+//		var s float32
+//		for t := 0; t < count; t++ {
+//			s += signed(coef[t*coefStride], uint64(bits[t*bitsStride]>>col))
+//		}
+//		out[col] = s
+//	}
+//
+// (count ≥ 1; bits are 32-bit halves of the packed words). Same order and
+// operations as the generic code, so the results are identical.
+//
 //go:noescape
 func signedSum1AVX2(out *float32, coef *float32, coefStride int, bits *uint32, bitsStride, count int)
 
+// realGrad1AVX2 writes columns col < nfl (1 ≤ nfl ≤ 32) of one output:
+//
+//	out[col] = Σ_{t<count} coef[t*coefStride] * x[t*xStride+col]   (fused multiply-adds, t in order)
+//
 //go:noescape
 func realGrad1AVX2(out *float32, nfl int, coef *float32, coefStride int, x *float32, xStride, count int)
 
+// realGrad2AVX2 is realGrad1AVX2 with nfl = 32 for outputs o = 0, 1 at
+// out[o*outPair:], with coefficients coef[o+t*coefStride].
+//
 //go:noescape
 func realGrad2AVX2(out *float32, outPair int, coef *float32, coefStride int, x *float32, xStride, count int)
 
+// signedSum4AVX512 writes columns col < nfl (1 ≤ nfl ≤ 64) of 4 outputs:
+//
+//	for o := 0; o < 4; o++ {
+//		for col := 0; col < nfl; col++ {
+//			out[o*outPair+col] = Σ_{t<count} coef[o*coefPair+t*coefStride] * (bits[t*bitsStride]>>col&1 == 1 ? -1 : +1)
+//		}
+//	}
+//
+// computed as S − 2·Σ_{bit set} (count ≥ 1).
+//
 //go:noescape
 func signedSum4AVX512(out *float32, outPair, nfl int, coef *float32, coefStride, coefPair int, bits *uint64, bitsStride, count int)
 
+// realGrad4AVX512 writes columns col < nfl (1 ≤ nfl ≤ 64) of 4 outputs:
+//
+//	out[o*outPair+col] = Σ_{t<count} coef[o*coefPair+t*coefStride] * x[t*xStride+col]   (fused multiply-adds)
+//
 //go:noescape
 func realGrad4AVX512(out *float32, outPair, nfl int, coef *float32, coefStride, coefPair int, x *float32, xStride, count int)
 
+// realBin2x4AVX512 computes a 2×4 block of RealBinGemm:
+//
+//	for q := 0; q < 2; q++ {
+//		for l := 0; l < 4; l++ {
+//			c[q*ldc+l] = Σ_{kk<k} x[q*ldx+kk] * (w[l*ldw+kk/64]>>(kk%64)&1 == 1 ? -1 : +1)
+//		}
+//	}
+//
+// computed as S − 2·Σ_{bit set} (k ≥ 1).
+//
 //go:noescape
 func realBin2x4AVX512(c *float32, ldc int, x *float32, ldx int, w *uint64, ldw, k int)
 
