@@ -138,7 +138,8 @@ func (s *synthSource) Next(ctx context.Context) (Sample, error) {
 			continue
 		}
 		sh := Shape{Channels: 6, Height: 1, Width: s.win.window}
-		smp := Sample{Data: make([]float32, sh.Size()), Shape: sh, Label: -1, Time: time.Now()}
+		// Simulated time of the window's last sample (real time when paced).
+		smp := Sample{Data: make([]float32, sh.Size()), Shape: sh, Label: -1, Time: s.start.Add(time.Duration(s.k-1) * s.period)}
 		s.win.read(smp.Data)
 		s.norm.Apply(smp.Data)
 		if a := s.labels[0]; allEqual(s.labels, a) {

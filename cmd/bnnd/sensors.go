@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +26,7 @@ func init() {
 
 const sensorsUsage = `usage:
   bnnd sensors scan [--bus NAME]
-  bnnd sensors read SPEC [-n N] [--json] [--window W] [--hop H]
+  bnnd sensors read SPEC [-n N] [--json | --csv] [--raw] [--label NAME] [--window W] [--hop H]
 
 SPEC is one of:
   mpu6050[:BUS][,addr=0x68][,rate=HZ][,range=2g|4g|8g|16g][,gyro=250][,fail=N]
@@ -32,7 +34,12 @@ SPEC is one of:
   csv:GLOB[,cols=a,b,c][,label=NAME][,bad=skip]
   mnist:DIR (mnist: = the copy in the GoMNIST module)
   synthetic-imu[,seed=N][,rate=HZ][,pace=0]
-Time series also take window=N,hop=H.`
+Time series also take window=N,hop=H.
+
+read prints one line per window (label, per-channel mean±std after
+standardisation), or with --json the full window. --csv records single raw
+readings as CSV that csv: reads back, e.g.
+  bnnd sensors read mpu6050 -n 3000 --csv --label walk > walk-01.csv`
 
 func runSensors(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -125,6 +132,9 @@ func runSensorsRead(ctx context.Context, args []string, stdout, stderr io.Writer
 	asJSON := fs.Bool("json", false, "print one JSON object per line with the full data")
 	window := fs.Int("window", 0, "window length in samples for time series (0 = the spec's or 64)")
 	hop := fs.Int("hop", 0, "hop between windows in samples (0 = the spec's or window/2)")
+	raw := fs.Bool("raw", false, "do not standardise: print sensor units (m/s², rad/s)")
+	asCSV := fs.Bool("csv", false, "print single raw readings as CSV rows (implies --raw --window 1 --hop 1)")
+	label := fs.String("label", "", "label stamped on live sensor readings (\"\" = unlabelled)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageError{err}
@@ -138,11 +148,38 @@ func runSensorsRead(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *window < 0 || *hop < 0 {
 		return usagef("--window/--hop must be ≥ 0")
 	}
-	src, err := sensors.Open(pos[0], sensors.LoadOptions{Window: *window, Hop: *hop})
+	if *asCSV {
+		if *asJSON {
+			return usagef("--csv and --json exclude each other")
+		}
+		if (*window != 0 && *window != 1) || (*hop != 0 && *hop != 1) {
+			return usagef("--csv records single readings: --window and --hop must be 1 if given")
+		}
+		*raw, *window, *hop = true, 1, 1
+	}
+	opts := sensors.LoadOptions{Window: *window, Hop: *hop, Raw: *raw}
+	if *label != "" {
+		opts.Labels = sensors.NewLabelBox()
+		if err := opts.Labels.Set(*label); err != nil {
+			return usagef("--label: %v", err)
+		}
+	}
+	src, err := sensors.Open(pos[0], opts)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	var csvOut *csv.Writer
+	if *asCSV {
+		csvOut = csv.NewWriter(stdout)
+		defer csvOut.Flush()
+		names := sensors.ChannelNamesOf(src)
+		if names == nil {
+			return fmt.Errorf("--csv: source %q has no named channels (it is not a time series)", pos[0])
+		}
+		csvOut.Write(append(append([]string{"time"}, names...), "label"))
+	}
+	var start time.Time
 	enc := json.NewEncoder(stdout)
 	classes := src.Classes()
 	for i := 0; i < *n; {
@@ -159,7 +196,22 @@ func runSensorsRead(ctx context.Context, args []string, stdout, stderr io.Writer
 		case err != nil:
 			return err
 		}
-		if *asJSON {
+		if csvOut != nil {
+			if start.IsZero() {
+				start = s.Time
+			}
+			row := []string{strconv.FormatFloat(s.Time.Sub(start).Seconds(), 'f', 4, 64)}
+			for _, v := range s.Data {
+				row = append(row, strconv.FormatFloat(float64(v), 'g', 7, 32))
+			}
+			lab := s.LabelName
+			if lab == "" {
+				lab = "none" // what csv: reads as unlabelled
+			}
+			if err := csvOut.Write(append(row, lab)); err != nil {
+				return err
+			}
+		} else if *asJSON {
 			out := sampleJSON{Index: i, Time: s.Time.UTC(), LabelIndex: s.Label, Shape: [3]int{s.Shape.Height, s.Shape.Width, s.Shape.Channels}, Data: s.Data}
 			if s.LabelName != "" {
 				out.Label = &s.LabelName
