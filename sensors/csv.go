@@ -14,21 +14,6 @@ import (
 	"strings"
 )
 
-// CSV recordings (spec "csv:GLOB[,cols=a,b,c][,label=NAME][,bad=skip]").
-//
-// Each file matching GLOB (in sorted order) is one recording with a header
-// row. Channels are the columns named by cols=, in that order; by default
-// every column whose first data cell is a finite number, except the label
-// column and a time column (named time, timestamp, t, ms or us, any case).
-// The label of a row is, in order of preference: label=NAME for all rows;
-// the row's "label" column ("" or "none" = unlabelled); the file name's
-// leading run of letters, digits and '_' (wave-0012.csv and wave.3f2a.csv
-// are both "wave"). A bad row (wrong field count, a channel cell that is
-// missing, not a number or not finite) is an error naming the file and line;
-// with bad=skip it is skipped and counted (Windows.SkippedRows), and the
-// recording is split there so no window spans it. Lines longer than
-// MaxCSVLine bytes are errors even with bad=skip.
-
 // MaxCSVLine bounds one physical CSV line, so a corrupt file without line
 // breaks cannot exhaust memory.
 const MaxCSVLine = 1 << 20

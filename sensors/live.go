@@ -238,7 +238,11 @@ func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSour
 		done:    make(chan struct{}),
 		health:  Health{Healthy: true, State: "warming up"},
 	}
-	for i, c := range opt.Classes {
+	if l.classes == nil && opt.Labels != nil {
+		// A box made with NewLabelBox(classes...) names the classes.
+		l.classes = opt.Labels.Classes()
+	}
+	for i, c := range l.classes {
 		l.index[c] = i
 	}
 	var acc *normAccumulator

@@ -108,7 +108,7 @@ func TestLiveIntermittentFailures(t *testing.T) {
 	if err := labels.Set("walk"); err != nil {
 		t.Fatal(err)
 	}
-	src, err := OpenBus("mpu6050,rate=500,window=6,hop=3,fail=3", bus, LoadOptions{Norm: identity6, Classes: []string{"still", "walk"}, Labels: labels})
+	src, err := OpenBus("mpu6050,rate=500,window=6,hop=3,fail=3", bus, LoadOptions{Norm: identity6, Labels: labels})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +130,9 @@ func TestLiveIntermittentFailures(t *testing.T) {
 				t.Fatalf("window %d spans a gap: counters %d then %d at step %d", i, first, got, k)
 			}
 		}
+	}
+	if got := strings.Join(src.Classes(), ","); got != "still,walk" {
+		t.Errorf("classes from the label box: %q", got)
 	}
 	h := src.Health()
 	if !h.Healthy || h.Errors == 0 || h.Retries < h.Errors || h.Samples == 0 || !strings.Contains(h.LastError, "remote I/O error") {

@@ -125,6 +125,14 @@ func validLabel(name string) error {
 	return nil
 }
 
+// Classes returns the names the box accepts (nil = any name).
+func (b *LabelBox) Classes() []string {
+	if b.list == nil {
+		return nil
+	}
+	return append([]string(nil), b.list...)
+}
+
 // Get returns the current label and whether there is one.
 func (b *LabelBox) Get() (name string, ok bool) {
 	b.mu.RLock()
@@ -134,7 +142,10 @@ func (b *LabelBox) Get() (name string, ok bool) {
 
 // Open opens a streaming source (see the package documentation for specs).
 // Live sensors read at their rate on a goroutine stopped by Close; window
-// labels come from opt.Labels. Recordings (mnist:, csv:) replay their
+// labels come from opt.Labels, class indices from opt.Classes (or, if nil,
+// the classes opt.Labels was made with). Without opt.Norm a live source
+// learns its standardisation from its first warmup=N samples (default ten
+// windows) and emits no window before. Recordings (mnist:, csv:) replay their
 // examples in order and end with io.EOF (loop=1 repeats forever;
 // split=train|test|all selects a part, default all). synthetic-imu streams
 // forever, stamped with the simulated activity, paced at its rate unless
