@@ -254,3 +254,86 @@ loop2:
 	VMOVUPS Y11, 96(R8)
 	VZEROUPPER
 	RET
+
+// RBGROUP adds the x values of group G (in XG) whose sign bit is set in
+// the broadcast bits Y13 to ACC (Y15 = 0, Y14 temporary).
+#define RBGROUP(SHIFT, XG, ACC) \
+	VPSLLVD   SHIFT, Y13, Y14      \
+	VBLENDVPS Y14, XG, Y15, Y14    \
+	VADDPS    Y14, ACC, ACC
+
+// RBROW does one weight row: bits at ADDR against the 32 x values.
+#define RBROW(ACC) \
+	RBGROUP(Y4, Y0, ACC) \
+	RBGROUP(Y5, Y1, ACC) \
+	RBGROUP(Y6, Y2, ACC) \
+	RBGROUP(Y7, Y3, ACC)
+
+// RBOUT adds S − 2·ACC, summed over its 8 lanes, to the float at OFF(DI).
+#define RBOUT(ACC, ACCX, OFF) \
+	VADDPS       ACC, ACC, ACC      \
+	VSUBPS       ACC, Y12, ACC      \
+	VEXTRACTF128 $1, ACC, X14       \
+	VADDPS       X14, ACCX, X14     \
+	VPERMILPS    $0x4e, X14, X13    \
+	VADDPS       X13, X14, X14      \
+	VPERMILPS    $0xb1, X14, X13    \
+	VADDSS       X13, X14, X14      \
+	VADDSS       OFF(DI), X14, X14  \
+	VMOVSS       X14, OFF(DI)
+
+// func realBin1x4AVX2(c *float32, x *float32, w *uint32, ldw, chunks int)
+//
+// For l < 4, with w as 32-bit halves of packed words and ldw in halves:
+//
+//	c[l] += Σ_{kk<32·chunks} x[kk]·(w[l*ldw+kk/32] bit kk%32 ? −1 : +1)
+//
+// computed as S − 2·Σ_{bit set} x (chunks ≥ 1).
+TEXT ·realBin1x4AVX2(SB), NOSPLIT, $0-40
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), BX
+	MOVQ ldw+24(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ chunks+32(FP), CX
+
+	VMOVDQU signShifts<>+0(SB), Y4
+	VMOVDQU signShifts<>+32(SB), Y5
+	VMOVDQU signShifts<>+64(SB), Y6
+	VMOVDQU signShifts<>+96(SB), Y7
+	VXORPS  Y8, Y8, Y8
+	VXORPS  Y9, Y9, Y9
+	VXORPS  Y10, Y10, Y10
+	VXORPS  Y11, Y11, Y11
+	VXORPS  Y12, Y12, Y12
+	VXORPS  Y15, Y15, Y15
+
+rbloop:
+	VMOVUPS      (SI), Y0
+	VMOVUPS      32(SI), Y1
+	VMOVUPS      64(SI), Y2
+	VMOVUPS      96(SI), Y3
+	VADDPS       Y0, Y12, Y12     // S += every x
+	VADDPS       Y1, Y12, Y12
+	VADDPS       Y2, Y12, Y12
+	VADDPS       Y3, Y12, Y12
+	VPBROADCASTD (BX), Y13
+	RBROW(Y8)
+	VPBROADCASTD (BX)(R12*1), Y13
+	RBROW(Y9)
+	VPBROADCASTD (BX)(R12*2), Y13
+	RBROW(Y10)
+	VPBROADCASTD (BX)(R13*1), Y13
+	RBROW(Y11)
+	ADDQ $128, SI
+	ADDQ $4, BX
+	DECQ CX
+	JNZ  rbloop
+
+	MOVQ c+0(FP), DI
+	RBOUT(Y8, X8, 0)
+	RBOUT(Y9, X9, 4)
+	RBOUT(Y10, X10, 8)
+	RBOUT(Y11, X11, 12)
+	VZEROUPPER
+	RET

@@ -19,9 +19,10 @@ func init() {
 	registerImpl(implEntry{
 		name:      "avx2",
 		available: cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3),
-		k: impl{ // realBinGemm stays generic
+		k: impl{
 			bgemm:              bgemmAVX2,
 			bgemmScaled:        bgemmScaledAVX2,
+			realBinGemm:        realBinGemmAVX2,
 			binGradInput:       binGradInputAVX2,
 			binGradWeightTile:  binGradWeightTileAVX2,
 			realGradWeightTile: realGradWeightTileAVX2,
@@ -120,6 +121,17 @@ func realGrad2AVX2(out *float32, outPair int, coef *float32, coefStride int, x *
 //
 // computed as S − 2·Σ_{bit set} (count ≥ 1).
 //
+// realBin1x4AVX2 adds 4 partial dot products of RealBinGemm:
+//
+//	for l := 0; l < 4; l++ {
+//		c[l] += Σ_{kk<32*chunks} x[kk] * (w[l*ldw+kk/32]>>(kk%32)&1 == 1 ? -1 : +1)
+//	}
+//
+// computed as S − 2·Σ_{bit set} (chunks ≥ 1; w as 32-bit halves).
+//
+//go:noescape
+func realBin1x4AVX2(c *float32, x *float32, w *uint32, ldw, chunks int)
+
 //go:noescape
 func signedSum4AVX512(out *float32, outPair, nfl int, coef *float32, coefStride, coefPair int, bits *uint64, bitsStride, count int)
 
@@ -421,6 +433,45 @@ func realGradWeightTileAVX2(tile []float32, dy []float32, x []float32, m, n, k, 
 		}
 		for ; j < j1; j++ {
 			realGrad1AVX2(&tile[(j-j0)*width+c0], nfl, &dy[j], n, &x[k0+c0], k, m)
+		}
+	}
+}
+
+func realBinGemmAVX2(c []float32, x []float32, w []uint64, m, n, k int) {
+	clear(c)
+	if k == 0 {
+		return
+	}
+	kw := Words(k)
+	bits := halves(w)
+	full, rest := k/32, k%32
+	var tail [32]float32 // the last k%32 inputs of a row, zero-padded
+	var one [4]float32   // the 4 copies of a single column's result
+	for i := 0; i < m; i++ {
+		xi := x[i*k : i*k+k]
+		if rest > 0 {
+			copy(tail[:], xi[full*32:])
+			clear(tail[rest:])
+		}
+		// block adds columns j..j+3 (ldw = 2kw) or 4 copies of column j
+		// (ldw = 0) into out.
+		block := func(out *float32, j, ldw int) {
+			if full > 0 {
+				realBin1x4AVX2(out, &xi[0], &bits[j*2*kw], ldw, full)
+			}
+			if rest > 0 {
+				realBin1x4AVX2(out, &tail[0], &bits[j*2*kw+full], ldw, 1)
+			}
+		}
+		ci := c[i*n : i*n+n]
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			block(&ci[j], j, 2*kw)
+		}
+		for ; j < n; j++ {
+			one = [4]float32{}
+			block(&one[0], j, 0)
+			ci[j] = one[0]
 		}
 	}
 }
