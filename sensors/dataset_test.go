@@ -271,6 +271,14 @@ func TestSpecErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no test window of 64 samples fits") {
 		t.Errorf("empty test split: %v", err)
 	}
+	_, err = LoadDataset("mnist:", SplitTest, LoadOptions{Window: 16})
+	if err == nil || !strings.Contains(err.Error(), "MNIST holds images") {
+		t.Errorf("mnist with a window: %v", err)
+	}
+	_, err = LoadDataset("mnist:", SplitTest, LoadOptions{Norm: &Normalizer{Mean: []float32{0}, Std: []float32{1}}})
+	if err == nil || !strings.Contains(err.Error(), "takes none") {
+		t.Errorf("mnist with a normalizer: %v", err)
+	}
 	if _, err := LoadDataset("synthetic-imu", Split(7), LoadOptions{}); err == nil {
 		t.Error("invalid split accepted")
 	}

@@ -219,15 +219,20 @@ func TestLiveCloseUnblocksNextAndDropsWhenSlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nobody calls Next for a while: old windows are dropped, not queued.
-	time.Sleep(200 * time.Millisecond)
-	if h := src.Health(); h.Dropped == 0 {
-		t.Errorf("no window dropped while Next was not called: %+v", h)
+	deadline := time.Now().Add(10 * time.Second)
+	for src.Health().Dropped < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no window dropped while Next was not called: %+v", src.Health())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	s, err := src.Next(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := counterOf(s.Data[0]); c < 20 {
+	// Windows start at samples 1, 2, 3, ...: with 5 dropped the oldest
+	// still queued starts at 6 or later.
+	if c := counterOf(s.Data[0]); c < 6 {
 		t.Errorf("oldest queued window starts at sample %d; the oldest should have been dropped", c)
 	}
 	// A Next blocked on a source that produces nothing returns on Close.

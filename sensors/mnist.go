@@ -83,6 +83,12 @@ func loadMNISTSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
 	if err := s.checkUsed(); err != nil {
 		return nil, err
 	}
+	if opt.Window != 0 || opt.Hop != 0 {
+		return nil, s.errorf("window %d / hop %d given, but MNIST holds images, not time series", opt.Window, opt.Hop)
+	}
+	if opt.Norm != nil {
+		return nil, s.errorf("a %d-channel standardisation was given, but MNIST is scaled to [0,1] and takes none (is the training data a time series?)", opt.Norm.Channels())
+	}
 	dir := s.arg
 	if dir == "" || dir == "default" {
 		d, err := MNISTDir()
