@@ -557,24 +557,37 @@ func TestParallelDeterministic(t *testing.T) {
 	}
 }
 
+// TestParallelKernelsIdentical splits every float kernel across 1..5
+// goroutines with Parallel (rows for the products, output-row tiles for the
+// weight gradients) and requires results identical to one thread, for each
+// implementation.
 func TestParallelKernelsIdentical(t *testing.T) {
-	r := rand.New(rand.NewPCG(19, 20))
-	m, n, k := 50, 40, 300
-	kw := Words(k)
-	dy, w := randFloats(r, m*n), randBits(r, n, k, kw)
-	run := func(threads int) []float32 {
-		dx := make([]float32, m*k)
-		Parallel(threads, m, 7, func(lo, hi int) {
-			BinGradInput(dx[lo*k:hi*k], dy[lo*n:hi*n], w, hi-lo, n, k)
-		})
-		return dx
-	}
-	one := run(1)
-	for _, threads := range []int{2, 3, 5} {
-		if got := run(threads); !slices.Equal(got, one) {
-			t.Fatalf("BinGradInput on %d threads differs from one thread", threads)
+	forEachImpl(t, func(t *testing.T, name string) {
+		r := rand.New(rand.NewPCG(19, 20))
+		m, n, k := 50, 40, 300
+		kw := Words(k)
+		dy, w, x, a := randFloats(r, m*n), randBits(r, n, k, kw), randFloats(r, m*k), randBits(r, m, k, kw)
+		run := func(threads int) [][]float32 {
+			dx, c, g, gx := make([]float32, m*k), make([]float32, m*n), make([]float32, n*k), make([]float32, n*k)
+			Parallel(threads, m, 7, func(lo, hi int) {
+				BinGradInput(dx[lo*k:hi*k], dy[lo*n:hi*n], w, hi-lo, n, k)
+				RealBinGemm(c[lo*n:hi*n], x[lo*k:hi*k], w, hi-lo, n, k)
+			})
+			Parallel(threads, n, 6, func(lo, hi int) {
+				BinGradWeightTile(g[lo*k:hi*k], dy, a, m, n, k, lo, hi, 0, k)
+				RealGradWeightTile(gx[lo*k:hi*k], dy, x, m, n, k, lo, hi, 0, k)
+			})
+			return [][]float32{dx, c, g, gx}
 		}
-	}
+		one := run(1)
+		for _, threads := range []int{2, 3, 5} {
+			for i, got := range run(threads) {
+				if !slices.Equal(got, one[i]) {
+					t.Fatalf("kernel %d on %d threads differs from one thread", i, threads)
+				}
+			}
+		}
+	})
 }
 
 func TestDispatch(t *testing.T) {
@@ -653,4 +666,56 @@ func TestBadArgumentsPanicWithContext(t *testing.T) {
 			tc.f()
 		}()
 	}
+}
+
+// TestEmptyDimensions runs every kernel with each size in turn set to zero:
+// no panic, no write outside the output, and the empty sums are 0 (or the
+// shift, for BGemmScaled).
+func TestEmptyDimensions(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, name string) {
+		const m, n = 3, 5
+		for _, k := range []int{0, 70} {
+			kw := Words(k)
+			a, b := make([]uint64, m*kw), make([]uint64, n*kw)
+			wholeI, c := guardedI32(m * n)
+			BGemm(c, a, b, m, n, kw, k)
+			checkGuardsI32(t, "BGemm", wholeI)
+			for _, v := range c {
+				if v != int32(k) {
+					t.Fatalf("k=%d: BGemm of zero rows = %d, want %d", k, v, k)
+				}
+			}
+			shift := []float32{1, 2, 3, 4, 5}
+			wholeF, cf := guardedF32(m * n)
+			BGemmScaled(cf, a, b, m, n, kw, k, make([]float32, n), shift)
+			checkGuardsF32(t, "BGemmScaled", wholeF)
+			if cf[n+2] != 3 {
+				t.Fatalf("k=%d: BGemmScaled with scale 0 = %v, want the shift 3", k, cf[n+2])
+			}
+			RealBinGemm(cf, make([]float32, m*k), b, m, n, k)
+			if cf[0] != 0 {
+				t.Fatalf("k=%d: RealBinGemm of zeros = %v", k, cf[0])
+			}
+		}
+		// n = 0 inputs to the input gradient: dx is all zero.
+		dx := []float32{7, 7, 7, 7}
+		BinGradInput(dx, nil, nil, 2, 0, 2)
+		if !slices.Equal(dx, []float32{0, 0, 0, 0}) {
+			t.Fatalf("BinGradInput with n=0 = %v, want zeros", dx)
+		}
+		// m = 0 rows in the weight gradients: tiles are all zero.
+		tile := []float32{7, 7, 7, 7, 7, 7}
+		BinGradWeightTile(tile, nil, nil, 0, 2, 3, 0, 2, 0, 3)
+		if !slices.Equal(tile, make([]float32, 6)) {
+			t.Fatalf("BinGradWeightTile with m=0 = %v, want zeros", tile)
+		}
+		tile = []float32{7, 7, 7, 7, 7, 7}
+		RealGradWeightTile(tile, nil, nil, 0, 2, 3, 0, 2, 0, 3)
+		if !slices.Equal(tile, make([]float32, 6)) {
+			t.Fatalf("RealGradWeightTile with m=0 = %v, want zeros", tile)
+		}
+		// Empty outputs are no-ops.
+		BGemm(nil, nil, make([]uint64, 4), 0, 4, 1, 64)
+		BinGradWeightTile(nil, make([]float32, 4), make([]uint64, 2), 2, 2, 64, 1, 1, 0, 64)
+	})
 }
