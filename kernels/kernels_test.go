@@ -719,3 +719,46 @@ func TestEmptyDimensions(t *testing.T) {
 		BinGradWeightTile(nil, make([]float32, 4), make([]uint64, 2), 2, 2, 64, 1, 1, 0, 64)
 	})
 }
+
+// TestKernelsDoNotAllocate: the kernels run in the training loop's inner
+// layers, so none of them may allocate, in any implementation.
+func TestKernelsDoNotAllocate(t *testing.T) {
+	if raceEnabled {
+		// The race detector's instrumentation allocates on its own; the
+		// count is checked in the ordinary (and the qemu) test runs.
+		return
+	}
+	forEachImpl(t, func(t *testing.T, name string) {
+		r := rand.New(rand.NewPCG(21, 22))
+		m, n, k := 9, 37, 333
+		kw := Words(k)
+		a, b := randBits(r, m, k, kw), randBits(r, n, k, kw)
+		x, dy := randFloats(r, m*k), randFloats(r, m*n)
+		c, cf := make([]int32, m*n), make([]float32, m*n)
+		dx, g := make([]float32, m*k), make([]float32, n*k)
+		scale, shift := randFloats(r, n), randFloats(r, n)
+		src := randBits(r, 2*5*5, 64, 1)
+		wts := randBits(r, 8*9, 64, 1)
+		out := make([]int32, 2*5*5*8)
+		scratch := make([]uint64, BConv3x3ScratchWords(2, 5, 5, 64))
+		packed := make([]uint64, m*kw)
+		for _, kc := range []struct {
+			name string
+			f    func()
+		}{
+			{"BGemm", func() { BGemm(c, a, b, m, n, kw, k) }},
+			{"BGemmScaled", func() { BGemmScaled(cf, a, b, m, n, kw, k, scale, shift) }},
+			{"RealBinGemm", func() { RealBinGemm(cf, x, b, m, n, k) }},
+			{"BinGradInput", func() { BinGradInput(dx, dy, b, m, n, k) }},
+			{"BinGradWeightTile", func() { BinGradWeightTile(g, dy, a, m, n, k, 0, n, 0, k) }},
+			{"RealGradWeightTile", func() { RealGradWeightTile(g, dy, x, m, n, k, 0, n, 0, k) }},
+			{"BConv3x3", func() { BConv3x3(out, src, wts, 2, 5, 5, 64, 8, scratch) }},
+			{"PackSigns", func() { PackSigns(packed, x, m, k) }},
+			{"UnpackSigns", func() { UnpackSigns(dx, packed, m, k) }},
+		} {
+			if allocs := testing.AllocsPerRun(5, kc.f); allocs != 0 {
+				t.Errorf("%s allocates %v times per call", kc.name, allocs)
+			}
+		}
+	})
+}

@@ -73,7 +73,10 @@ func UnpackSigns(dst []float32, src []uint64, rows, k int) {
 func checkDims(kernel string, dims ...int) {
 	for _, d := range dims {
 		if d < 0 {
-			panic(fmt.Sprintf("kernels.%s: negative size %d in %v", kernel, d, dims))
+			// A copy goes to Sprintf so that dims itself does not
+			// escape: the variadic slice stays on the stack and the
+			// check costs no allocation.
+			panic(fmt.Sprintf("kernels.%s: negative size %d in %v", kernel, d, append([]int(nil), dims...)))
 		}
 	}
 }
