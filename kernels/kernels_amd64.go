@@ -28,9 +28,11 @@ func init() {
 			realGradWeightTile: realGradWeightTileAVX2,
 		},
 	})
+	// AVX-512: F and VL for the vector code, BW for 64-bit mask moves and
+	// shifts, DQ for KMOVB, VPOPCNTDQ for VPOPCNTQ, BMI2 for BZHI.
 	registerImpl(implEntry{
 		name: "avx512",
-		available: cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL,
+		available: cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL,
 			cpuid.AVX512VPOPCNTDQ, cpuid.BMI2),
 		k: impl{
 			bgemm:              bgemmAVX512,
