@@ -269,6 +269,10 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 	start := time.Now()
 	var slot int64 // next slot of the rate grid to fill
 	var backoff time.Duration
+	var lastGood time.Time // time of the last successful read
+	// Windows restart after a gap of more than 2.5 periods; shorter
+	// hiccups (one failed read retried, a scheduling delay) keep them.
+	maxGap := l.period * 5 / 2
 	warm := 0
 	for {
 		wait := backoff
@@ -292,7 +296,6 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 		err := l.dev.read(buf)
 		now := time.Now()
 		if err != nil {
-			win.reset() // a window must not span the gap
 			if backoff == 0 {
 				backoff = minBackoff
 			} else {
@@ -317,13 +320,16 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 		}
 		if cur > slot {
 			l.health.Missed += uint64(cur - slot)
-			win.reset()
 			slot = cur
 		} else if now.Sub(start.Add(time.Duration(slot)*l.period)) > l.period/2 {
 			l.health.Late++
 		}
 		norm := l.norm
 		l.mu.Unlock()
+		if !lastGood.IsZero() && now.Sub(lastGood) > maxGap {
+			win.reset() // a window must not span the gap
+		}
+		lastGood = now
 		backoff = 0
 		slot++
 

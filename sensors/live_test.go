@@ -122,8 +122,8 @@ func TestLiveIntermittentFailures(t *testing.T) {
 		if s.Shape != (Shape{6, 1, 6}) || s.Label != 1 || s.LabelName != "walk" {
 			t.Fatalf("window %d: shape %v label %d %q", i, s.Shape, s.Label, s.LabelName)
 		}
-		// Every ninth read fails, and a window never spans a failed read:
-		// its six ax counters are consecutive.
+		// Every ninth read fails and is retried 2 ms later (one period):
+		// windows keep flowing; its six ax counters are consecutive.
 		first := counterOf(s.Data[0])
 		for k := 1; k < 6; k++ {
 			if got := counterOf(s.Data[k*6]); got != first+k {
@@ -154,10 +154,11 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var broken sync.Mutex
 	down := true
-	bus := &fakeMPU{fail: func(int) error {
+	// Three good reads (less than a window), then the device is gone.
+	bus := &fakeMPU{fail: func(attempt int) error {
 		broken.Lock()
 		defer broken.Unlock()
-		if down {
+		if down && attempt >= 3 {
 			return errBusNACK
 		}
 		return nil
@@ -173,7 +174,7 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 		t.Fatalf("Next on a dead bus: %v", err)
 	}
 	h := src.Health()
-	if h.Healthy || h.State != "unhealthy" || h.Consecutive < 3 || h.Samples != 0 {
+	if h.Healthy || h.State != "unhealthy" || h.Consecutive < 3 || h.Samples != 3 {
 		t.Fatalf("health on a dead bus: %+v", h)
 	}
 	// It keeps retrying, with bounded backoff: over 1.5 s at most a few
@@ -201,6 +202,11 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 	}
 	if s.Label != -1 || s.LabelName != "" {
 		t.Errorf("no label box: got label %d %q", s.Label, s.LabelName)
+	}
+	// The window restarted after the outage: it holds readings 4-7, not
+	// the three from before it.
+	if c := counterOf(s.Data[0]); c != 4 {
+		t.Errorf("first window after the outage starts at reading %d, want 4", c)
 	}
 	if h := src.Health(); !h.Healthy || h.Consecutive != 0 || h.Missed == 0 {
 		t.Errorf("health after recovery: %+v", h)
@@ -384,4 +390,29 @@ func (b *idBus) Tx(addr uint16, w, r []byte) error {
 		r[i] = b.id
 	}
 	return nil
+}
+
+// A slow bus (a read that stalls for two periods) is counted as missed
+// slots, without failing or stopping the windows.
+func TestLiveStallsAreCounted(t *testing.T) {
+	bus := &fakeMPU{fail: func(attempt int) error {
+		if attempt%10 == 5 {
+			time.Sleep(10 * time.Millisecond) // two periods at 200 Hz
+		}
+		return nil
+	}}
+	src, err := OpenBus("mpu6050,rate=200,window=8,hop=8", bus, LoadOptions{Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for i := 0; i < 5; i++ {
+		if _, err := src.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := src.Health()
+	if h.Missed == 0 || h.Late+h.Missed < 3 || h.Errors != 0 || !h.Healthy {
+		t.Errorf("health with stalls: %+v", h)
+	}
 }

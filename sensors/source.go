@@ -51,8 +51,9 @@ type Health struct {
 	Windows uint64 // samples (windows) produced
 	// Late counts samples read more than half a period after their slot;
 	// Missed counts slots of the sample-rate grid that passed with no
-	// sample (the reader fell behind, or reads failed). Windows never span
-	// a missed slot: the window restarts after a gap.
+	// sample (the reader fell behind, or reads failed). A window restarts
+	// after more than 2.5 periods without a good read, so it never spans
+	// an outage; shorter hiccups are counted here but keep the window.
 	Late, Missed uint64
 	Dropped      uint64 // windows discarded because Next was not called in time
 	Errors       uint64 // failed reads
