@@ -179,6 +179,9 @@ func runSensorsRead(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		csvOut.Write(append(append([]string{"time"}, names...), "label"))
 	}
+	if src.Health().State == "warming up" {
+		fmt.Fprintln(stderr, "learning the standardisation from the first readings before the first window (--raw skips this)")
+	}
 	var start time.Time
 	enc := json.NewEncoder(stdout)
 	classes := src.Classes()
