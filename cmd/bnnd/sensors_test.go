@@ -131,7 +131,7 @@ func TestSensorsReadCSVRecordsRoundTrip(t *testing.T) {
 		}
 	}
 	code = runMain(context.Background(), []string{"sensors", "read", "mnist:", "--csv", "-n", "1"}, &out, &errOut)
-	if code != 1 || !strings.Contains(errOut.String(), "not a time series") {
+	if code != 1 || !strings.Contains(errOut.String(), "MNIST holds images, not time series") {
 		t.Errorf("mnist --csv: exit %d %q", code, errOut.String())
 	}
 }
