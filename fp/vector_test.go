@@ -150,7 +150,7 @@ func TestStepMatchesScalarDefinition(t *testing.T) {
 			m0[i] = float32(r.Float32()-0.5) * 2e-6
 			g[i] = float32(r.Float32()-0.5) * 4e-4
 		}
-		g[3] = m0[3]        // no update: never lost
+		g[3] = m0[3]       // no update: never lost
 		m0[4], g[4] = 0, 0 // zero stays zero
 		g[5] = 1           // saturates in the compact formats
 		g[6] = 1e-12       // underflows from zero
