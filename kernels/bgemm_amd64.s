@@ -297,3 +297,74 @@ scalenext:
 	JNZ  scalerow
 	VZEROUPPER
 	RET
+
+// func transpose8AVX512(dst *uint64, src *uint64, ld, blocks int)
+//
+// Interleaves 8 rows for the GEMM panels, 8 words at a time:
+//
+//	for w := 0; w < 8*blocks; w++ {
+//		for l := 0; l < 8; l++ {
+//			dst[w*8+l] = src[l*ld+w]
+//		}
+//	}
+//
+// as 8×8 transposes of 64-bit words (unpack, then two rounds of 128-bit
+// lane shuffles).
+TEXT ·transpose8AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $3, R8                 // row stride in bytes
+	LEAQ (R8)(R8*2), R9         // 3 rows
+	LEAQ (R8)(R8*4), R10        // 5 rows
+	LEAQ (R9)(R9*1), R12        // 6 rows
+	LEAQ (R12)(R8*1), R11       // 7 rows
+	MOVQ blocks+24(FP), CX
+
+tloop:
+	VMOVDQU64 (SI), Z0              // row 0, words w..w+7
+	VMOVDQU64 (SI)(R8*1), Z1        // row 1
+	VMOVDQU64 (SI)(R8*2), Z2        // row 2
+	VMOVDQU64 (SI)(R9*1), Z3        // row 3
+	VMOVDQU64 (SI)(R8*4), Z4        // row 4
+	VMOVDQU64 (SI)(R10*1), Z5       // row 5
+	VMOVDQU64 (SI)(R12*1), Z6       // row 6
+	VMOVDQU64 (SI)(R11*1), Z7       // row 7
+	VPUNPCKLQDQ Z1, Z0, Z8          // [r00 r10 | r02 r12 | r04 r14 | r06 r16]
+	VPUNPCKHQDQ Z1, Z0, Z9          // [r01 r11 | r03 r13 | …]
+	VPUNPCKLQDQ Z3, Z2, Z10
+	VPUNPCKHQDQ Z3, Z2, Z11
+	VPUNPCKLQDQ Z5, Z4, Z12
+	VPUNPCKHQDQ Z5, Z4, Z13
+	VPUNPCKLQDQ Z7, Z6, Z14
+	VPUNPCKHQDQ Z7, Z6, Z15
+	VSHUFI64X2  $0x88, Z10, Z8, Z16  // [r00 r10 | r04 r14 | r20 r30 | r24 r34]
+	VSHUFI64X2  $0xdd, Z10, Z8, Z17  // [r02 r12 | r06 r16 | r22 r32 | r26 r36]
+	VSHUFI64X2  $0x88, Z11, Z9, Z18  // [r01 r11 | r05 r15 | r21 r31 | r25 r35]
+	VSHUFI64X2  $0xdd, Z11, Z9, Z19  // [r03 r13 | r07 r17 | r23 r33 | r27 r37]
+	VSHUFI64X2  $0x88, Z14, Z12, Z20 // rows 4..7 likewise
+	VSHUFI64X2  $0xdd, Z14, Z12, Z21
+	VSHUFI64X2  $0x88, Z15, Z13, Z22
+	VSHUFI64X2  $0xdd, Z15, Z13, Z23
+	VSHUFI64X2  $0x88, Z20, Z16, Z0  // word 0 of rows 0..7
+	VSHUFI64X2  $0xdd, Z20, Z16, Z4  // word 4
+	VSHUFI64X2  $0x88, Z21, Z17, Z2  // word 2
+	VSHUFI64X2  $0xdd, Z21, Z17, Z6  // word 6
+	VSHUFI64X2  $0x88, Z22, Z18, Z1  // word 1
+	VSHUFI64X2  $0xdd, Z22, Z18, Z5  // word 5
+	VSHUFI64X2  $0x88, Z23, Z19, Z3  // word 3
+	VSHUFI64X2  $0xdd, Z23, Z19, Z7  // word 7
+	VMOVDQU64 Z0, (DI)
+	VMOVDQU64 Z1, 64(DI)
+	VMOVDQU64 Z2, 128(DI)
+	VMOVDQU64 Z3, 192(DI)
+	VMOVDQU64 Z4, 256(DI)
+	VMOVDQU64 Z5, 320(DI)
+	VMOVDQU64 Z6, 384(DI)
+	VMOVDQU64 Z7, 448(DI)
+	ADDQ $64, SI
+	ADDQ $512, DI
+	DECQ CX
+	JNZ  tloop
+	VZEROUPPER
+	RET
