@@ -368,3 +368,50 @@ tloop:
 	JNZ  tloop
 	VZEROUPPER
 	RET
+
+// func peakStepsAVX512(n int)
+//
+// Runs n iterations of 16 independent STEPs (XOR, VPOPCNTQ, add) on
+// registers only: the most STEPs per second this CPU can issue, against
+// which BenchmarkAVX512StepPeak rates the GEMM loop (which needs exactly
+// one STEP per 512 binary multiply-accumulates).
+TEXT ·peakStepsAVX512(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+
+peakloop:
+	STEP(Z16, Z20, Z0, Z24)
+	STEP(Z17, Z20, Z1, Z25)
+	STEP(Z18, Z20, Z2, Z26)
+	STEP(Z19, Z20, Z3, Z27)
+	STEP(Z16, Z21, Z4, Z24)
+	STEP(Z17, Z21, Z5, Z25)
+	STEP(Z18, Z21, Z6, Z26)
+	STEP(Z19, Z21, Z7, Z27)
+	STEP(Z16, Z22, Z8, Z24)
+	STEP(Z17, Z22, Z9, Z25)
+	STEP(Z18, Z22, Z10, Z26)
+	STEP(Z19, Z22, Z11, Z27)
+	STEP(Z16, Z23, Z12, Z24)
+	STEP(Z17, Z23, Z13, Z25)
+	STEP(Z18, Z23, Z14, Z26)
+	STEP(Z19, Z23, Z15, Z27)
+	DECQ CX
+	JNZ  peakloop
+	VZEROUPPER
+	RET

@@ -95,6 +95,10 @@ func scaleColumnsAVX512(c *float32, rows, n int, scale, shift *float32)
 //go:noescape
 func transpose8AVX512(dst *uint64, src *uint64, ld, blocks int)
 
+// peakStepsAVX512 runs n×16 register-only XOR/VPOPCNTQ/add steps (the GEMM
+// loop's work per 512 binary MACs) for BenchmarkAVX512StepPeak.
+func peakStepsAVX512(n int)
+
 //go:noescape
 func bgemm2x8AVX2(counts *uint64, a *uint64, lda int, panels *uint64, words int)
 
