@@ -144,13 +144,13 @@ static void report(const char *kernel, const char *shape, double secs, double ma
 	fflush(stdout);
 }
 
-/* TIME runs stmt until at least 0.3 s have passed (at least 3 times) and
- * keeps the best single time. */
+/* TIME runs stmt at least once, for at least 0.3 s, and at least 3 times
+ * unless that would take more than 1 s; it keeps the best single time. */
 #define TIME(best, stmt)                                            \
 	do {                                                            \
 		double t_start = now(), t0, dt;                             \
 		best = 1e30;                                                \
-		for (int rep = 0; rep < 3 || now() - t_start < 0.3; rep++) { \
+		for (int rep = 0; rep < 1 || now() - t_start < 0.3 || (rep < 3 && now() - t_start < 1.0); rep++) { \
 			t0 = now();                                             \
 			stmt;                                                   \
 			dt = now() - t0;                                        \
