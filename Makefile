@@ -85,3 +85,10 @@ install: build
 		echo '  adduser --system --group --home /var/lib/bnnd --no-create-home bnnd; adduser bnnd i2c'; \
 		echo '  chgrp bnnd $(SYSCONFDIR)/bnnd/bnnd.yaml; systemctl daemon-reload; systemctl enable --now bnnd'; \
 	fi
+
+# The comparison table of issue 4: trains every model with each momentum
+# encoding and writes docs/results.md and docs/results.svg (cached runs in
+# docs/results.json are reused; pass GENFLAGS=-reuse=false to redo them).
+.PHONY: paper-table
+paper-table: build
+	$(GO) run ./docs/gen -bnnd bin/bnnd $(GENFLAGS)

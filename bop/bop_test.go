@@ -383,3 +383,72 @@ func TestFlipAgreement(t *testing.T) {
 		}
 	}
 }
+
+// TestCalibrate records a warm-up trace, searches, and converts the momenta.
+func TestCalibrate(t *testing.T) {
+	net := testNet(t, []int{64}, 100, 4, 32, 2, 1)
+	o, err := New(net, Config{Gamma: 1e-2, Tau: 1e-6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := 0
+	next := func() (int, error) {
+		fill(net, uint64(step))
+		step++
+		return 32, nil
+	}
+	cal, err := Calibrate(net, o, next, CalibrationOptions{Steps: 6, Samples: 500, PerLayer: true, BestEffort: true,
+		Search: fp.SearchOptions{MinBits: 6, MaxBits: 8, Stochastic: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if step != 6 || o.Steps() != 6 {
+		t.Errorf("warm-up ran %d batches, %d optimizer steps; want 6", step, o.Steps())
+	}
+	if len(cal.Traces) != 2 || len(cal.Formats) != 2 || len(cal.Results) != 2 {
+		t.Fatalf("per-layer calibration: %d traces, %d formats, %d results; want 2 each", len(cal.Traces), len(cal.Formats), len(cal.Results))
+	}
+	for l, tr := range cal.Traces {
+		if len(tr.G) != 6 || len(tr.W0) != min(500, net.Layers()[l].Weights) {
+			t.Errorf("layer %d trace: %d steps of %d weights", l, len(tr.G), len(tr.W0))
+		}
+		nonzero := 0
+		for _, g := range tr.G {
+			for _, v := range g {
+				if v != 0 {
+					nonzero++
+				}
+			}
+		}
+		if nonzero == 0 {
+			t.Errorf("layer %d trace recorded no gradient", l)
+		}
+	}
+	for l, f := range cal.Formats {
+		if f.Bits() < 6 || f.Bits() > 8 {
+			t.Errorf("layer %d: chose %v outside 6..8 bits", l, f)
+		}
+	}
+	// Converting keeps every momentum within half a step of its fp32 value.
+	before := make([]float32, o.Momentum(0).Len())
+	o.Momentum(0).DecodeRange(before, 0)
+	target := fp.MustParseFormat("e4m5b26")
+	if err := o.Convert([]fp.Format{target}); err != nil {
+		t.Fatal(err)
+	}
+	after := make([]float32, len(before))
+	o.Momentum(0).DecodeRange(after, 0)
+	for i := range before {
+		want := target.Decode(target.Encode(before[i], nil))
+		if after[i] != want {
+			t.Fatalf("momentum %d: %g converted to %g, want %g", i, before[i], after[i], want)
+		}
+	}
+	if got := o.Formats()[1]; got != target {
+		t.Errorf("layer 1 format %v after Convert, want %v", got, target)
+	}
+	// Calibration needs fp32 momenta to start from.
+	if _, err := Calibrate(net, o, next, CalibrationOptions{Steps: 2}); err == nil {
+		t.Error("calibration from compact momenta accepted")
+	}
+}

@@ -278,7 +278,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print a JSON summary as the last line of stdout")
 	decayEvery := fs.Int("decay-every", 0, "multiply γ by --decay-factor every N epochs (0 = no decay)")
 	decayFactor := fs.Float64("decay-factor", 0.1, "γ decay factor")
-	calSteps := fs.Int("calibrate-steps", 30, "with --momentum auto: fp32 warm-up steps recorded for the encoding search")
+	calSteps := fs.Int("calibrate-steps", 30, "with --momentum auto: fp32 steps recorded for the encoding search")
+	calWarmup := fs.Int("calibrate-warmup", 300, "with --momentum auto: fp32 steps before recording (momenta grow from zero with time constant 1/γ)")
 	perLayer := fs.Bool("per-layer", false, "with --momentum auto: one encoding per layer")
 	agreeSamples := fs.Int("agreement-samples", 4096, "weights per layer tracked by an fp32 shadow Bop to measure flip agreement (0 = off)")
 	var sf searchFlags
@@ -297,6 +298,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *epochs < 1 {
 		return usagef("--epochs %d: want ≥ 1", *epochs)
+	}
+	if *calSteps < 1 || *calWarmup < 0 {
+		return usagef("--calibrate-steps must be ≥ 1 and --calibrate-warmup ≥ 0")
 	}
 	if *decayEvery < 0 || !(*decayFactor > 0 && *decayFactor <= 1) {
 		return usagef("--decay-every must be ≥ 0 and --decay-factor in (0, 1]")
@@ -357,7 +361,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			m, err := bat.next()
 			samples += int64(m)
 			return m, err
-		}, *calSteps, *perLayer, tf.seed, &sf, stderr)
+		}, *calWarmup, *calSteps, *perLayer, tf.seed, &sf, stderr)
 		trainTime += time.Since(t0)
 		if err != nil {
 			return err
@@ -365,9 +369,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := opt.Convert(fs); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "calibrated after %d fp32 steps: momentum %s\n", *calSteps, formatList(fs))
+		fmt.Fprintf(stderr, "calibrated after %d fp32 steps: momentum %s\n", *calWarmup+*calSteps, formatList(fs))
 		if bar != nil {
-			_ = bar.Add(*calSteps)
+			_ = bar.Add(*calWarmup + *calSteps)
 		}
 	}
 	if *agreeSamples > 0 {

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/bop"
+	"github.com/bnnd/bnnd/fp"
+)
+
+func init() {
+	register(&command{
+		name:    "calibrate",
+		summary: "record an fp32 warm-up and search the momentum encoding with the fewest bits",
+		run:     runCalibrate,
+	})
+}
+
+// searchFlags are the limits of the encoding search, shared with train's
+// --momentum auto.
+type searchFlags struct {
+	minBits, maxBits int
+	maxLost, maxFlip float64
+	nearestOnly      bool
+	stochasticOnly   bool
+	bestEffort       bool
+	samples          int
+}
+
+func (s *searchFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&s.minBits, "min-bits", 4, "smallest momentum width the search tries")
+	fs.IntVar(&s.maxBits, "max-bits", 16, "largest momentum width the search tries")
+	fs.Float64Var(&s.maxLost, "max-lost", 0.9, "largest acceptable lost-update ratio")
+	fs.Float64Var(&s.maxFlip, "max-flip-disagree", 0.1, "largest acceptable flip disagreement with fp32")
+	fs.BoolVar(&s.nearestOnly, "nearest-only", false, "do not try stochastic-rounding encodings")
+	fs.BoolVar(&s.stochasticOnly, "stochastic-only", false, "choose among stochastic-rounding encodings only")
+	fs.IntVar(&s.samples, "samples", 4096, "weights sampled per layer for the trace")
+	fs.BoolVar(&s.bestEffort, "best-effort", false, "when no encoding meets the limits, take the one closest to fp32 instead of failing")
+}
+
+func (s *searchFlags) options(seed uint64) fp.SearchOptions {
+	return fp.SearchOptions{MinBits: s.minBits, MaxBits: s.maxBits, MaxLostRatio: s.maxLost,
+		MaxFlipDisagree: s.maxFlip, Stochastic: !s.nearestOnly, Seed: seed}
+}
+
+func (s *searchFlags) check() error {
+	if s.minBits < 2 || s.maxBits > 32 || s.minBits > s.maxBits {
+		return usagef("--min-bits %d --max-bits %d: want 2 ≤ min ≤ max ≤ 32", s.minBits, s.maxBits)
+	}
+	if !(s.maxLost >= 0 && s.maxLost <= 1) || !(s.maxFlip >= 0 && s.maxFlip <= 1) {
+		return usagef("--max-lost and --max-flip-disagree must be in [0, 1]")
+	}
+	if s.nearestOnly && s.stochasticOnly {
+		return usagef("--nearest-only and --stochastic-only exclude each other")
+	}
+	if s.samples < 1 {
+		return usagef("--samples %d: want ≥ 1", s.samples)
+	}
+	return nil
+}
+
+// calibrateFor runs the warm-up and search for train --momentum auto and
+// prints the decision to log.
+func calibrateFor(net *bnn.Network, opt *bop.Optimizer, next func() (int, error), warmup, steps int, perLayer bool, seed uint64, sf *searchFlags, log io.Writer) ([]fp.Format, error) {
+	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: warmup, Steps: steps, Samples: sf.samples, PerLayer: perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, Seed: seed, Search: sf.options(seed)})
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range cal.Results {
+		writeRanking(log, scopeName(perLayer, i), r, 8)
+	}
+	return cal.Formats, nil
+}
+
+func scopeName(perLayer bool, i int) string {
+	if perLayer {
+		return fmt.Sprintf("layer %d", i)
+	}
+	return "all layers"
+}
+
+// writeRanking prints the first rows of a search's ranking.
+func writeRanking(w io.Writer, scope string, r fp.SearchResult, rows int) {
+	fmt.Fprintf(w, "encoding search (%s): %d candidates, chosen %v\n", scope, len(r.Ranking), r.Best.Format)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rank\tformat\tbits\tlost\tunderflow\tsaturated\tflip disagree\tflips\tfp32 flips\tfeasible\t")
+	for i, c := range r.Ranking {
+		if rows > 0 && i >= rows {
+			fmt.Fprintf(tw, "…\t%d more\t\t\t\t\t\t\t\t\t\n", len(r.Ranking)-rows)
+			break
+		}
+		fmt.Fprintf(tw, "%d\t%v\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t%d\t%d\t%v\t\n", i+1, c.Format, c.Bits, c.LostRatio,
+			c.UnderflowRatio, c.SaturationRatio, c.FlipDisagreement, c.Flips, c.ReferenceFlips, c.Feasible)
+	}
+	tw.Flush()
+}
+
+type candidateJSON struct {
+	Format           string  `json:"format"`
+	Bits             int     `json:"bits"`
+	LostRatio        float64 `json:"lost_ratio"`
+	UnderflowRatio   float64 `json:"underflow_ratio"`
+	SaturationRatio  float64 `json:"saturation_ratio"`
+	FlipDisagreement float64 `json:"flip_disagreement"`
+	Flips            int64   `json:"flips"`
+	ReferenceFlips   int64   `json:"reference_flips"`
+	Feasible         bool    `json:"feasible"`
+}
+
+type searchJSON struct {
+	Scope   string          `json:"scope"`
+	Chosen  string          `json:"chosen"`
+	Ranking []candidateJSON `json:"ranking"`
+}
+
+func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var tf trainFlags
+	tf.register(fs)
+	var sf searchFlags
+	sf.register(fs)
+	steps := fs.Int("steps", 30, "fp32 steps to record for the search")
+	warmup := fs.Int("warmup", 300, "fp32 steps before recording, so momenta reach realistic magnitudes")
+	perLayer := fs.Bool("per-layer", false, "search one encoding per layer")
+	rows := fs.Int("rows", 20, "ranking rows to print (0 = all)")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object as the last line")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err := tf.check(); err != nil {
+		return err
+	}
+	if err := sf.check(); err != nil {
+		return err
+	}
+	if *steps < 1 || *warmup < 0 {
+		return usagef("--steps %d --warmup %d: want steps ≥ 1 and warmup ≥ 0", *steps, *warmup)
+	}
+	start := time.Now()
+	ds, net, err := tf.setup()
+	if err != nil {
+		return err
+	}
+	opt, err := bop.New(net, bop.Config{Gamma: float32(tf.gamma), Tau: float32(tf.tau), Seed: tf.seed})
+	if err != nil {
+		return err
+	}
+	bat := newBatcher(ds, net, tf.threads, tf.seed)
+	next := func() (int, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		m, err := bat.next()
+		if errors.Is(err, errEpochEnd) {
+			m, err = bat.next()
+		}
+		return m, err
+	}
+	warm := time.Now()
+	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: *warmup, Steps: *steps, Samples: sf.samples, PerLayer: *perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, Seed: tf.seed, Search: sf.options(tf.seed)})
+	if err != nil {
+		return err
+	}
+	total := time.Since(warm)
+	out := struct {
+		Model   string       `json:"model"`
+		Steps   int          `json:"steps"`
+		Samples int          `json:"samples_per_layer"`
+		Formats []string     `json:"formats"`
+		Bits    float64      `json:"momentum_bits"`
+		Results []searchJSON `json:"results"`
+		Seconds float64      `json:"seconds"`
+	}{Model: tf.model, Steps: *steps, Samples: sf.samples, Formats: formatStrings(cal.Formats), Seconds: time.Since(start).Seconds()}
+	fs32 := cal.Formats
+	if len(fs32) == 1 {
+		fs32 = make([]fp.Format, len(net.Layers()))
+		for i := range fs32 {
+			fs32[i] = cal.Formats[0]
+		}
+	}
+	out.Bits = momentumBits(net, fs32)
+	for i, r := range cal.Results {
+		writeRanking(stdout, scopeName(*perLayer, i), r, *rows)
+		fmt.Fprintln(stdout)
+		sj := searchJSON{Scope: scopeName(*perLayer, i), Chosen: r.Best.Format.String()}
+		for _, c := range r.Ranking {
+			sj.Ranking = append(sj.Ranking, candidateJSON{Format: c.Format.String(), Bits: c.Bits, LostRatio: c.LostRatio,
+				UnderflowRatio: c.UnderflowRatio, SaturationRatio: c.SaturationRatio, FlipDisagreement: c.FlipDisagreement,
+				Flips: c.Flips, ReferenceFlips: c.ReferenceFlips, Feasible: c.Feasible})
+		}
+		out.Results = append(out.Results, sj)
+	}
+	fmt.Fprintf(stdout, "chosen momentum encoding: %s (%.2f bits per momentum); warm-up and search took %.1f s\n",
+		formatList(cal.Formats), out.Bits, total.Seconds())
+	if *asJSON {
+		b, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+	}
+	return nil
+}

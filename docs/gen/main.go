@@ -1,0 +1,336 @@
+// Command gen runs the paper-table comparison (issue 4) with bnnd train and
+// writes docs/results.md (table, exact commands, machine) and
+// docs/results.svg (accuracy and training-state memory against momentum
+// bits, one line per model). Results are cached in docs/results.json so the
+// models can be run separately (-models) and the table regenerated from the
+// cache (-reuse).
+//
+//	go run ./docs/gen -bnnd bin/bnnd -models mlp-s,mlp-l,cnn
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image/color"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// variant is one row per model: a label and the bnnd train flags that make it.
+type variant struct {
+	Label string
+	Args  []string
+}
+
+var variants = []variant{
+	{"fp32", []string{"--momentum", "fp32"}},
+	{"fp16", []string{"--momentum", "fp16"}},
+	{"bf16", []string{"--momentum", "bf16"}},
+	{"e4m3 (default bias)", []string{"--momentum", "e4m3"}},
+	{"search (auto)", []string{"--momentum", "auto"}},
+	{"best 8-bit stochastic", []string{"--momentum", "auto", "--min-bits", "8", "--max-bits", "8", "--stochastic-only", "--best-effort"}},
+	{"best 6-bit stochastic", []string{"--momentum", "auto", "--min-bits", "6", "--max-bits", "6", "--stochastic-only", "--best-effort"}},
+	{"best 5-bit stochastic", []string{"--momentum", "auto", "--min-bits", "5", "--max-bits", "5", "--stochastic-only", "--best-effort"}},
+}
+
+// run is one finished bnnd train run (the fields of its JSON line we use).
+type run struct {
+	Model           string   `json:"model"`
+	Label           string   `json:"label"`
+	Command         string   `json:"command"`
+	Formats         []string `json:"formats"`
+	Epochs          int      `json:"epochs"`
+	TestAcc         float64  `json:"test_acc"`
+	TrainStateBytes int64    `json:"train_state_bytes"`
+	MomentumBits    float64  `json:"momentum_bits"`
+	LostRatio       float64  `json:"lost_ratio"`
+	FlipRate        float64  `json:"flip_rate"`
+	FlipAgreement   *float64 `json:"flip_agreement"`
+	SamplesPerS     float64  `json:"samples_per_s"`
+	PeakRSSBytes    int64    `json:"peak_rss_bytes"`
+	Seconds         float64  `json:"seconds"`
+}
+
+func main() {
+	bnnd := flag.String("bnnd", "bin/bnnd", "the bnnd binary")
+	models := flag.String("models", "mlp-s,mlp-l,cnn", "models to run (comma list)")
+	epochsFlag := flag.String("epochs", "mlp-s=2,mlp-l=3,cnn=3", "epochs per model")
+	batchFlag := flag.String("batch", "mlp-s=100,mlp-l=100,cnn=50", "batch size per model")
+	extra := flag.String("args", "--gamma 1e-3 --tau 1e-6 --seed 1 --threads 2", "flags passed to every run")
+	only := flag.String("only", "", "run only the variants whose label contains this")
+	dir := flag.String("out", "docs", "output folder")
+	reuse := flag.Bool("reuse", true, "keep cached results of runs with the same command")
+	flag.Parse()
+	epochs, err := perModel(*epochsFlag)
+	if err != nil {
+		log.Fatal(err)
+	}
+	batches, err := perModel(*batchFlag)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cachePath := filepath.Join(*dir, "results.json")
+	var cache []run
+	if b, err := os.ReadFile(cachePath); err == nil {
+		if err := json.Unmarshal(b, &cache); err != nil {
+			log.Fatalf("%s: %v", cachePath, err)
+		}
+	}
+	for _, model := range strings.Split(*models, ",") {
+		if model == "" {
+			continue
+		}
+		for _, v := range variants {
+			if *only != "" && !strings.Contains(v.Label, *only) {
+				continue
+			}
+			args := []string{"train", "--model", model, "--epochs", fmt.Sprint(epochs[model]), "--batch", fmt.Sprint(batches[model])}
+			args = append(args, strings.Fields(*extra)...)
+			args = append(args, v.Args...)
+			args = append(args, "--json")
+			cmd := "bnnd " + strings.Join(args, " ")
+			if i := slices.IndexFunc(cache, func(r run) bool { return r.Command == cmd }); i >= 0 && *reuse {
+				log.Printf("cached: %s", cmd)
+				continue
+			}
+			log.Printf("running: %s", cmd)
+			r, err := train(*bnnd, args)
+			if err != nil {
+				log.Printf("%s: %v", cmd, err)
+				continue
+			}
+			r.Model, r.Label, r.Command = model, v.Label, cmd
+			cache = slices.DeleteFunc(cache, func(o run) bool { return o.Model == model && o.Label == v.Label })
+			cache = append(cache, r)
+			if err := writeJSON(cachePath, cache); err != nil {
+				log.Fatal(err)
+			}
+			log.Printf("%s %s: test acc %.4f, %d bytes, %.0f samples/s", model, v.Label, r.TestAcc, r.TrainStateBytes, r.SamplesPerS)
+		}
+	}
+	if err := writeTable(filepath.Join(*dir, "results.md"), cache); err != nil {
+		log.Fatal(err)
+	}
+	if err := writeChart(filepath.Join(*dir, "results.svg"), cache); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func perModel(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		var n int
+		if _, err := fmt.Sscan(v, &n); !ok || err != nil || n < 1 {
+			return nil, fmt.Errorf("bad per-model value %q (want model=N)", kv)
+		}
+		out[k] = n
+	}
+	return out, nil
+}
+
+func train(bnnd string, args []string) (run, error) {
+	c := exec.Command(bnnd, args...)
+	var out bytes.Buffer
+	c.Stdout = &out
+	c.Stderr = os.Stderr
+	if err := c.Run(); err != nil {
+		return run{}, err
+	}
+	var last string
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if t := strings.TrimSpace(sc.Text()); t != "" {
+			last = t
+		}
+	}
+	var r run
+	if err := json.Unmarshal([]byte(last), &r); err != nil {
+		return run{}, fmt.Errorf("last line is not the JSON summary: %w", err)
+	}
+	return r, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func modelsOf(runs []run) []string {
+	var ms []string
+	for _, r := range runs {
+		if !slices.Contains(ms, r.Model) {
+			ms = append(ms, r.Model)
+		}
+	}
+	order := map[string]int{"mlp-s": 0, "mlp-l": 1, "cnn": 2}
+	slices.SortStableFunc(ms, func(a, b string) int { return order[a] - order[b] })
+	return ms
+}
+
+func reference(runs []run, model string) (run, bool) {
+	for _, r := range runs {
+		if r.Model == model && r.Label == "fp32" {
+			return r, true
+		}
+	}
+	return run{}, false
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d logical cores, %s/%s, %s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func writeTable(path string, runs []run) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Bop momenta in compact encodings: MNIST results\n\n")
+	fmt.Fprintf(&b, "Generated by `make paper-table` (`go run ./docs/gen`) on %s, %s.\n", machine(), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Training state = every buffer training allocates (binary weights, momenta, batch-norm parameters and Adam state,\n")
+	fmt.Fprintf(&b, "activations kept for backward, gradient tiles, other buffers, input batch), counted from the allocations.\n")
+	fmt.Fprintf(&b, "Reduction = training state with fp32 momenta ÷ this run's. Flip agreement = |flips of both| ÷ |flips of either|\n")
+	fmt.Fprintf(&b, "between the encoded momenta and an fp32 shadow Bop fed the same gradients, on 4096 sampled weights per layer.\n")
+	fmt.Fprintf(&b, "The machine is shared with other jobs, so samples/s are lower bounds.\n\n")
+	for _, model := range modelsOf(runs) {
+		ref, hasRef := reference(runs, model)
+		fmt.Fprintf(&b, "## %s\n\n", model)
+		fmt.Fprintf(&b, "| momentum | encoding(s) | bits | test acc | Δ vs fp32 | training state | reduction | lost ratio | flip agreement | flips/weight/step | samples/s | peak RSS |\n")
+		fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, v := range variants {
+			i := slices.IndexFunc(runs, func(r run) bool { return r.Model == model && r.Label == v.Label })
+			if i < 0 {
+				continue
+			}
+			r := runs[i]
+			delta, red := "", ""
+			if hasRef {
+				delta = fmt.Sprintf("%+.2f", 100*(r.TestAcc-ref.TestAcc))
+				red = fmt.Sprintf("%.2f×", float64(ref.TrainStateBytes)/float64(r.TrainStateBytes))
+			}
+			agree := "–"
+			if r.FlipAgreement != nil {
+				agree = fmt.Sprintf("%.3f", *r.FlipAgreement)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f%% | %s | %.2f MiB | %s | %.3f | %s | %.2g | %.0f | %.1f MiB |\n",
+				v.Label, uniq(r.Formats), r.MomentumBits, 100*r.TestAcc, delta, float64(r.TrainStateBytes)/(1<<20), red,
+				r.LostRatio, agree, r.FlipRate, r.SamplesPerS, float64(r.PeakRSSBytes)/(1<<20))
+		}
+		fmt.Fprintf(&b, "\nCommands:\n\n```\n")
+		for _, v := range variants {
+			if i := slices.IndexFunc(runs, func(r run) bool { return r.Model == model && r.Label == v.Label }); i >= 0 {
+				fmt.Fprintln(&b, runs[i].Command)
+			}
+		}
+		fmt.Fprintf(&b, "```\n\n")
+	}
+	fmt.Fprintf(&b, "![accuracy and training state against momentum bits](results.svg)\n")
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func uniq(fs []string) string {
+	var u []string
+	for _, f := range fs {
+		if !slices.Contains(u, f) {
+			u = append(u, f)
+		}
+	}
+	return strings.Join(u, ", ")
+}
+
+var palette = []color.Color{
+	color.RGBA{0x1f, 0x77, 0xb4, 0xff},
+	color.RGBA{0xd6, 0x27, 0x28, 0xff},
+	color.RGBA{0x2c, 0xa0, 0x2c, 0xff},
+}
+
+func writeChart(path string, runs []run) error {
+	acc := plot.New()
+	acc.Title.Text = "MNIST test accuracy"
+	acc.X.Label.Text = "momentum bits"
+	acc.Y.Label.Text = "accuracy (%)"
+	mem := plot.New()
+	mem.Title.Text = "training state"
+	mem.X.Label.Text = "momentum bits"
+	mem.Y.Label.Text = "MiB"
+	for i, model := range modelsOf(runs) {
+		var pa, pm plotter.XYs
+		for _, r := range runs {
+			if r.Model != model {
+				continue
+			}
+			pa = append(pa, plotter.XY{X: r.MomentumBits, Y: 100 * r.TestAcc})
+			pm = append(pm, plotter.XY{X: r.MomentumBits, Y: float64(r.TrainStateBytes) / (1 << 20)})
+		}
+		byX := func(a, b plotter.XY) int {
+			switch {
+			case a.X < b.X:
+				return -1
+			case a.X > b.X:
+				return 1
+			}
+			return 0
+		}
+		slices.SortFunc(pa, byX)
+		slices.SortFunc(pm, byX)
+		for _, p := range []struct {
+			plt *plot.Plot
+			xys plotter.XYs
+		}{{acc, pa}, {mem, pm}} {
+			l, s, err := plotter.NewLinePoints(p.xys)
+			if err != nil {
+				return err
+			}
+			l.Color = palette[i%len(palette)]
+			s.Color = l.Color
+			s.Shape = draw.CircleGlyph{}
+			p.plt.Add(l, s)
+			p.plt.Legend.Add(model, l, s)
+		}
+	}
+	acc.Legend.Top = false
+	mem.Legend.Top = true
+	const w, h = 12 * vg.Centimeter, 9 * vg.Centimeter
+	c := vgsvg.New(2*w, h)
+	dc := draw.New(c)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4}
+	canvases := plot.Align([][]*plot.Plot{{acc, mem}}, tiles, dc)
+	acc.Draw(canvases[0][0])
+	mem.Draw(canvases[0][1])
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return errors.Join(f.Close())
+}
