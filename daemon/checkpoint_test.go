@@ -294,6 +294,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
 	}
+	if dir := os.Getenv(runCrashChildEnv); dir != "" {
+		os.Exit(runCrashChild(dir))
+	}
 	os.Exit(m.Run())
 }
 

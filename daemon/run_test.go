@@ -1,14 +1,19 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,5 +300,85 @@ func TestRunOverMQTT(t *testing.T) {
 	c, meta = loadCounters(t, cfg.Checkpoint.Dir)
 	if meta.Reason != "shutdown" {
 		t.Errorf("last checkpoint reason %q, want shutdown", meta.Reason)
+	}
+}
+
+// runCrashChildEnv makes the test binary a daemon that runs short sessions
+// back to back (each resumes, trains and checkpoints) until it is killed.
+const runCrashChildEnv = "BNND_RUN_CRASH_CHILD_DIR"
+
+func crashRunConfig(dir string) *Config {
+	cfg := Default()
+	cfg.Source.Spec = "synthetic-imu,pace=0"
+	cfg.MQTT.Broker = BrokerNone
+	cfg.MQTT.DeviceID = "crashdev"
+	cfg.Checkpoint.Dir = dir
+	cfg.Training.Threads = 1
+	cfg.Training.Momentum = "e4m3b28s"
+	cfg.Replay.Budget = 256 << 10
+	cfg.Model.Spec = "mlp:64"
+	return cfg
+}
+
+func runCrashChild(dir string) int {
+	cfg := crashRunConfig(dir)
+	log := slog.New(slog.DiscardHandler)
+	for i := 0; ; i++ {
+		if err := Run(context.Background(), cfg, RunOptions{Logger: log, MaxSamples: 100}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if i == 0 {
+			fmt.Println("saved")
+		}
+	}
+}
+
+// TestRunCrash kills the daemon with SIGKILL at random moments, often in
+// the middle of a checkpoint write (it checkpoints every 100 samples); the
+// next start must always resume from a valid checkpoint and never lose
+// more than the samples since the last completed one.
+func TestRunCrash(t *testing.T) {
+	rounds := 8
+	if testing.Short() {
+		rounds = 3
+	}
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(7, 0))
+	var last uint64
+	for round := 0; round < rounds; round++ {
+		cmd := childCommand(t, runCrashChildEnv+"="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || line != "saved\n" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("round %d: daemon did not checkpoint: %q %v; stderr: %s", round, line, err, stderr.String())
+		}
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+
+		c, _ := loadCounters(t, dir)
+		if c.SamplesSeen <= last {
+			t.Fatalf("round %d: resumed at %d samples, but a run after %d completed", round, c.SamplesSeen, last)
+		}
+		last = c.SamplesSeen
+		t.Logf("round %d: checkpoint at %d samples, step %d", round, c.SamplesSeen, c.Step)
+	}
+	// And the daemon itself resumes from what the kills left.
+	if err := Run(context.Background(), crashRunConfig(dir), RunOptions{Logger: testLogger(t), MaxSamples: 50}); err != nil {
+		t.Fatalf("resume after the kills: %v", err)
+	}
+	if c, _ := loadCounters(t, dir); c.SamplesSeen != last+50 {
+		t.Errorf("after resuming: %d samples, want %d", c.SamplesSeen, last+50)
 	}
 }
