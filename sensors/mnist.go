@@ -383,11 +383,15 @@ func (s *sparseImages) decode(i int, dst []float32) {
 	maskLen := (s.pixels + 7) / 8
 	mask, vals := rec[:maskLen], rec[maskLen:]
 	clear(dst)
+	k := 0
 	for b, mbits := range mask {
+		if mbits == 0 {
+			continue // eight background pixels, most of an MNIST image
+		}
+		out := dst[b*8 : min(b*8+8, len(dst))]
 		for mbits != 0 {
-			j := b*8 + bits.TrailingZeros8(mbits)
-			dst[j] = pixelScale[vals[0]]
-			vals = vals[1:]
+			out[bits.TrailingZeros8(mbits)&7] = pixelScale[vals[k]]
+			k++
 			mbits &= mbits - 1
 		}
 	}
