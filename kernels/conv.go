@@ -116,17 +116,25 @@ func Im2Col3x3Float(dst []float32, src []float32, batch, h, w, c int) {
 		for y := 0; y < h; y++ {
 			for x := 0; x < w; x++ {
 				out := dst[((b*h+y)*w+x)*row:][:row]
-				p := 0
 				for dy := -1; dy <= 1; dy++ {
+					yy := y + dy
+					seg := out[(dy+1)*3*c : (dy+2)*3*c]
+					if yy < 0 || yy >= h {
+						clear(seg)
+						continue
+					}
+					line := src[(b*h+yy)*w*c : (b*h+yy+1)*w*c]
+					if x >= 1 && x+1 < w { // three adjacent pixels: one copy
+						copy(seg, line[(x-1)*c:(x+2)*c])
+						continue
+					}
 					for dx := -1; dx <= 1; dx++ {
-						yy, xx := y+dy, x+dx
-						seg := out[p*c : p*c+c]
-						if yy < 0 || yy >= h || xx < 0 || xx >= w {
-							clear(seg)
+						part := seg[(dx+1)*c : (dx+2)*c]
+						if xx := x + dx; xx < 0 || xx >= w {
+							clear(part)
 						} else {
-							copy(seg, src[((b*h+yy)*w+xx)*c:])
+							copy(part, line[xx*c:(xx+1)*c])
 						}
-						p++
 					}
 				}
 			}
@@ -149,17 +157,17 @@ func Col2Im3x3Float(dx []float32, cols []float32, batch, h, w, c int) {
 		for y := 0; y < h; y++ {
 			for x := 0; x < w; x++ {
 				in := cols[((b*h+y)*w+x)*row:][:row]
-				p := 0
 				for dy := -1; dy <= 1; dy++ {
-					for dx2 := -1; dx2 <= 1; dx2++ {
-						yy, xx := y+dy, x+dx2
-						if yy >= 0 && yy < h && xx >= 0 && xx < w {
-							dst := dx[((b*h+yy)*w+xx)*c:][:c]
-							for ch, v := range in[p*c : p*c+c] {
-								dst[ch] += v
-							}
-						}
-						p++
+					yy := y + dy
+					if yy < 0 || yy >= h {
+						continue
+					}
+					line := dx[(b*h+yy)*w*c : (b*h+yy+1)*w*c]
+					seg := in[(dy+1)*3*c : (dy+2)*3*c]
+					lo, hi := max(x-1, 0), min(x+2, w) // neighbours inside the image
+					dst := line[lo*c : hi*c]
+					for i, v := range seg[(lo-(x-1))*c : (hi-(x-1))*c] {
+						dst[i] += v
 					}
 				}
 			}
