@@ -45,6 +45,7 @@ func TestParseSpec(t *testing.T) {
 // recorder is an Optimizer that keeps the full gradients and flips nothing.
 type recorder struct {
 	w      [][]float64 // per layer, Out×In
+	in     []int
 	params [][]float64
 }
 
@@ -52,6 +53,10 @@ func newRecorder(n *Network) *recorder {
 	r := &recorder{}
 	for _, l := range n.Layers() {
 		r.w = append(r.w, make([]float64, l.Weights))
+		r.in = append(r.in, l.In)
+		if l.Stride != 64*((l.In+63)/64) {
+			panic("momentum stride is not the padded row length")
+		}
 	}
 	return r
 }
@@ -60,7 +65,7 @@ func (r *recorder) FoldTile(_ int, t *WeightTile) {
 	cols := t.Col1 - t.Col0
 	for j := t.Row0; j < t.Row1; j++ {
 		for k := t.Col0; k < t.Col1; k++ {
-			r.w[t.Layer][j*t.Cols+k] = float64(t.Grad[(j-t.Row0)*cols+k-t.Col0])
+			r.w[t.Layer][j*r.in[t.Layer]+k] = float64(t.Grad[(j-t.Row0)*cols+k-t.Col0])
 		}
 	}
 }
@@ -493,7 +498,7 @@ func TestLearnsXOR(t *testing.T) {
 	}
 	f := &flipper{gamma: 1e-2, tau: 1e-4, adam: 1e-2}
 	for _, l := range n.Layers() {
-		f.m = append(f.m, make([]float32, l.Weights))
+		f.m = append(f.m, make([]float32, l.Out*l.Stride))
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 1500 {
@@ -539,7 +544,7 @@ func TestModelRoundTrip(t *testing.T) {
 	n := randomNet(t, []int{70, 20}, Shape{3, 4, 5}, 4, 8, 2, 11)
 	f := &flipper{gamma: 0.1, tau: 0, adam: 0.1}
 	for _, l := range n.Layers() {
-		f.m = append(f.m, make([]float32, l.Weights))
+		f.m = append(f.m, make([]float32, l.Out*l.Stride))
 	}
 	for range 3 {
 		if _, err := n.TrainStep(8, f); err != nil {

@@ -28,14 +28,17 @@ type RealParam struct {
 
 // WeightTile is one tile of a layer's weight gradient, handed to the
 // Optimizer as soon as it is computed. Grad[(j−Row0)*(Col1−Col0)+(kk−Col0)]
-// is ∂L/∂w[j][kk]. The momentum index of weight (j, kk) is j*Cols+kk. The
+// is ∂L/∂w[j][kk]. The momentum index of weight (j, kk) is j*Cols+kk, with
+// Cols = 64·RowWords: rows are padded to whole 64-code blocks so that no two
+// tiles ever share a word of a packed momentum vector, whatever its code
+// width (tiles are folded concurrently). The
 // Optimizer may flip bits of Weights in rows [Row0,Row1), bits [Col0,Col1)
 // only: other workers own the other tiles.
 type WeightTile struct {
 	Layer      int
 	Row0, Row1 int // output units
 	Col0, Col1 int // inputs; Col0 is a multiple of 64
-	Cols       int // inputs per row
+	Cols       int // momentum row stride: 64·RowWords ≥ inputs per row
 	Grad       []float32
 	Weights    []uint64 // the layer's packed weights, RowWords words per row
 	RowWords   int
@@ -283,15 +286,19 @@ func (n *Network) RealParams() []RealParam { return n.params }
 type LayerInfo struct {
 	Index   int
 	In, Out int // inputs and output units
-	Weights int // In*Out binary weights (= momenta)
-	Real    bool
+	Weights int // In*Out binary weights
+	// Stride is the momentum row stride (64·Words(In)): the momentum of
+	// weight (j, kk) has index j*Stride+kk, and a layer needs Out*Stride
+	// momenta, the padding ones never updated.
+	Stride int
+	Real   bool
 }
 
 // Layers describes the layers, input first.
 func (n *Network) Layers() []LayerInfo {
 	out := make([]LayerInfo, len(n.layers))
 	for i, l := range n.layers {
-		out[i] = LayerInfo{Index: i, In: l.in, Out: l.out, Weights: l.in * l.out, Real: l.realInput}
+		out[i] = LayerInfo{Index: i, In: l.in, Out: l.out, Weights: l.in * l.out, Stride: 64 * l.kw, Real: l.realInput}
 	}
 	return out
 }
@@ -643,7 +650,7 @@ func (n *Network) foldTiles(l *layer, m int, dz []float32, opt Optimizer) {
 			kernels.BinGradWeightTile(tile, dz, a[:rows*l.kw], rows, l.out, l.in, j0, j1, k0, k1)
 		}
 		wt := &n.wtiles[worker]
-		*wt = WeightTile{Layer: l.index, Row0: j0, Row1: j1, Col0: k0, Col1: k1, Cols: l.in,
+		*wt = WeightTile{Layer: l.index, Row0: j0, Row1: j1, Col0: k0, Col1: k1, Cols: 64 * l.kw,
 			Grad: tile, Weights: l.w, RowWords: l.kw}
 		opt.FoldTile(worker, wt)
 	}

@@ -54,12 +54,12 @@ func (o *Optimizer) TrackFlipAgreement(net *bnn.Network, samples int, seed uint6
 	rng := rand.New(rand.NewPCG(seed, 0x736861646f77))
 	sh := &shadow{}
 	for i, l := range o.layers {
-		idx := sample(rng, l.info.Weights, samples)
+		idx := momentumIndices(sample(rng, l.info.Weights, samples), l.info)
 		sl := shadowLayer{idx: idx, m: make([]float32, len(idx)), neg: make([]bool, len(idx)), work: make([]FlipAgreement, len(o.work))}
 		f := l.momentum.Format()
 		for s, x := range idx {
 			sl.m[s] = f.Decode(l.momentum.Get(x))
-			sl.neg[s] = net.WeightSign(i, x/l.info.In, x%l.info.In) < 0
+			sl.neg[s] = net.WeightSign(i, x/l.info.Stride, x%l.info.Stride) < 0
 		}
 		sh.layers = append(sh.layers, sl)
 	}
@@ -132,4 +132,13 @@ func sample(r *rand.Rand, n, k int) []int {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// momentumIndices maps weight numbers s = j*In+kk (sorted) to momentum
+// indices j*Stride+kk (still sorted).
+func momentumIndices(ws []int, info bnn.LayerInfo) []int {
+	for i, s := range ws {
+		ws[i] = s/info.In*info.Stride + s%info.In
+	}
+	return ws
 }

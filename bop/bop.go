@@ -157,7 +157,7 @@ func New(net *bnn.Network, cfg Config) (*Optimizer, error) {
 		if err := f.Validate(); err != nil {
 			return nil, fmt.Errorf("bop: layer %d momentum format: %w", i, err)
 		}
-		o.layers = append(o.layers, newLayerState(li, fp.NewVector(f, li.Weights)))
+		o.layers = append(o.layers, newLayerState(li, fp.NewVector(f, li.Out*li.Stride)))
 		widest = max(widest, li.In)
 	}
 	for _, p := range net.RealParams() {
@@ -202,7 +202,8 @@ func (o *Optimizer) Formats() []fp.Format {
 	return out
 }
 
-// Momentum is layer i's momentum vector (index j*In+kk for weight (j, kk)).
+// Momentum is layer i's momentum vector: index j*Stride+kk for weight
+// (j, kk) (see bnn.LayerInfo.Stride).
 func (o *Optimizer) Momentum(i int) *fp.Vector { return o.layers[i].momentum }
 
 // LastStep returns the counters of the last finished step, by layer.

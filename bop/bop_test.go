@@ -136,14 +136,14 @@ func TestFusedUpdateMatchesReference(t *testing.T) {
 			for i := range grad {
 				grad[i] = float32(r.NormFloat64() * scale * 3)
 			}
-			grad[0] = f.Decode(v.Get(row0*40 + col0)) // g == m: never "lost"
+			grad[0] = f.Decode(v.Get(row0*64 + col0)) // g == m: never "lost"
 			w := net.Weights(1)
 			oldW := slices.Clone(w)
 			oldCodes := make([]uint32, v.Len())
 			for i := range oldCodes {
 				oldCodes[i] = v.Get(i)
 			}
-			tile := &bnn.WeightTile{Layer: 1, Row0: row0, Row1: row1, Col0: col0, Col1: col1, Cols: 40, Grad: grad, Weights: w, RowWords: 1}
+			tile := &bnn.WeightTile{Layer: 1, Row0: row0, Row1: row1, Col0: col0, Col1: col1, Cols: 64, Grad: grad, Weights: w, RowWords: 1}
 			o.FoldTile(0, tile)
 			o.EndStep(net.RealParams())
 
@@ -151,7 +151,7 @@ func TestFusedUpdateMatchesReference(t *testing.T) {
 			var want Counters
 			for j := row0; j < row1; j++ {
 				for k := col0; k < col1; k++ {
-					idx := j*40 + k
+					idx := j*64 + k
 					code := oldCodes[idx]
 					m := f.Decode(code)
 					g := grad[(j-row0)*(col1-col0)+k-col0]
@@ -345,8 +345,9 @@ func TestMemory(t *testing.T) {
 	}
 	m := net.Memory()
 	o.AddMemory(&m)
-	// 6400 six-bit momenta = 38400 bits = 600 words; 1000 fp32 = 4000 B.
-	if m.MomentaByFormat["e3m2b20s"] != 4800 || m.MomentaByFormat["fp32"] != 4000 || m.Momenta != 8800 {
+	// Rows padded to 64 codes: 100×64 six-bit momenta = 38400 bits = 600
+	// words; 10×128 fp32 = 5120 B.
+	if m.MomentaByFormat["e3m2b20s"] != 4800 || m.MomentaByFormat["fp32"] != 5120 || m.Momenta != 9920 {
 		t.Errorf("momenta %d by format %v", m.Momenta, m.MomentaByFormat)
 	}
 	if want := int64((100 + 100 + 10 + 10) * 2 * 4); m.AdamState != want {

@@ -55,11 +55,11 @@ func (o *Optimizer) StartTrace(net *bnn.Network, samples, steps int, seed uint64
 	r := &recorder{steps: steps}
 	rng := rand.New(rand.NewPCG(seed, 0x7472616365))
 	for i, l := range o.layers {
-		idx := sample(rng, l.info.Weights, samples)
+		idx := momentumIndices(sample(rng, l.info.Weights, samples), l.info)
 		tr := fp.Trace{Gamma: o.gamma, Tau: o.cfg.Tau, W0: make([]int8, len(idx)), M0: make([]float32, len(idx)), G: make([][]float32, steps)}
 		f := l.momentum.Format()
 		for s, x := range idx {
-			tr.W0[s] = net.WeightSign(i, x/l.info.In, x%l.info.In)
+			tr.W0[s] = net.WeightSign(i, x/l.info.Stride, x%l.info.Stride)
 			tr.M0[s] = f.Decode(l.momentum.Get(x))
 		}
 		for t := range tr.G {

@@ -175,8 +175,8 @@ func (o *Optimizer) ReadState(rd io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("bop: %w: %s: %w", errState, what, err)
 		}
-		if count != l.info.Weights {
-			return fmt.Errorf("bop: %w: %s has %d momenta, network has %d weights", errState, what, count, l.info.Weights)
+		if count != l.info.Out*l.info.Stride {
+			return fmt.Errorf("bop: %w: %s has %d momenta, network needs %d", errState, what, count, l.info.Out*l.info.Stride)
 		}
 		raw := r.take(8*nw, what+" momentum words")
 		if r.err != nil {
