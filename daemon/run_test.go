@@ -298,9 +298,10 @@ func TestRunOverMQTT(t *testing.T) {
 	}
 	done <- nil
 	c, meta = loadCounters(t, cfg.Checkpoint.Dir)
-	if meta.Reason != "shutdown" {
-		t.Errorf("last checkpoint reason %q, want shutdown", meta.Reason)
+	if meta.Reason != "shutdown" || c.SamplesSeen == 0 {
+		t.Errorf("last checkpoint: reason %q, %d samples; want a fresh shutdown checkpoint", meta.Reason, c.SamplesSeen)
 	}
+	w.wait(base+"status", 0, 5*time.Second, func(p string) bool { return p == "offline" })
 }
 
 // runCrashChildEnv makes the test binary a daemon that runs short sessions
