@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/sensors/mpu6050"
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/conn/v3/physic"
 )
 
@@ -414,5 +416,58 @@ func TestLiveStallsAreCounted(t *testing.T) {
 	h := src.Health()
 	if h.Missed == 0 || h.Late+h.Missed < 3 || h.Errors != 0 || !h.Healthy {
 		t.Errorf("health with stalls: %+v", h)
+	}
+}
+
+// closableMPU is a fakeMPU registered in periph's I²C registry.
+type closableMPU struct {
+	fakeMPU
+	closed chan struct{}
+}
+
+func (c *closableMPU) Close() error { close(c.closed); return nil }
+
+func TestScanAndOpenThroughRegistry(t *testing.T) {
+	bus := &closableMPU{closed: make(chan struct{})}
+	opened := 0
+	err := i2creg.Register("bnnd-test-bus", []string{"bnnd-test-alias"}, -1, func() (i2c.BusCloser, error) {
+		opened++
+		if opened == 1 {
+			// Scan closes what it opens: hand it a throwaway bus.
+			return &closableMPU{closed: make(chan struct{})}, nil
+		}
+		return bus, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i2creg.Unregister("bnnd-test-bus")
+	buses, err := Scan("bnnd-test-alias")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(buses) != 1 || buses[0].Name != "bnnd-test-bus" || len(buses[0].Found) != 1 || buses[0].Found[0].Kind != "mpu6050" {
+		t.Fatalf("Scan = %+v", buses)
+	}
+	if _, err := Scan("no-such-bus"); err == nil || !strings.Contains(err.Error(), `no I²C bus named "no-such-bus"`) {
+		t.Errorf("Scan of a missing bus: %v", err)
+	}
+	src, err := Open("mpu6050:bnnd-test-bus,rate=500,window=4,hop=4", LoadOptions{Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Next(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-bus.closed:
+	default:
+		t.Error("Close did not close the bus Open opened")
+	}
+	if _, err := Open("mpu6050:no-such-bus", LoadOptions{}); err == nil || !strings.Contains(err.Error(), "opening I²C bus no-such-bus") {
+		t.Errorf("Open on a missing bus: %v", err)
 	}
 }
