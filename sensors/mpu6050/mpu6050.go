@@ -189,7 +189,8 @@ func (d *Dev) ID() byte { return d.id }
 func (d *Dev) SampleRate() int { return 1000 / (1000 / d.opts.SampleRate) }
 
 func (d *Dev) String() string {
-	return fmt.Sprintf("MPU-6050{%s, addr=%#x, id=%#02x, ±%dg, ±%d°/s}", d.d.Bus, d.opts.Addr, d.id, d.opts.AccelRange, d.opts.GyroRange)
+	chip := map[byte]string{IDMPU6050: "MPU-6050", IDMPU6500: "MPU-6500", IDMPU9250: "MPU-9250"}[d.id]
+	return fmt.Sprintf("%s{%s, addr=%#x, ±%dg, ±%d°/s, %d Hz}", chip, d.d.Bus, d.opts.Addr, d.opts.AccelRange, d.opts.GyroRange, d.SampleRate())
 }
 
 // Sense reads all axes and the temperature in one 14-byte burst from

@@ -78,7 +78,7 @@ func TestInitAndSenseEachRange(t *testing.T) {
 		if err := bus.Close(); err != nil {
 			t.Fatalf("transcript not fully replayed: %v", err)
 		}
-		if s := d.String(); !strings.Contains(s, "0x69") {
+		if s := d.String(); !strings.Contains(s, "MPU-6050{playback, addr=0x69") {
 			t.Errorf("String() = %q", s)
 		}
 	}
@@ -103,8 +103,12 @@ func TestDefaultOptsAndRates(t *testing.T) {
 	}
 	// 50 Hz: SMPLRT_DIV 19, DLPF 21 Hz; an MPU-6500 id is accepted.
 	bus = &i2ctest.Playback{Ops: initOps(0x68, 0x70, 19, 4, 0, 0), DontPanic: true}
-	if _, err := New(bus, &Opts{Addr: 0x68, SampleRate: 50, AccelRange: 2, GyroRange: 250}); err != nil {
+	d, err = New(bus, &Opts{Addr: 0x68, SampleRate: 50, AccelRange: 2, GyroRange: 250})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if s := d.String(); !strings.HasPrefix(s, "MPU-6500{") || !strings.Contains(s, "50 Hz") {
+		t.Errorf("String() = %q", s)
 	}
 	if err := bus.Close(); err != nil {
 		t.Fatal(err)
