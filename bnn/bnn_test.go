@@ -616,9 +616,8 @@ func TestMemoryCountsBuffers(t *testing.T) {
 	if want := int64((100*3 + 10*2) * 8); m.BinaryWeights != want {
 		t.Errorf("binary weights %d B, want %d", m.BinaryWeights, want)
 	}
-	// Sign and mask bits: 32 rows × 2 words (100 activations) × 2, and the
-	// first layer's 32×100 float32 pre-activations.
-	if want := int64(32*2*2*8 + 32*100*4); m.Activations != want {
+	// Sign and mask bits: 32 rows × 2 words (100 activations) × 2.
+	if want := int64(32 * 2 * 2 * 8); m.Activations != want {
 		t.Errorf("activations %d B, want %d", m.Activations, want)
 	}
 	if want := int64(32*130*4 + 32*4); m.InputBatch != want {

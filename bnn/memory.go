@@ -14,7 +14,7 @@ type Memory struct {
 	MomentaByFormat map[string]int64 `json:"momenta_by_format,omitempty"`
 	RealParams      int64            `json:"real_params"` // batch-norm scale, shift, running and batch statistics
 	AdamState       int64            `json:"adam_state"`
-	Activations     int64            `json:"activations"` // kept for backward: sign + straight-through mask bits; the real-input layer's pre-activations
+	Activations     int64            `json:"activations"` // kept for backward: sign + straight-through mask bits
 	GradientTiles   int64            `json:"gradient_tiles"`
 	Buffers         int64            `json:"buffers"` // pre-activations, gradient rows, optimizer scratch
 	InputBatch      int64            `json:"input_batch"`
@@ -60,12 +60,12 @@ func (n *Network) Memory() Memory {
 	for _, l := range n.layers {
 		m.BinaryWeights += u64Bytes(l.w)
 		m.RealParams += l.bn.bytes()
-		m.Activations += u64Bytes(l.sign) + u64Bytes(l.mask) + f32Bytes(l.kept)
+		m.Activations += u64Bytes(l.sign) + u64Bytes(l.mask)
 	}
 	for _, t := range n.tiles {
 		m.GradientTiles += f32Bytes(t)
 	}
-	m.Buffers = f32Bytes(n.z) + f32Bytes(n.zp) + f32Bytes(n.dzc) + f32Bytes(n.dy) + f32Bytes(n.dx) +
+	m.Buffers = f32Bytes(n.zp) + f32Bytes(n.dzc) + f32Bytes(n.dy) + f32Bytes(n.dx) +
 		f32Bytes(n.ones) + f32Bytes(n.zeros) + u64Bytes(n.cols) + f32Bytes(n.colsF)
 	for _, d := range n.dcols {
 		m.Buffers += f32Bytes(d)

@@ -83,14 +83,10 @@ type layer struct {
 	gemmRows     int // GEMM rows per example: h·w for conv, 1 for dense
 	actRows      int // activation rows per example after pooling
 	inPerExample int // input values per example (h·w·c for conv, in for dense)
-	// Kept for the backward pass: 2 bits per activation.
+	// Kept for the backward pass: 2 bits per activation. Pre-activations
+	// are recomputed in the backward pass.
 	sign, mask []uint64 // batch·actRows rows × ow words
-	// The dense real-input layer keeps its pre-activations (batch × out
-	// float32): recomputing them costs a real×binary GEMM, the most
-	// expensive matmul of the forward pass, while binary layers recompute
-	// theirs by popcount.
-	kept     []float32
-	rowTiles int
+	rowTiles   int
 	colTiles int
 }
 
@@ -172,9 +168,6 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 		l.kw, l.ow = kernels.Words(l.in), kernels.Words(l.out)
 		l.w = make([]uint64, l.out*l.kw)
 		l.bn = newBatchNorm(l.out)
-		if l.realInput && l.kind == Dense {
-			l.kept = make([]float32, B*l.out)
-		}
 		if !l.last {
 			l.sign = make([]uint64, B*l.actRows*l.ow)
 			l.mask = make([]uint64, B*l.actRows*l.ow)
@@ -199,7 +192,6 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 	n.randomizeWeights(opt.Seed)
 	n.x = make([]float32, B*in.Size())
 	n.labels = make([]int32, B)
-	n.z = make([]float32, B*zW)
 	n.dy = make([]float32, B*gradW)
 	n.dx = make([]float32, B*gradW)
 	if zpW > 0 {
@@ -349,14 +341,14 @@ func (n *Network) Evaluate(m int, pred []int32) error {
 	n.forward(m, false)
 	c := len(n.classes)
 	for i := 0; i < m; i++ {
-		pred[i] = int32(argmax(n.z[i*c : (i+1)*c]))
+		pred[i] = int32(argmax(n.dx[i*c : (i+1)*c]))
 	}
 	return nil
 }
 
 // Logits returns the output of the last Evaluate or TrainStep: m rows of
 // len(Classes()) normalised logits (valid until the next call).
-func (n *Network) Logits(m int) []float32 { return n.z[:m*len(n.classes)] }
+func (n *Network) Logits(m int) []float32 { return n.dx[:m*len(n.classes)] }
 
 var errLabel = errors.New("label out of range")
 
@@ -436,10 +428,11 @@ func (n *Network) linear(l *layer, m int, z []float32) {
 }
 
 // preActivations computes layer l's batch-norm input for m examples
-// (pooled for pooling layers) and returns it with the unpooled z.
-func (n *Network) preActivations(l *layer, m int) (y, z []float32) {
+// (pooled for pooling layers) and returns it with the unpooled z, which is
+// written into buf.
+func (n *Network) preActivations(l *layer, m int, buf []float32) (y, z []float32) {
 	n.gemmInput(l, m)
-	z = n.z[:m*l.gemmRows*l.out]
+	z = buf[:m*l.gemmRows*l.out]
 	n.linear(l, m, z)
 	if !l.pool {
 		return z, z
@@ -451,12 +444,9 @@ func (n *Network) preActivations(l *layer, m int) (y, z []float32) {
 
 func (n *Network) forward(m int, train bool) {
 	for _, l := range n.layers {
-		y, _ := n.preActivations(l, m)
+		y, _ := n.preActivations(l, m, n.dx)
 		rows := m * l.actRows
 		if train {
-			if l.kept != nil {
-				copy(l.kept, y)
-			}
 			l.bn.trainForward(y, rows)
 		} else {
 			l.bn.evalForward(y, rows)
@@ -562,7 +552,7 @@ func (n *Network) softmaxLoss(m int) StepResult {
 	var res StepResult
 	inv := 1 / float32(m)
 	for i := 0; i < m; i++ {
-		logit := n.z[i*c : (i+1)*c]
+		logit := n.dx[i*c : (i+1)*c]
 		d := n.dy[i*c : (i+1)*c]
 		label := int(n.labels[i])
 		mx := logit[argmax(logit)]
@@ -590,15 +580,11 @@ func (n *Network) backward(m int, opt Optimizer) {
 	for li := len(n.layers) - 1; li >= 0; li-- {
 		l := n.layers[li]
 		rows := m * l.actRows
-		var y, z []float32
-		if l.kept != nil {
-			y = l.kept[:rows*l.out]
-		} else {
-			// Recompute the pre-activations instead of keeping them: the
-			// weights of this layer have not flipped yet in this step, so
-			// they are exact.
-			y, z = n.preActivations(l, m)
-		}
+		// Recompute the pre-activations instead of keeping them: the weights
+		// of this layer have not flipped yet in this step, so they are
+		// exact. They go to dx, which receives the input gradient only
+		// after they have been used.
+		y, z := n.preActivations(l, m, dx)
 		dyp := dy[:rows*l.out]
 		l.bn.backward(y, dyp, rows)
 		dz := dyp
