@@ -87,7 +87,7 @@ type layer struct {
 	// are recomputed in the backward pass.
 	sign, mask []uint64 // batch·actRows rows × ow words
 	rowTiles   int
-	colTiles int
+	colTiles   int
 }
 
 // Network is a binarized network with its training buffers.
