@@ -167,6 +167,12 @@ func watch(t *testing.T, addr, filter string) *mqttWatcher {
 	return w
 }
 
+func (w *mqttWatcher) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.msgs)
+}
+
 // wait returns the first message on topic after index from that satisfies
 // ok, and the index after it.
 func (w *mqttWatcher) wait(topic string, from int, within time.Duration, ok func(string) bool) (string, int) {
@@ -207,6 +213,12 @@ func TestRunOverMQTT(t *testing.T) {
 	// The embedded broker is up once the client reports online.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("Run ended before its broker listened on %s: %v", addr, err)
+		default:
+		}
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			break
@@ -252,8 +264,10 @@ func TestRunOverMQTT(t *testing.T) {
 	if res := command("pause", ""); res["ok"] != true {
 		t.Fatalf("pause: %v", res)
 	}
-	time.Sleep(300 * time.Millisecond)
-	p1, j := w.wait(base+"progress", i, 5*time.Second, anyPayload)
+	// Progress computed before the pause may still be in flight: compare
+	// two messages that both left after it.
+	time.Sleep(500 * time.Millisecond)
+	p1, j := w.wait(base+"progress", w.count(), 5*time.Second, anyPayload)
 	time.Sleep(500 * time.Millisecond)
 	p2, _ := w.wait(base+"progress", j, 5*time.Second, anyPayload)
 	var s1, s2 Status
