@@ -97,9 +97,9 @@ func TestTraceValidate(t *testing.T) {
 
 func TestSearchFindsAWellBiasedFewBitFormat(t *testing.T) {
 	traces := []Trace{syntheticTrace(3000, 60, 2), syntheticTrace(500, 60, 3)}
-	opt := SearchOptions{Stochastic: true, Seed: 7, MaxWeights: 1024}
-	if testing.Short() {
-		opt.MaxBits = 12
+	opt := SearchOptions{Stochastic: true, Seed: 7, MaxWeights: 768}
+	if testing.Short() || raceEnabled {
+		opt.MaxBits = 12 // the race detector makes each simulated step ~10x slower
 	}
 	start := time.Now()
 	res, err := Search(traces, opt)
@@ -135,7 +135,7 @@ func TestSearchFindsAWellBiasedFewBitFormat(t *testing.T) {
 			t.Fatalf("%s: Feasible %v does not match its ratios", c.Format, c.Feasible)
 		}
 	}
-	if !testing.Short() {
+	if opt.MaxBits >= 16 {
 		seen := false
 		for _, c := range res.Ranking {
 			if c.Format == FP16 {
@@ -149,10 +149,17 @@ func TestSearchFindsAWellBiasedFewBitFormat(t *testing.T) {
 			t.Error("fp16 is missing from the 16-bit candidates")
 		}
 	}
-	// Same inputs, same answer.
+	// Same inputs, same answer (checked on the 4..8-bit part to save time).
+	opt.MaxBits = 8
+	first, _ := Search(traces, opt)
 	again, _ := Search(traces, opt)
-	if again.Best != res.Best || len(again.Ranking) != len(res.Ranking) {
-		t.Errorf("search is not deterministic: %+v vs %+v", again.Best, res.Best)
+	if len(again.Ranking) != len(first.Ranking) {
+		t.Fatalf("search is not deterministic: %d vs %d candidates", len(again.Ranking), len(first.Ranking))
+	}
+	for i := range again.Ranking {
+		if again.Ranking[i] != first.Ranking[i] {
+			t.Fatalf("search is not deterministic: %+v vs %+v", again.Ranking[i], first.Ranking[i])
+		}
 	}
 }
 
