@@ -1,8 +1,10 @@
 package bnn
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -307,5 +309,48 @@ func TestConvSpecErrors(t *testing.T) {
 		if _, err := New(spec, c.in, []string{"a", "b"}, Options{Batch: 2}); err == nil {
 			t.Errorf("%s on %v accepted", c.model, c.in)
 		}
+	}
+}
+
+func TestConvModelRoundTrip(t *testing.T) {
+	spec, err := ParseSpec("conv:64p,64,d40")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(spec, Shape{4, 6, 1}, []string{"x", "y", "z"}, Options{Batch: 4, Threads: 2, Seed: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(2, 2))
+	for i := range n.x {
+		n.x[i] = float32(r.NormFloat64())
+	}
+	f := &flipper{gamma: 0.2, tau: 0, adam: 0.05}
+	for _, l := range n.Layers() {
+		f.m = append(f.m, make([]float32, l.Out*l.Stride))
+	}
+	for range 3 {
+		if _, err := n.TrainStep(4, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := n.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadModel(bytes.NewReader(buf.Bytes()), Options{Batch: 4, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(got.x, n.x)
+	p1, p2 := make([]int32, 4), make([]int32, 4)
+	if err := n.Evaluate(4, p1); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Evaluate(4, p2); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(n.Logits(4), got.Logits(4)) || !slices.Equal(p1, p2) {
+		t.Fatal("reloaded conv model computes different logits")
 	}
 }
