@@ -271,10 +271,9 @@ func flipRow(row []uint64, col0 int, m []float32, tau float32) int64 {
 		word := row[col0/64+w]
 		var flip uint64
 		for b, v := range chunk {
-			neg := word>>b&1 == 1
-			if (neg && v < -tau) || (!neg && v > tau) {
-				flip |= 1 << b
-			}
+			// Branch-free: whether a weight flips is a data-dependent coin.
+			neg := word >> uint(b) & 1
+			flip |= (neg&b2u(v < -tau) | (neg^1)&b2u(v > tau)) << uint(b)
 		}
 		row[col0/64+w] = word ^ flip
 		flips += bits.OnesCount64(flip)
