@@ -66,7 +66,7 @@ type TrainingConfig struct {
 
 // ReplayConfig bounds the replay buffer.
 type ReplayConfig struct {
-	Budget ByteSize `yaml:"budget" doc:"Memory for stored samples and labels, e.g. 4MiB or 1048576 (bytes)."`
+	Budget ByteSize `yaml:"budget" doc:"Memory for stored samples and labels, e.g. 4MiB or 1048576 (bytes); an eighth of it holds the held-out slice."`
 }
 
 // CheckpointConfig says where and how often state is saved.

@@ -461,13 +461,14 @@ func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats [
 		return err
 	}
 	features := r.shape.Size()
-	budget := r.cfg.Replay.Budget
-	holdoutBudget := ByteSize(0)
-	if r.cfg.Training.HoldoutFraction > 0 {
-		holdoutBudget = max(budget/8, ByteSize(ReplayBytesFor(features, r.kind, 16)))
-	} else {
+	// The held-out slice takes an eighth of the budget (at least one
+	// sample's worth, so the buffer exists even when unused); the replay
+	// buffer the rest, so that together they stay within replay.budget.
+	holdoutBudget := max(r.cfg.Replay.Budget/8, ByteSize(ReplayBytesFor(features, r.kind, 1)))
+	if r.cfg.Training.HoldoutFraction == 0 {
 		holdoutBudget = ByteSize(ReplayBytesFor(features, r.kind, 1))
 	}
+	budget := r.cfg.Replay.Budget - holdoutBudget
 	if r.replay, err = NewReplay(features, len(r.classes), r.kind, budget, r.cfg.Training.Seed); err != nil {
 		return fmt.Errorf("replay.budget: %w", err)
 	}

@@ -242,8 +242,9 @@ func TestRunOverMQTT(t *testing.T) {
 		if err := json.Unmarshal([]byte(p), &m); err != nil {
 			t.Errorf("%s: %q: %v", topic, p, err)
 		}
-		if topic == "memory" && !(m["training_bytes"].(float64) > 0 && m["rss_bytes"].(float64) > 0) {
-			t.Errorf("memory payload %s", p)
+		if topic == "memory" && !(m["training_bytes"].(float64) > 0 && m["rss_bytes"].(float64) > 0 &&
+			m["replay_bytes"].(float64)+m["holdout_bytes"].(float64) <= float64(cfg.Replay.Budget)) {
+			t.Errorf("memory payload %s (replay budget %d)", p, cfg.Replay.Budget)
 		}
 		if topic == "encoding" && m["momentum_bits"].(float64) != 8 {
 			t.Errorf("encoding payload %s (want 8-bit momenta)", p)
