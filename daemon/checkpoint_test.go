@@ -403,3 +403,30 @@ func TestCheckpointCrash(t *testing.T) {
 		t.Errorf("only %d generations written in %d rounds", lastGen, rounds)
 	}
 }
+
+func FuzzParseCheckpoint(f *testing.F) {
+	dir := f.TempDir()
+	st, _ := OpenStore(dir, false, nil)
+	st.Save(time.Unix(1, 0), BytesSection("meta", []byte(`{"a":1}`)), BytesSection("x", []byte{1, 2, 3}))
+	good, _ := os.ReadFile(st.LatestPath())
+	f.Add(good)
+	f.Add(good[:40])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		info, err := ParseCheckpoint(data)
+		if info == nil {
+			t.Fatal("nil info")
+		}
+		if err == nil {
+			// Accepted means: every checksum matched and the sections tile
+			// the file exactly.
+			if !info.ChecksumOK || info.Size != info.DeclaredSize {
+				t.Fatalf("accepted with checksum %v, size %d of %d", info.ChecksumOK, info.Size, info.DeclaredSize)
+			}
+			for i, ok := range info.SectionOK {
+				if !ok {
+					t.Fatalf("accepted with section %d damaged", i)
+				}
+			}
+		}
+	})
+}
