@@ -103,6 +103,62 @@ func ReplayBytesFor(features int, kind StorageKind, capacity int) int64 {
 	return perSample*int64(capacity) + int64((capacity+63)/64)*8
 }
 
+// replayCapacity is the largest number of samples whose full size fits
+// budget.
+func replayCapacity(features int, kind StorageKind, budget ByteSize) int {
+	per := ReplayBytesFor(features, kind, 1) - 8
+	capacity := int64(budget) / per
+	capacity = min(capacity, math.MaxInt32)
+	for capacity > 0 && ReplayBytesFor(features, kind, int(capacity)) > int64(budget) {
+		capacity--
+	}
+	return int(capacity)
+}
+
+// Resize changes the budget of a buffer, for a run resumed with another
+// replay.budget. Shrinking keeps a uniformly chosen subset of the samples,
+// which is again a uniform sample of everything seen, so the reservoir
+// stays exact. Growing a buffer that was full admits the next samples
+// unconditionally until it is full again: they are over-represented for a
+// while, as the samples that were dropped before cannot come back.
+func (r *Replay) Resize(budget ByteSize) error {
+	capacity := replayCapacity(r.features, r.kind, budget)
+	if capacity == 0 {
+		return fmt.Errorf("replay: budget %s holds no sample of %d bytes", budget, ReplayBytesFor(r.features, r.kind, 1))
+	}
+	if capacity == r.capacity {
+		return nil
+	}
+	bpv := r.kind.bytesPerValue()
+	rowBytes := r.features * bpv
+	if n := len(r.labels); capacity < n {
+		// Partial Fisher-Yates: the first capacity entries of perm become
+		// a uniform random subset of the slots.
+		perm := make([]int32, n)
+		for i := range perm {
+			perm[i] = int32(i)
+		}
+		for i := 0; i < capacity; i++ {
+			j := i + int(r.admitRand.Uint64N(uint64(n-i)))
+			perm[i], perm[j] = perm[j], perm[i]
+		}
+		keep := perm[:capacity]
+		values := make([]byte, capacity*rowBytes)
+		labels := make([]uint16, capacity)
+		for i, slot := range keep {
+			copy(values[i*rowBytes:], r.values[int(slot)*rowBytes:int(slot+1)*rowBytes])
+			labels[i] = r.labels[slot]
+		}
+		r.values, r.labels = values, labels
+	}
+	r.capacity = capacity
+	r.picked = make([]uint64, (capacity+63)/64)
+	if cap(r.chosen) > capacity {
+		r.chosen = nil
+	}
+	return nil
+}
+
 // NewReplay makes an empty buffer for samples of features values and labels
 // in [0, classes), holding as many samples as fit in budget bytes.
 func NewReplay(features, classes int, kind StorageKind, budget ByteSize, seed int64) (*Replay, error) {
@@ -115,15 +171,7 @@ func NewReplay(features, classes int, kind StorageKind, budget ByteSize, seed in
 	if classes <= 0 || classes > maxReplayClass {
 		return nil, fmt.Errorf("replay: %d classes, want 1 to %d", classes, maxReplayClass)
 	}
-	// The largest capacity whose full size fits the budget.
-	per := ReplayBytesFor(features, kind, 1) - 8
-	capacity := int(int64(budget) / per)
-	for capacity > 0 && ReplayBytesFor(features, kind, capacity) > int64(budget) {
-		capacity--
-	}
-	if capacity > math.MaxInt32 {
-		capacity = math.MaxInt32
-	}
+	capacity := replayCapacity(features, kind, budget)
 	if capacity == 0 {
 		return nil, fmt.Errorf("replay: budget %s holds no sample of %d bytes (%d %s values and a label)",
 			budget, ReplayBytesFor(features, kind, 1), features, kind)
@@ -376,7 +424,9 @@ func ReadReplay(data []byte) (*Replay, error) {
 	if features <= 0 || features > 1<<24 || classes <= 0 || classes > maxReplayClass {
 		return nil, fmt.Errorf("replay: %d features and %d classes out of range", features, classes)
 	}
-	if capacity <= 0 || capacity > math.MaxInt32 || n > capacity || uint64(n) > seen || (n < capacity && uint64(n) != seen) {
+	// A buffer that is not full has normally kept every sample (n = seen),
+	// but not after Resize grew it, so only the bounds are checked.
+	if capacity <= 0 || capacity > math.MaxInt32 || n > capacity || uint64(n) > seen {
 		return nil, fmt.Errorf("replay: inconsistent counts: %d held, capacity %d, %d seen", n, capacity, seen)
 	}
 	want := int64(replayHdrSize+2*pcgStateSize) + n*labelBytes + n*int64(features*kind.bytesPerValue())

@@ -383,3 +383,64 @@ func FuzzReadReplay(f *testing.F) {
 		}
 	})
 }
+
+// Shrinking keeps a uniform subset: the same chi-square test as for the
+// reservoir itself, on the buffer after Resize.
+func TestReplayShrinkStaysUniform(t *testing.T) {
+	const (
+		streamLen = 2000
+		bins      = 40
+		trials    = 400
+	)
+	big := ByteSize(ReplayBytesFor(1, StorageUnit8, 100))
+	small := ByteSize(ReplayBytesFor(1, StorageUnit8, 50))
+	counts := make([]float64, bins)
+	x := []float32{0}
+	for trial := 1; trial <= trials; trial++ {
+		r, _ := NewReplay(1, streamLen, StorageUnit8, big, int64(trial))
+		for i := 0; i < streamLen/2; i++ {
+			r.Offer(x, i)
+		}
+		if err := r.Resize(small); err != nil {
+			t.Fatal(err)
+		}
+		if r.Capacity() != 50 || r.Len() != 50 || r.Bytes() > int64(small) {
+			t.Fatalf("after shrinking: capacity %d, %d samples, %d bytes of %d", r.Capacity(), r.Len(), r.Bytes(), small)
+		}
+		for i := streamLen / 2; i < streamLen; i++ {
+			r.Offer(x, i)
+		}
+		for _, item := range r.labels {
+			counts[int(item)*bins/streamLen]++
+		}
+	}
+	if chi := chiSquareUniform(counts); chi > chiSquare39At999 {
+		t.Errorf("not uniform after shrinking: chi-square %.1f > %.2f; counts %v", chi, chiSquare39At999, counts)
+	}
+}
+
+func TestReplayGrowAndSerialise(t *testing.T) {
+	r, _ := NewReplay(3, 10, StorageFloat16, 1024, 1)
+	fill(t, r, 0, 500)
+	oldCap := r.Capacity()
+	if err := r.Resize(8192); err != nil {
+		t.Fatal(err)
+	}
+	if r.Capacity() <= oldCap || r.Len() != oldCap {
+		t.Fatalf("grow: capacity %d → %d, %d samples", oldCap, r.Capacity(), r.Len())
+	}
+	fill(t, r, 500, 510)
+	if r.Len() != oldCap+10 {
+		t.Errorf("after growing, new samples are all admitted until full: %d", r.Len())
+	}
+	back, err := ReadReplay(serialise(t, r))
+	if err != nil {
+		t.Fatalf("a grown buffer does not read back: %v", err)
+	}
+	if back.Len() != r.Len() || back.Seen() != r.Seen() {
+		t.Errorf("read back %d/%d, want %d/%d", back.Len(), back.Seen(), r.Len(), r.Seen())
+	}
+	if err := r.Resize(10); err == nil {
+		t.Error("a budget without room for one sample accepted")
+	}
+}

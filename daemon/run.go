@@ -422,6 +422,20 @@ func (r *runner) resumeOrStart(ck *Checkpoint, spec bnn.Spec, bopts bnn.Options,
 			return fmt.Errorf("checkpoint %s: %s holds samples of %d values, the source gives %d", ck.Path, p.name, (*p.dst).Features(), features)
 		}
 	}
+	replayBudget, holdoutBudget := r.replayBudgets()
+	for _, p := range []struct {
+		name   string
+		buf    *Replay
+		budget ByteSize
+	}{{sectionReplay, r.replay, replayBudget}, {sectionHoldout, r.holdout, holdoutBudget}} {
+		before := p.buf.Capacity()
+		if err := p.buf.Resize(p.budget); err != nil {
+			return fmt.Errorf("replay.budget: %w", err)
+		}
+		if p.buf.Capacity() != before {
+			r.log.Info("replay.budget changed since the checkpoint", "buffer", p.name, "capacity_before", before, "capacity", p.buf.Capacity())
+		}
+	}
 	if b, err = section(sectionCounters); err != nil {
 		return err
 	}
@@ -452,6 +466,18 @@ func (r *runner) bopConfig(formats []fp.Format) bop.Config {
 	return bop.Config{Gamma: float32(t.Gamma), Tau: float32(t.Tau), AdamLR: float32(t.AdamLR), Formats: formats, Seed: uint64(t.Seed)}
 }
 
+// replayBudgets splits replay.budget: the held-out slice takes an eighth
+// (at least one sample's worth, so the buffer exists even when unused), the
+// replay buffer the rest, so that together they stay within the budget.
+func (r *runner) replayBudgets() (replay, holdout ByteSize) {
+	one := ByteSize(ReplayBytesFor(r.shape.Size(), r.kind, 1))
+	holdout = max(r.cfg.Replay.Budget/8, one)
+	if r.cfg.Training.HoldoutFraction == 0 {
+		holdout = one
+	}
+	return r.cfg.Replay.Budget - holdout, holdout
+}
+
 func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats []fp.Format) error {
 	var err error
 	if r.net, err = bnn.New(spec, in, r.classes, bopts); err != nil {
@@ -461,14 +487,7 @@ func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats [
 		return err
 	}
 	features := r.shape.Size()
-	// The held-out slice takes an eighth of the budget (at least one
-	// sample's worth, so the buffer exists even when unused); the replay
-	// buffer the rest, so that together they stay within replay.budget.
-	holdoutBudget := max(r.cfg.Replay.Budget/8, ByteSize(ReplayBytesFor(features, r.kind, 1)))
-	if r.cfg.Training.HoldoutFraction == 0 {
-		holdoutBudget = ByteSize(ReplayBytesFor(features, r.kind, 1))
-	}
-	budget := r.cfg.Replay.Budget - holdoutBudget
+	budget, holdoutBudget := r.replayBudgets()
 	if r.replay, err = NewReplay(features, len(r.classes), r.kind, budget, r.cfg.Training.Seed); err != nil {
 		return fmt.Errorf("replay.budget: %w", err)
 	}

@@ -112,6 +112,29 @@ func TestRunTrainsCheckpointsAndResumes(t *testing.T) {
 	if again, _ := loadCounters(t, cfg.Checkpoint.Dir); again != second {
 		t.Error("the refused run changed the checkpoint")
 	}
+
+	// A smaller replay.budget on resume shrinks the buffers to fit.
+	smaller := *cfg
+	smaller.Replay.Budget = 64 << 10
+	if err := Run(context.Background(), &smaller, RunOptions{Logger: testLogger(t), MaxSamples: 10}); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := st.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, name := range []string{sectionReplay, sectionHoldout} {
+		b, _ := ck.Section(name)
+		rb, err := ReadReplay(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += ReplayBytesFor(rb.Features(), rb.Kind(), rb.Capacity())
+	}
+	if total > int64(smaller.Replay.Budget) {
+		t.Errorf("after resuming with a %s budget the buffers need %d bytes", smaller.Replay.Budget, total)
+	}
 }
 
 func TestRunRejectsInvalidConfig(t *testing.T) {
