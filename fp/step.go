@@ -46,13 +46,6 @@ func (c StepCounts) String() string {
 		c.Values, c.Changed, c.Lost, c.LostRatio(), c.Underflow, c.Saturated)
 }
 
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // stepper is the per-call state of a fused momentum step.
 type stepper struct {
 	c     *codec
@@ -70,28 +63,66 @@ func newStepper(c *codec, mode Rounding, rng *Rand, gamma float32) stepper {
 	return stepper{c: c, mode: mode, rng: rng, gamma: gamma, maxV: float32(c.f.MaxValue())}
 }
 
-// one updates the momentum m (stored as code) towards g and returns the new
-// code; it counts what happened. Values is added by the caller.
-func (s *stepper) one(code uint32, m, g float32) uint32 {
-	mn := m + s.gamma*(g-m)
-	var nc uint32
+// block runs the step on unpacked codes: ms[i] = Decode(codes[i]) on
+// entry; on return codes[i] is the new code. The encoder's fast path is
+// written out here because Go will not inline it (it calls the slow path),
+// and a call per value would cost as much as the work.
+func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
+	c := s.c
+	ms = ms[:len(codes)]
+	g = g[:len(codes)]
+	lo, span, shift, signShift, off, maxMag := c.normLo, c.normSpan, c.shift, c.signShift, c.off, c.maxMag
+	var halfM1, odd, flip, randMask uint32
+	ovf := c.ovfNear
 	switch s.mode {
+	case NearestEven:
+		halfM1, odd, flip = c.halfM1, c.oddMask, c.oddFlip
 	case Stochastic:
-		nc = s.c.encodeStochastic(mn, s.rng)
+		randMask = c.randMask
 	case TowardZero:
-		nc = s.c.encodeTowardZero(mn)
-	default:
-		nc = s.c.encodeNearest(mn)
+		ovf = c.ovfZero
 	}
-	same := nc == code
-	s.cnt.Changed += b2i(!same)
-	s.cnt.Lost += b2i(same && g != m)
-	s.cnt.Underflow += b2i(nc&s.c.magMask == 0 && mn != 0)
-	s.cnt.Saturated += b2i(abs32(mn) > s.maxV)
-	return nc
+	stochastic := s.mode == Stochastic
+	gamma, magMask := s.gamma, c.magMask
+	maxBits := math.Float32bits(s.maxV)
+	var changed, lost, underflow, saturated int64
+	for i, code := range codes {
+		m, gi := ms[i], g[i]
+		mn := m + gamma*(gi-m)
+		b := math.Float32bits(mn)
+		a := b & 0x7fffffff
+		var nc uint32
+		if a-lo < span {
+			add := halfM1 + (a>>shift^flip)&odd
+			if stochastic {
+				add = s.rng.Uint32() & randMask
+			}
+			mag := (a+add)>>shift - off
+			if mag > maxMag {
+				mag = ovf
+			}
+			nc = (b>>31)<<signShift | mag
+		} else {
+			nc = c.slowEncode(b, s.mode, s.rng)
+		}
+		codes[i] = nc
+		if nc != code {
+			changed++
+		} else if gi != m {
+			lost++
+		}
+		if nc&magMask == 0 && mn != 0 {
+			underflow++
+		}
+		if a > maxBits { // |m'| > MaxValue (NaN included)
+			saturated++
+		}
+	}
+	s.cnt.Changed += changed
+	s.cnt.Lost += lost
+	s.cnt.Underflow += underflow
+	s.cnt.Saturated += saturated
 }
-
-func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
 
 // Step is the fused Bop momentum step on codes [start, start+len(g)):
 //
@@ -107,19 +138,17 @@ func (v *Vector) Step(start int, g []float32, gamma float32, rng *Rand, mOut []f
 		panic(fmt.Sprintf("fp: Step: mOut has %d elements, need %d", len(mOut), len(g)))
 	}
 	s := newStepper(&v.c, v.f.Rounding, rng, gamma)
-	switch v.width {
-	case 8:
+	if v.width == 8 {
 		v.step8(&s, start, g, mOut)
-	case 16:
-		v.stepTable(&s, start, g, mOut)
-	case 32:
-		v.step32(&s, start, g, mOut)
-	default:
+	} else {
 		v.stepGeneric(&s, start, g, mOut)
 	}
 	s.cnt.Values = int64(len(g))
 	return s.cnt
 }
+
+// stepBlock is how many codes the fused step unpacks at a time (on the stack).
+const stepBlock = 64
 
 func (v *Vector) decode(code uint32) float32 {
 	if v.table != nil {
@@ -128,63 +157,68 @@ func (v *Vector) decode(code uint32) float32 {
 	return v.f.Decode(code)
 }
 
+// stepGeneric unpacks blocks of codes of any width with get/set.
 func (v *Vector) stepGeneric(s *stepper, start int, g []float32, mOut []float32) {
-	for j, gj := range g {
-		i := uint(start + j)
-		code := uint32(v.get(i))
-		nc := s.one(code, v.decode(code), gj)
-		v.set(i, uint64(nc))
-		if mOut != nil {
-			mOut[j] = v.decode(nc)
+	var codes [stepBlock]uint32
+	var ms [stepBlock]float32
+	for j := 0; j < len(g); j += stepBlock {
+		n := min(stepBlock, len(g)-j)
+		for k := range n {
+			codes[k] = uint32(v.get(uint(start + j + k)))
+			ms[k] = v.decode(codes[k])
 		}
-	}
-}
-
-func (v *Vector) stepTable(s *stepper, start int, g []float32, mOut []float32) {
-	tab := v.table
-	for j, gj := range g {
-		i := uint(start + j)
-		code := uint32(v.get(i))
-		nc := s.one(code, tab[code], gj)
-		v.set(i, uint64(nc))
-		if mOut != nil {
-			mOut[j] = tab[nc&0xffff]
-		}
-	}
-}
-
-// step8 works on whole words of eight byte-aligned codes, reading and
-// writing each word once.
-func (v *Vector) step8(s *stepper, start int, g []float32, mOut []float32) {
-	head := (8 - start%8) % 8
-	if head > len(g) {
-		head = len(g)
-	}
-	tab := (*[256]float32)(v.table)
-	if head > 0 {
-		v.stepTable(s, start, g[:head], sub(mOut, 0))
-	}
-	j := head
-	for ; len(g)-j >= 8; j += 8 {
-		k := (start + j) / 8
-		w := v.words[k]
-		var nw uint64
-		gs := g[j : j+8 : j+8]
-		for b := range 8 {
-			code := uint32(uint8(w >> (8 * b)))
-			nc := s.one(code, tab[code], gs[b])
-			nw |= uint64(nc) << (8 * b)
-		}
-		v.words[k] = nw
-		if mOut != nil {
-			out := mOut[j : j+8 : j+8]
-			for b := range 8 {
-				out[b] = tab[uint8(nw>>(8*b))]
+		s.block(codes[:n], ms[:n], g[j:j+n])
+		for k := range n {
+			v.set(uint(start+j+k), uint64(codes[k]))
+			if mOut != nil {
+				mOut[j+k] = v.decode(codes[k])
 			}
 		}
 	}
+}
+
+// step8 handles byte-aligned codes whole words (eight codes) at a time; the
+// unaligned head and tail go through stepGeneric.
+func (v *Vector) step8(s *stepper, start int, g []float32, mOut []float32) {
+	head := min((8-start%8)%8, len(g))
+	if head > 0 {
+		v.stepGeneric(s, start, g[:head], sub(mOut, 0))
+	}
+	tab := (*[256]float32)(v.table)
+	var codes [stepBlock]uint32
+	var ms [stepBlock]float32
+	j := head
+	for len(g)-j >= 8 {
+		n := min(stepBlock, (len(g)-j)/8*8)
+		words := v.words[(start+j)/8:][:n/8]
+		for k, w := range words {
+			c := codes[8*k : 8*k+8 : 8*k+8]
+			m := ms[8*k : 8*k+8 : 8*k+8]
+			for b := range 8 {
+				code := uint8(w >> (8 * b))
+				c[b] = uint32(code)
+				m[b] = tab[code]
+			}
+		}
+		s.block(codes[:n], ms[:n], g[j:j+n])
+		for k := range words {
+			c := codes[8*k : 8*k+8 : 8*k+8]
+			var w uint64
+			for b := range 8 {
+				w |= uint64(uint8(c[b])) << (8 * b)
+			}
+			words[k] = w
+		}
+		if mOut != nil {
+			out := mOut[j : j+n]
+			for k, c := range codes[:n] {
+				out[k] = tab[uint8(c)]
+			}
+		}
+		j += n
+	}
 	if j < len(g) {
-		v.stepTable(s, start+j, g[j:], sub(mOut, j))
+		v.stepGeneric(s, start+j, g[j:], sub(mOut, j))
 	}
 }
 
@@ -195,46 +229,41 @@ func sub(s []float32, from int) []float32 {
 	return s[from:]
 }
 
-// step32 works on codes that are plain float32-sized words.
-func (v *Vector) step32(s *stepper, start int, g []float32, mOut []float32) {
-	for j, gj := range g {
-		i := uint(start + j)
-		k, shift := i/2, 32*(i%2)
-		code := uint32(v.words[k] >> shift)
-		nc := s.one(code, v.f.Decode(code), gj)
-		v.words[k] = v.words[k]&^(0xffffffff<<shift) | uint64(nc)<<shift
-		if mOut != nil {
-			mOut[j] = v.f.Decode(nc)
-		}
-	}
-}
-
 // SimulateStep runs one momentum step on plain float32 momenta as if they
 // were stored in f: for each i, m[i] is encoded (it must already be
 // representable, e.g. the result of a previous SimulateStep or of
 // Decode(Encode(x)); otherwise it is first rounded to nearest), moved
 // towards g[i] by gamma, re-encoded with f.Rounding, and replaced by the
 // decoded new value. It returns the counts of the step. m and g must have
-// the same length.
+// the same length. It does not allocate.
 func SimulateStep(f Format, m, g []float32, gamma float32, rng *Rand) StepCounts {
 	if len(m) != len(g) {
 		panic(fmt.Sprintf("fp: SimulateStep: %d momenta but %d gradients", len(m), len(g)))
 	}
 	c := newCodec(f)
 	s := newStepper(&c, f.Rounding, rng, gamma)
+	var tab []float32
 	if f.Bits() <= 16 {
-		tab := decodeTable(f)
-		mask := uint32(len(tab) - 1)
-		for i, gi := range g {
-			code := c.encodeNearest(m[i])
-			nc := s.one(code, tab[code&mask], gi)
-			m[i] = tab[nc&mask]
-		}
-	} else {
-		for i, gi := range g {
-			code := c.encodeNearest(m[i])
-			nc := s.one(code, f.Decode(code), gi)
-			m[i] = f.Decode(nc)
+		tab = decodeTable(f)
+	}
+	var codes [stepBlock]uint32
+	var ms [stepBlock]float32
+	for j := 0; j < len(g); j += stepBlock {
+		n := min(stepBlock, len(g)-j)
+		c.encodeSliceNearest(codes[:n], m[j:j+n])
+		out := m[j : j+n]
+		if tab != nil {
+			for k, code := range codes[:n] {
+				ms[k] = tab[code]
+			}
+			s.block(codes[:n], ms[:n], g[j:j+n])
+			for k, code := range codes[:n] {
+				out[k] = tab[code]
+			}
+		} else {
+			f.DecodeSlice(ms[:n], codes[:n])
+			s.block(codes[:n], ms[:n], g[j:j+n])
+			f.DecodeSlice(out, codes[:n])
 		}
 	}
 	s.cnt.Values = int64(len(g))
