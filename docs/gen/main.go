@@ -73,7 +73,7 @@ func main() {
 	epochsFlag := flag.String("epochs", "mlp-s=2,mlp-l=3,cnn=3", "epochs per model")
 	batchFlag := flag.String("batch", "mlp-s=100,mlp-l=100,cnn=50", "batch size per model")
 	extra := flag.String("args", "--gamma 1e-3 --tau 1e-6 --seed 1 --threads 2", "flags passed to every run")
-	only := flag.String("only", "", "run only the variants whose label contains this")
+	only := flag.String("only", "", "run only the variants whose label contains one of these (comma list)")
 	dir := flag.String("out", "docs", "output folder")
 	reuse := flag.Bool("reuse", true, "keep cached results of runs with the same command")
 	flag.Parse()
@@ -97,7 +97,7 @@ func main() {
 			continue
 		}
 		for _, v := range variants {
-			if *only != "" && !strings.Contains(v.Label, *only) {
+			if *only != "" && !slices.ContainsFunc(strings.Split(*only, ","), func(o string) bool { return strings.Contains(v.Label, o) }) {
 				continue
 			}
 			args := []string{"train", "--model", model, "--epochs", fmt.Sprint(epochs[model]), "--batch", fmt.Sprint(batches[model])}
