@@ -70,9 +70,10 @@ type run struct {
 func main() {
 	bnnd := flag.String("bnnd", "bin/bnnd", "the bnnd binary")
 	models := flag.String("models", "mlp-s,mlp-l,cnn", "models to run (comma list)")
-	epochsFlag := flag.String("epochs", "mlp-s=2,mlp-l=3,cnn=3", "epochs per model")
+	epochsFlag := flag.String("epochs", "mlp-s=2,mlp-l=4,cnn=3", "epochs per model")
 	batchFlag := flag.String("batch", "mlp-s=100,mlp-l=100,cnn=50", "batch size per model")
-	extra := flag.String("args", "--gamma 1e-3 --tau 1e-6 --seed 1 --threads 2", "flags passed to every run")
+	tauFlag := flag.String("tau", "mlp-s=1e-6,mlp-l=1e-7,cnn=1e-7", "Bop threshold per model (replaces {tau} in -args)")
+	extra := flag.String("args", "--gamma 1e-3 --tau {tau} --seed 1 --threads 2", "flags passed to every run")
 	only := flag.String("only", "", "run only the variants whose label contains one of these (comma list)")
 	dir := flag.String("out", "docs", "output folder")
 	reuse := flag.Bool("reuse", true, "keep cached results of runs with the same command")
@@ -84,6 +85,12 @@ func main() {
 	batches, err := perModel(*batchFlag)
 	if err != nil {
 		log.Fatal(err)
+	}
+	taus := map[string]string{}
+	for _, kv := range strings.Split(*tauFlag, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			taus[k] = v
+		}
 	}
 	cachePath := filepath.Join(*dir, "results.json")
 	var cache []run
@@ -101,7 +108,7 @@ func main() {
 				continue
 			}
 			args := []string{"train", "--model", model, "--epochs", fmt.Sprint(epochs[model]), "--batch", fmt.Sprint(batches[model])}
-			args = append(args, strings.Fields(*extra)...)
+			args = append(args, strings.Fields(strings.ReplaceAll(*extra, "{tau}", taus[model]))...)
 			args = append(args, v.Args...)
 			args = append(args, "--json")
 			cmd := "bnnd " + strings.Join(args, " ")
