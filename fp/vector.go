@@ -195,13 +195,36 @@ func decodeRange16(dst []float32, words []uint64, start int, tab *[65536]float32
 
 // EncodeRange sets code[start+j] = Encode(src[j], rng) using the vector's
 // format and rounding (nil rng with Stochastic falls back to NearestEven).
+// It does not allocate.
 func (v *Vector) EncodeRange(start int, src []float32, rng *Rand) {
 	v.checkRange(start, len(src))
-	mode := v.f.Rounding
-	if mode == Stochastic && rng == nil {
-		mode = NearestEven
+	f := v.f
+	if f.Rounding == Stochastic && rng == nil {
+		f.Rounding = NearestEven
 	}
-	for j, x := range src {
-		v.set(uint(start+j), uint64(v.c.encode(x, mode, rng)))
+	var codes [stepBlock]uint32
+	for j := 0; j < len(src); j += stepBlock {
+		n := min(stepBlock, len(src)-j)
+		switch f.Rounding {
+		case Stochastic:
+			v.c.encodeSliceStochastic(codes[:n], src[j:j+n], rng)
+		case TowardZero:
+			v.c.encodeSliceTowardZero(codes[:n], src[j:j+n])
+		default:
+			v.c.encodeSliceNearest(codes[:n], src[j:j+n])
+		}
+		k := start + j
+		if v.width == 8 && k%8 == 0 && n%8 == 0 {
+			words := v.words[k/8:][:n/8]
+			for w := range words {
+				c := codes[8*w : 8*w+8 : 8*w+8]
+				words[w] = uint64(uint8(c[0])) | uint64(uint8(c[1]))<<8 | uint64(uint8(c[2]))<<16 | uint64(uint8(c[3]))<<24 |
+					uint64(uint8(c[4]))<<32 | uint64(uint8(c[5]))<<40 | uint64(uint8(c[6]))<<48 | uint64(uint8(c[7]))<<56
+			}
+			continue
+		}
+		for i, code := range codes[:n] {
+			v.set(uint(k+i), uint64(code))
+		}
 	}
 }

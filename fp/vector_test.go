@@ -234,3 +234,28 @@ func TestStepCountsLostUpdates(t *testing.T) {
 		}
 	}
 }
+
+func TestHotPathsDoNotAllocate(t *testing.T) {
+	for _, name := range []string{"e4m3b28", "e4m3b28s", "e3m2b24s", "e5m10b24", "fp32"} {
+		f := MustParseFormat(name)
+		v := NewVector(f, 1000)
+		src := make([]float32, 1000)
+		for i := range src {
+			src[i] = float32(i) * 1e-9
+		}
+		dst := make([]float32, 1000)
+		codes := make([]uint32, 1000)
+		r := NewRand(1, 1)
+		allocs := testing.AllocsPerRun(10, func() {
+			v.EncodeRange(3, src[:900], &r)
+			v.DecodeRange(dst[:990], 5)
+			v.Step(1, src[:998], 1e-3, &r, dst)
+			f.EncodeSlice(codes, src, &r)
+			f.DecodeSlice(dst, codes)
+			SimulateStep(f, dst, src, 1e-3, &r)
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per run of the hot paths", f, allocs)
+		}
+	}
+}
