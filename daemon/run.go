@@ -106,6 +106,7 @@ type runner struct {
 	store    *Store
 	notifier *systemd.Notifier
 	mq       *mqtt.Client
+	metrics  *metrics // nil unless prometheus.listen is set
 	cmds     chan cmdRequest
 
 	src     sensors.Source
@@ -125,7 +126,8 @@ type runner struct {
 	paused         bool
 	newLabelled    int
 	runSamples     uint64
-	lastCheckpoint time.Time
+	lastCheckpoint time.Time // last attempt, for the schedule
+	checkpointAt   time.Time // creation time of the newest valid checkpoint
 	lastPrediction predictionMsg
 	pred           []int32
 }
@@ -252,6 +254,15 @@ func (r *runner) run(ctx context.Context) (err error) {
 				r.log.Warn("mqtt close", "err", cerr)
 			}
 		}()
+	}
+
+	if cfg.Prometheus.Listen != "" {
+		r.metrics = newMetrics()
+		stop, err := serveMetrics(cfg.Prometheus.Listen, r.metrics, r.log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	// Samples are read on their own goroutine so that commands and the
@@ -454,6 +465,7 @@ func (r *runner) resumeOrStart(ck *Checkpoint, spec bnn.Spec, bopts bnn.Options,
 			return fmt.Errorf("converting resumed momenta to %s: %w", cfg.Training.Momentum, err)
 		}
 	}
+	r.checkpointAt = ck.Created
 	r.log.Info("resumed", "checkpoint", ck.Path, "created", ck.Created, "step", c.Step, "samples_seen", c.SamplesSeen,
 		"momentum", formatNames(r.opt.Formats()))
 	return nil
@@ -653,6 +665,7 @@ func (r *runner) saveCheckpoint(reason string) error {
 		r.log.Error("checkpoint failed; the previous one is kept", "err", err)
 		return err
 	}
+	r.checkpointAt = now
 	r.log.Info("checkpoint written", "reason", reason, "file", r.store.LatestPath(), "bytes", size,
 		"seconds", round4(time.Since(now).Seconds()), "step", c.Step)
 	return nil

@@ -184,7 +184,7 @@ type healthMsg struct {
 	SourceState     string  `json:"source_state"`
 	SourceHealthy   bool    `json:"source_healthy"`
 	SourceErrors    uint64  `json:"source_errors"`
-	CheckpointAgeS  float64 `json:"checkpoint_age_s"`
+	CheckpointAgeS  float64 `json:"checkpoint_age_s"` // -1 before the first checkpoint
 	BrokerConnected bool    `json:"broker_connected"`
 	Paused          bool    `json:"paused"`
 }
@@ -193,15 +193,19 @@ type healthMsg struct {
 // sends them at the configured rates and never blocks us. The figures that
 // cost more to gather (memory, encoding, health) only when slow is set.
 func (r *runner) publish(now time.Time, slow bool) {
-	if r.mq == nil {
+	if r.mq == nil && r.metrics == nil {
 		return
 	}
 	pub := func(topic string, v any) {
+		if r.mq == nil {
+			return
+		}
 		if err := r.mq.Publish(topic, v); err != nil {
 			r.log.Debug("publish", "topic", topic, "err", err)
 		}
 	}
-	pub(mqtt.TopicProgress, r.tracker.Status(now))
+	status := r.tracker.Status(now)
+	pub(mqtt.TopicProgress, status)
 	pub(mqtt.TopicPrediction, r.lastPrediction)
 	if !slow {
 		return
@@ -211,12 +215,13 @@ func (r *runner) publish(now time.Time, slow bool) {
 	r.opt.AddMemory(&mem)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	pub(mqtt.TopicMemory, memoryMsg{
+	memMsg := memoryMsg{
 		TrainingBytes: mem.Total() + r.replay.Bytes() + r.holdout.Bytes(),
 		Model:         mem, ReplayBytes: r.replay.Bytes(), HoldoutBytes: r.holdout.Bytes(),
 		ReplaySamples: r.replay.Len(), ReplayCap: r.replay.Capacity(),
 		GoHeapBytes: ms.HeapAlloc, RSSBytes: currentRSS(),
-	})
+	}
+	pub(mqtt.TopicMemory, memMsg)
 
 	enc := encodingMsg{}
 	var weights, bits, lost, values float64
@@ -245,11 +250,24 @@ func (r *runner) publish(now time.Time, slow bool) {
 	}
 	pub(mqtt.TopicEncoding, enc)
 
-	h := r.src.Health()
-	pub(mqtt.TopicHealth, healthMsg{
-		Source: r.cfg.Source.Spec, SourceState: h.State, SourceHealthy: h.Healthy, SourceErrors: h.Errors,
-		CheckpointAgeS: now.Sub(r.lastCheckpoint).Seconds(), BrokerConnected: r.mq.Connected(), Paused: r.paused,
-	})
+	if r.mq != nil {
+		h := r.src.Health()
+		age := -1.0 // no checkpoint yet
+		if !r.checkpointAt.IsZero() {
+			age = now.Sub(r.checkpointAt).Seconds()
+		}
+		pub(mqtt.TopicHealth, healthMsg{
+			Source: r.cfg.Source.Spec, SourceState: h.State, SourceHealthy: h.Healthy, SourceErrors: h.Errors,
+			CheckpointAgeS: age, BrokerConnected: r.mq.Connected(), Paused: r.paused,
+		})
+	}
+	if r.metrics != nil {
+		r.metrics.snap.Store(&metricsSnapshot{
+			status: status, trainingBytes: memMsg.TrainingBytes, replayBytes: memMsg.ReplayBytes,
+			replaySamples: memMsg.ReplaySamples, momentumBits: enc.MomentumBits, lostRatio: enc.LostRatio,
+			paused: r.paused, checkpointAt: r.checkpointAt,
+		})
+	}
 }
 
 // currentRSS is the process's resident set size in bytes (0 if unknown).

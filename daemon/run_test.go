@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -225,6 +227,8 @@ func TestRunOverMQTT(t *testing.T) {
 	cfg.EmbeddedBroker.Listen = addr
 	cfg.Source.Spec = "synthetic-imu,pace=0"
 	cfg.MQTT.Intervals.Progress = 100 * time.Millisecond
+	promAddr := freeAddr(t)
+	cfg.Prometheus.Listen = promAddr
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -272,6 +276,22 @@ func TestRunOverMQTT(t *testing.T) {
 		if topic == "encoding" && m["momentum_bits"].(float64) != 8 {
 			t.Errorf("encoding payload %s (want 8-bit momenta)", p)
 		}
+	}
+
+	// The Prometheus endpoint reports the same figures.
+	resp, err := http.Get("http://" + promAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"# TYPE bnnd_steps_total counter", "bnnd_prequential_accuracy ", "bnnd_momentum_bits 8", "go_goroutines "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(body), "bnnd_samples_seen_total 0\n") {
+		t.Error("/metrics reports no samples while training runs")
 	}
 
 	command := func(name, payload string) map[string]any {
