@@ -154,6 +154,9 @@ func (v *Vector) decode(code uint32) float32 {
 	if v.table != nil {
 		return v.table[code]
 	}
+	if v.width == 32 {
+		return decodeFP32(code)
+	}
 	return v.f.Decode(code)
 }
 

@@ -1,6 +1,9 @@
 package fp
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Vector holds n codes of one Format, each Bits() wide, packed without
 // padding into little-endian 64-bit words: code i occupies bits
@@ -132,6 +135,11 @@ func (v *Vector) DecodeRange(dst []float32, start int) {
 		decodeRange8(dst, v.words, start, (*[256]float32)(v.table))
 	case v.width == 16:
 		decodeRange16(dst, v.words, start, (*[65536]float32)(v.table))
+	case v.width == 32: // only fp32 is 32 bits wide
+		for j := range dst {
+			k := start + j
+			dst[j] = decodeFP32(uint32(v.words[k/2] >> (32 * (k % 2))))
+		}
 	case v.table != nil:
 		for j := range dst {
 			dst[j] = v.table[v.get(uint(start+j))]
@@ -141,6 +149,14 @@ func (v *Vector) DecodeRange(dst []float32, start int) {
 			dst[j] = v.f.Decode(uint32(v.get(uint(start + j))))
 		}
 	}
+}
+
+// decodeFP32 is FP32.Decode: the bits themselves, with NaNs made quiet.
+func decodeFP32(code uint32) float32 {
+	if code&0x7f800000 == 0x7f800000 && code&0x7fffff != 0 {
+		code |= 0x00400000
+	}
+	return math.Float32frombits(code)
 }
 
 // decodeRange8 decodes byte-aligned codes: whole words of eight codes at a

@@ -259,3 +259,11 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeFP32MatchesDecode(t *testing.T) {
+	for _, b := range []uint32{0, 1, 0x80000001, 0x3f800000, 0x7f7fffff, 0x7f800000, 0xff800000, 0x7f800001, 0xffc00000, 0x7fbfffff} {
+		if got, want := math.Float32bits(decodeFP32(b)), math.Float32bits(FP32.Decode(b)); got != want {
+			t.Errorf("decodeFP32(%#x) = %#x, Decode says %#x", b, got, want)
+		}
+	}
+}
