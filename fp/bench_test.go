@@ -106,3 +106,19 @@ func BenchmarkStep(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSearch is the whole encoding search on one layer's trace of
+// 2048 sampled weights × 100 steps, 4..16 bits, with stochastic variants.
+func BenchmarkSearch(b *testing.B) {
+	tr := []Trace{syntheticTrace(2048, 100, 1)}
+	var candidates int
+	for b.Loop() {
+		res, err := Search(tr, SearchOptions{Stochastic: true, Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		candidates = len(res.Ranking)
+	}
+	b.ReportMetric(float64(candidates), "candidates")
+	b.ReportMetric(float64(candidates)*2048*100*float64(b.N)/b.Elapsed().Seconds(), "value-steps/s")
+}
