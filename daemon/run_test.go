@@ -356,8 +356,9 @@ func TestRunOverMQTT(t *testing.T) {
 	}
 	done <- nil
 	c, meta = loadCounters(t, cfg.Checkpoint.Dir)
-	if meta.Reason != "shutdown" || c.SamplesSeen == 0 {
-		t.Errorf("last checkpoint: reason %q, %d samples; want a fresh shutdown checkpoint", meta.Reason, c.SamplesSeen)
+	// (The counters may still be near zero: the reset was just before.)
+	if meta.Reason != "shutdown" {
+		t.Errorf("last checkpoint: reason %q (%d samples); want a fresh shutdown checkpoint", meta.Reason, c.SamplesSeen)
 	}
 	w.wait(base+"status", 0, 5*time.Second, func(p string) bool { return p == "offline" })
 }
