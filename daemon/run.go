@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
 	if log == nil {
 		log = NewLogger(os.Stderr, cfg.Log)
 	}
-	r := &runner{cfg: cfg, opts: opts, log: log, cmds: make(chan cmdRequest)}
+	r := &runner{cfg: cfg, opts: opts, log: log, cmds: make(chan cmdRequest), stopped: make(chan struct{})}
 	return r.run(ctx)
 }
 
@@ -108,6 +108,7 @@ type runner struct {
 	mq       *mqtt.Client
 	metrics  *metrics // nil unless prometheus.listen is set
 	cmds     chan cmdRequest
+	stopped  chan struct{} // closed when the loop no longer takes commands
 
 	src     sensors.Source
 	labels  *sensors.LabelBox
@@ -299,6 +300,13 @@ func (r *runner) run(ctx context.Context) (err error) {
 	defer tick.Stop()
 	lastStatus, lastSlowPublish := time.Now(), time.Time{}
 
+	defer func() {
+		select {
+		case <-r.stopped:
+		default:
+			close(r.stopped)
+		}
+	}()
 	stopReason := "shutdown"
 loop:
 	for {
@@ -349,6 +357,7 @@ loop:
 			}
 		}
 	}
+	close(r.stopped)
 	stopReading()
 	r.notifier.Stopping()
 	r.publish(time.Now(), true)
@@ -510,7 +519,7 @@ func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats [
 		return err
 	}
 	r.split = rand.New(rand.NewPCG(uint64(r.cfg.Training.Seed), 0))
-	r.log.Info("no checkpoint: starting a new model", "model", r.cfg.Model.Spec)
+	r.log.Info("starting a new model", "model", r.cfg.Model.Spec)
 	return nil
 }
 

@@ -78,6 +78,8 @@ func (r *runner) handleCommand(ctx context.Context, cmd mqtt.Command) (any, erro
 	req := cmdRequest{cmd: cmd, reply: make(chan cmdReply, 1)}
 	select {
 	case r.cmds <- req:
+	case <-r.stopped:
+		return nil, fmt.Errorf("%s: the daemon is stopping", cmd.Name)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%s: the training loop did not take the command in time: %w", cmd.Name, ctx.Err())
 	}
