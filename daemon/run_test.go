@@ -13,8 +13,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -172,9 +175,11 @@ type mqttWatcher struct {
 	msgs   []paho.Message
 }
 
+var watcherID atomic.Int64
+
 func watch(t *testing.T, addr, filter string) *mqttWatcher {
 	w := &mqttWatcher{t: t}
-	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("watcher-" + t.Name()).SetConnectRetry(true).
+	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("watcher-%d", watcherID.Add(1))).SetConnectRetry(true).
 		SetConnectRetryInterval(100 * time.Millisecond)
 	w.client = paho.NewClient(opts)
 	if tok := w.client.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
@@ -360,7 +365,8 @@ func TestRunOverMQTT(t *testing.T) {
 	if meta.Reason != "shutdown" {
 		t.Errorf("last checkpoint: reason %q (%d samples); want a fresh shutdown checkpoint", meta.Reason, c.SamplesSeen)
 	}
-	w.wait(base+"status", 0, 5*time.Second, func(p string) bool { return p == "offline" })
+	// "offline" is checked against mosquitto (TestRunOfflineOnShutdown): the
+	// embedded broker stops with the daemon and may not forward it first.
 }
 
 // runCrashChildEnv makes the test binary a daemon that runs short sessions
@@ -440,5 +446,44 @@ func TestRunCrash(t *testing.T) {
 	}
 	if c, _ := loadCounters(t, dir); c.SamplesSeen != last+50 {
 		t.Errorf("after resuming: %d samples, want %d", c.SamplesSeen, last+50)
+	}
+}
+
+// TestRunOfflineOnShutdown runs the daemon against a real mosquitto: on a
+// clean stop the retained status is "offline", and a client connecting
+// afterwards sees it.
+func TestRunOfflineOnShutdown(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+			t.Fatal("mosquitto is not installed (Debian package mosquitto)")
+		}
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"), 0o600)
+	broker := exec.Command(bin, "-c", conf)
+	if err := broker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { broker.Process.Kill(); broker.Wait() })
+
+	cfg := runConfig(t)
+	cfg.MQTT.Broker = "tcp://" + addr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, RunOptions{Logger: testLogger(t)}) }()
+	w := watch(t, addr, "bnnd/testdev/#")
+	w.wait("bnnd/testdev/status", 0, 30*time.Second, func(p string) bool { return p == "online" })
+	w.wait("bnnd/testdev/progress", 0, 30*time.Second, anyPayload)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	late := watch(t, addr, "bnnd/testdev/status")
+	late.wait("bnnd/testdev/status", 0, 10*time.Second, func(p string) bool { return p == "offline" })
+	if _, meta := loadCounters(t, cfg.Checkpoint.Dir); meta.Reason != "shutdown" {
+		t.Errorf("last checkpoint reason %q, want shutdown", meta.Reason)
 	}
 }
