@@ -88,11 +88,11 @@ func (c *codec) encodeNearest(x float32) uint32 {
 	if a-c.normLo >= c.normSpan {
 		return c.slowEncode(b, NearestEven, nil)
 	}
-	mag := (a+c.halfM1+(a>>c.shift^c.oddFlip)&c.oddMask)>>c.shift - c.off
+	mag := (a+c.halfM1+(a>>(c.shift&31)^c.oddFlip)&c.oddMask)>>(c.shift&31) - c.off
 	if mag > c.maxMag {
 		mag = c.ovfNear
 	}
-	return (b>>31)<<c.signShift | mag
+	return (b>>31)<<(c.signShift&31) | mag
 }
 
 func (c *codec) encodeTowardZero(x float32) uint32 {
@@ -101,11 +101,11 @@ func (c *codec) encodeTowardZero(x float32) uint32 {
 	if a-c.normLo >= c.normSpan {
 		return c.slowEncode(b, TowardZero, nil)
 	}
-	mag := a>>c.shift - c.off
+	mag := a>>(c.shift&31) - c.off
 	if mag > c.maxMag {
 		mag = c.ovfZero
 	}
-	return (b>>31)<<c.signShift | mag
+	return (b>>31)<<(c.signShift&31) | mag
 }
 
 func (c *codec) encodeStochastic(x float32, rng *Rand) uint32 {
@@ -114,11 +114,11 @@ func (c *codec) encodeStochastic(x float32, rng *Rand) uint32 {
 	if a-c.normLo >= c.normSpan {
 		return c.slowEncode(b, Stochastic, rng)
 	}
-	mag := (a+rng.Uint32()&c.randMask)>>c.shift - c.off
+	mag := (a+rng.Uint32()&c.randMask)>>(c.shift&31) - c.off
 	if mag > c.maxMag {
 		mag = c.ovfNear
 	}
-	return (b>>31)<<c.signShift | mag
+	return (b>>31)<<(c.signShift&31) | mag
 }
 
 // slowEncode handles every float32 the fast paths do not: zeros, values
@@ -288,11 +288,11 @@ func (c *codec) encodeSliceNearest(dst []uint32, src []float32) {
 			dst[i] = c.slowEncode(b, NearestEven, nil)
 			continue
 		}
-		mag := (a+halfM1+(a>>shift^flip)&odd)>>shift - off
+		mag := (a+halfM1+(a>>(shift&31)^flip)&odd)>>(shift&31) - off
 		if mag > maxMag {
 			mag = ovf
 		}
-		dst[i] = (b>>31)<<signShift | mag
+		dst[i] = (b>>31)<<(signShift&31) | mag
 	}
 }
 
@@ -307,11 +307,11 @@ func (c *codec) encodeSliceTowardZero(dst []uint32, src []float32) {
 			dst[i] = c.slowEncode(b, TowardZero, nil)
 			continue
 		}
-		mag := a>>shift - off
+		mag := a>>(shift&31) - off
 		if mag > maxMag {
 			mag = ovf
 		}
-		dst[i] = (b>>31)<<signShift | mag
+		dst[i] = (b>>31)<<(signShift&31) | mag
 	}
 }
 
@@ -327,11 +327,11 @@ func (c *codec) encodeSliceStochastic(dst []uint32, src []float32, rng *Rand) {
 			dst[i] = c.slowEncode(b, Stochastic, &r)
 			continue
 		}
-		mag := (a+r.Uint32()&randMask)>>shift - off
+		mag := (a+r.Uint32()&randMask)>>(shift&31) - off
 		if mag > maxMag {
 			mag = ovf
 		}
-		dst[i] = (b>>31)<<signShift | mag
+		dst[i] = (b>>31)<<(signShift&31) | mag
 	}
 	*rng = r
 }

@@ -93,15 +93,15 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 		a := b & 0x7fffffff
 		var nc uint32
 		if a-lo < span {
-			add := halfM1 + (a>>shift^flip)&odd
+			add := halfM1 + (a>>(shift&31)^flip)&odd
 			if stochastic {
 				add = s.rng.Uint32() & randMask
 			}
-			mag := (a+add)>>shift - off
+			mag := (a+add)>>(shift&31) - off
 			if mag > maxMag {
 				mag = ovf
 			}
-			nc = (b>>31)<<signShift | mag
+			nc = (b>>31)<<(signShift&31) | mag
 		} else {
 			nc = c.slowEncode(b, s.mode, s.rng)
 		}
