@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/need.sh qemu-aarch64:qemu-user qemu-arm:qemu-user gcc:gcc systemd-analyze:systemd
+scripts/need.sh qemu-aarch64:qemu-user qemu-arm:qemu-user gcc:gcc systemd-analyze:systemd mosquitto:mosquitto mosquitto_passwd:mosquitto
 
 echo "== go vet" >&2
 go vet ./...
@@ -14,6 +14,11 @@ GOARCH=arm GOARM=7 go vet ./...
 
 echo "== go test -race (host)" >&2
 go test -race -timeout 20m ./...
+
+# Under the race detector the exhaustive float32 checks sample every 31st
+# bit pattern; here they cover all 2^32 of them.
+echo "== exhaustive fp16/bf16 encode checks (all 2^32 float32 patterns)" >&2
+go test -count=1 -run 'AllFloat32' ./fp
 
 echo "== go test -tags purego (host, no assembly)" >&2
 go test -short -tags purego -timeout 10m ./...
