@@ -57,6 +57,7 @@ type TrainingConfig struct {
 	Gamma           float64 `yaml:"gamma" doc:"Bop adaptivity rate gamma, in (0, 1)."`
 	Tau             float64 `yaml:"tau" doc:"Bop flip threshold tau, in [0, 1)."`
 	AdamLR          float64 `yaml:"adam_lr" doc:"Adam learning rate for the real-valued (batch-norm) parameters, in (0, 1]."`
+	CalibrateAfter  int     `yaml:"calibrate_after" doc:"With momentum auto: fp32 steps before the encoding search, so the momenta reach their working size (time constant 1/gamma steps)."`
 	Batch           int     `yaml:"batch" doc:"Mini-batch size of one Bop step, drawn from the replay buffer."`
 	StepEvery       int     `yaml:"step_every" doc:"Take one Bop step every this many new labelled samples."`
 	Threads         int     `yaml:"threads" doc:"Worker threads; 0 means one per CPU core."`
@@ -153,6 +154,7 @@ func Default() *Config {
 			Gamma:           1e-3,
 			Tau:             1e-6,
 			AdamLR:          1e-2,
+			CalibrateAfter:  300,
 			Batch:           32,
 			StepEvery:       16,
 			Threads:         0,
@@ -447,7 +449,8 @@ func (v *validator) check() {
 	v.floatRange("training.gamma", t.Gamma, 0, 1, true, true)
 	v.floatRange("training.tau", t.Tau, 0, 1, false, true)
 	v.floatRange("training.adam_lr", t.AdamLR, 0, 1, true, false)
-	v.intRange("training.batch", t.Batch, 1, 65536)
+	v.intRange("training.calibrate_after", t.CalibrateAfter, 0, 1<<24)
+	v.intRange("training.batch", t.Batch, 2, 65536)
 	v.intRange("training.step_every", t.StepEvery, 1, 1<<30)
 	v.intRange("training.threads", t.Threads, 0, 1024)
 	v.floatRange("training.holdout_fraction", t.HoldoutFraction, 0, 0.5, false, false)

@@ -125,6 +125,8 @@ type runner struct {
 
 	seen           atomic.Uint64 // samples read, for the watchdog
 	paused         bool
+	calibrating    bool   // momentum auto: the encoding search is still to run
+	calibrateAt    uint64 // step at which it runs
 	newLabelled    int
 	runSamples     uint64
 	lastCheckpoint time.Time // last attempt, for the schedule
@@ -165,10 +167,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return fmt.Errorf("training.momentum: %w", err)
 	}
 	if formats == nil {
-		// The encoding search (bop calibration) is not wired into the
-		// daemon yet: train with fp32 momenta, which loses no update.
-		r.log.Warn("momentum auto: calibration is not available in the daemon yet; using fp32 momenta")
-		formats = []fp.Format{fp.MustParseFormat("fp32")}
+		// momentum auto: train in fp32 until the encoding search has seen
+		// the momenta at their working size (see calibrateIfDue).
+		formats = []fp.Format{fp32}
 	}
 	spec, err := bnn.ParseSpec(cfg.Model.Spec)
 	if err != nil {
@@ -243,6 +244,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return err
 	}
 	r.pred = make([]int32, cfg.Training.Batch)
+	if cfg.Training.Momentum == "auto" && allFP32(r.opt.Formats()) {
+		r.calibrateAt = uint64(cfg.Training.CalibrateAfter)
+		r.calibrating = true
+		r.log.Info("momentum auto: fp32 until the encoding search", "at_step", r.calibrateAt)
+	}
 
 	if cfg.MQTT.Broker != BrokerNone {
 		if err := r.startMQTT(ctx); err != nil {
@@ -582,6 +588,9 @@ func (r *runner) step() error {
 	}
 	r.tracker.ObserveStep(m, res.Loss, int(flips))
 	r.notifier.Progress()
+	if r.calibrating && r.tracker.Counters().Step >= r.calibrateAt {
+		r.calibrate()
+	}
 	if r.tracker.Counters().Step%holdoutEveryNSteps == 0 && r.holdout.Len() > 0 {
 		acc, err := r.evaluateHoldout()
 		if err != nil {
@@ -590,6 +599,74 @@ func (r *runner) step() error {
 		r.tracker.ObserveHoldout(acc)
 	}
 	return nil
+}
+
+var fp32 = fp.MustParseFormat("fp32")
+
+func allFP32(fs []fp.Format) bool {
+	for _, f := range fs {
+		if f.Bits() != 32 {
+			return false
+		}
+	}
+	return true
+}
+
+// Limits of the daemon's encoding search: the same as 'bnnd train
+// --momentum auto'. Best effort: the daemon never stops for want of an
+// encoding; it takes the candidate closest to fp32 behaviour.
+const (
+	calibrationSteps   = 30
+	calibrationSamples = 4096
+	calibrationMaxLost = 0.9
+	calibrationMaxFlip = 0.1
+)
+
+// calibrationSearch bounds the candidates; zero fields take fp's defaults
+// (4..16 bits, 2048 weights per trace). Tests narrow it to stay quick under
+// emulation.
+var calibrationSearch = fp.SearchOptions{}
+
+// calibrate records calibrationSteps fp32 steps on replay batches, lets
+// the encoding search pick the momentum format with the fewest bits that
+// behaves like fp32, and converts the momenta. On failure the run goes on
+// in fp32.
+func (r *runner) calibrate() {
+	r.calibrating = false
+	// The search may take tens of seconds on a small board: the watchdog
+	// must not read it as a stuck loop.
+	r.notifier.SetPaused(true)
+	defer r.notifier.SetPaused(r.paused)
+	seed := uint64(r.cfg.Training.Seed)
+	batch := r.cfg.Training.Batch
+	start := time.Now()
+	next := func() (int, error) {
+		m, err := r.replay.SampleBatch(r.net.Input(), r.net.Labels()[:batch])
+		if err == nil {
+			// The recorded steps train too; their loss is not reported.
+			r.tracker.ObserveStep(m, math.NaN(), 0)
+			r.notifier.Progress()
+		}
+		return m, err
+	}
+	cal, err := bop.Calibrate(r.net, r.opt, next, bop.CalibrationOptions{
+		Steps: calibrationSteps, Samples: calibrationSamples, BestEffort: true, Seed: seed,
+		Search: fp.SearchOptions{MinBits: calibrationSearch.MinBits, MaxBits: calibrationSearch.MaxBits, MaxWeights: calibrationSearch.MaxWeights,
+			MaxLostRatio: calibrationMaxLost, MaxFlipDisagree: calibrationMaxFlip, Stochastic: true, Seed: seed},
+	})
+	if err == nil {
+		err = r.opt.Convert(cal.Formats)
+	}
+	if err != nil {
+		r.log.Error("momentum auto: encoding search failed; continuing with fp32 momenta", "err", err)
+		return
+	}
+	attrs := []any{"momentum", formatNames(r.opt.Formats()), "seconds", round4(time.Since(start).Seconds()), "step", r.tracker.Counters().Step}
+	if len(cal.Results) > 0 {
+		b := cal.Results[0].Best
+		attrs = append(attrs, "found", cal.Results[0].Found, "lost_ratio", round4(b.LostRatio), "flip_disagreement", round4(b.FlipDisagreement))
+	}
+	r.log.Info("momentum auto: encoding chosen", attrs...)
 }
 
 func (r *runner) evaluateHoldout() (float64, error) {

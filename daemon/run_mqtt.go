@@ -134,10 +134,20 @@ func (r *runner) command(cmd mqtt.Command) (any, error) {
 		return map[string]any{"reset": true}, nil
 	case mqtt.CmdMomentum:
 		if len(cmd.Formats) == 1 && cmd.Formats[0] == "auto" {
-			return nil, errors.New("momentum: auto (calibration) is not available in the daemon yet; name an encoding such as e4m3b28s")
+			// Back to fp32 (compact codes decode exactly into it), and the
+			// search runs after the next step.
+			if err := r.opt.Convert([]fp.Format{fp32}); err != nil {
+				return nil, fmt.Errorf("momentum: %w", err)
+			}
+			r.calibrating = true
+			r.calibrateAt = r.tracker.Counters().Step + 1
+			return map[string]any{"momentum": "auto", "calibration_at_step": r.calibrateAt}, nil
 		}
 		formats := make([]fp.Format, len(cmd.Formats))
 		for i, name := range cmd.Formats {
+			if name == "auto" {
+				return nil, errors.New("momentum: auto applies to all layers; send it alone")
+			}
 			f, err := fp.ParseFormat(name)
 			if err != nil {
 				return nil, fmt.Errorf("momentum: %w", err)
@@ -147,6 +157,7 @@ func (r *runner) command(cmd mqtt.Command) (any, error) {
 		if err := r.opt.Convert(formats); err != nil {
 			return nil, fmt.Errorf("momentum: %w", err)
 		}
+		r.calibrating = false
 		r.log.Info("momentum encoding switched", "momentum", formatNames(r.opt.Formats()))
 		return map[string]any{"momentum": formatNames(r.opt.Formats())}, nil
 	}

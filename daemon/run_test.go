@@ -23,6 +23,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/bnnd/bnnd/fp"
 )
 
 // testLogger sends the daemon's log to the test log (shown on failure).
@@ -331,8 +333,8 @@ func TestRunOverMQTT(t *testing.T) {
 	if res := command("momentum", "e5m2b20"); res["ok"] != true {
 		t.Fatalf("momentum: %v", res)
 	}
-	if res := command("momentum", "auto"); res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), "not available") {
-		t.Errorf("momentum auto: %v", res)
+	if res := command("momentum", "fp16,auto"); res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), "send it alone") {
+		t.Errorf("momentum fp16,auto: %v", res)
 	}
 	if res := command("label", "walk"); res["ok"] != true {
 		t.Errorf("label: %v", res)
@@ -485,5 +487,37 @@ func TestRunOfflineOnShutdown(t *testing.T) {
 	late.wait("bnnd/testdev/status", 0, 10*time.Second, func(p string) bool { return p == "offline" })
 	if _, meta := loadCounters(t, cfg.Checkpoint.Dir); meta.Reason != "shutdown" {
 		t.Errorf("last checkpoint reason %q, want shutdown", meta.Reason)
+	}
+}
+
+// With momentum auto the daemon trains in fp32, runs the encoding search
+// after training.calibrate_after steps and continues in the chosen compact
+// format, which the checkpoint records and a resume keeps.
+func TestRunMomentumAuto(t *testing.T) {
+	cfg := runConfig(t)
+	cfg.Training.Momentum = "auto"
+	cfg.Training.CalibrateAfter = 10
+	saved := calibrationSearch
+	calibrationSearch = fp.SearchOptions{MinBits: 6, MaxBits: 8, MaxWeights: 256}
+	defer func() { calibrationSearch = saved }()
+	if err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t), MaxSamples: 900}); err != nil {
+		t.Fatal(err)
+	}
+	c, meta := loadCounters(t, cfg.Checkpoint.Dir)
+	if c.Step < 10+calibrationSteps {
+		t.Fatalf("only %d steps: the test needs more samples to reach the search", c.Step)
+	}
+	for _, f := range meta.Momentum {
+		parsed, err := fp.ParseFormat(f)
+		if err != nil || f != meta.Momentum[0] || parsed.Bits() < 6 || parsed.Bits() > 8 {
+			t.Fatalf("momentum after the search: %v, want one 6- to 8-bit format for every layer", meta.Momentum)
+		}
+	}
+	chosen := meta.Momentum[0]
+	if err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t), MaxSamples: 50}); err != nil {
+		t.Fatal(err)
+	}
+	if _, meta := loadCounters(t, cfg.Checkpoint.Dir); meta.Momentum[0] != chosen {
+		t.Errorf("resumed run changed the momentum from %s to %v", chosen, meta.Momentum)
 	}
 }
