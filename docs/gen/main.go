@@ -258,6 +258,22 @@ func writeTable(path string, runs []run) error {
 		}
 		fmt.Fprintf(&b, "```\n\n")
 	}
+	var others []run
+	for _, r := range runs {
+		if !slices.ContainsFunc(variants, func(v variant) bool { return v.Label == r.Label }) {
+			others = append(others, r)
+		}
+	}
+	if len(others) > 0 {
+		fmt.Fprintf(&b, "## Longer runs (accuracy targets)\n\n")
+		fmt.Fprintf(&b, "| model | run | encoding(s) | epochs | test acc | training state | samples/s | peak RSS | command |\n")
+		fmt.Fprintf(&b, "|---|---|---|---:|---:|---:|---:|---:|---|\n")
+		for _, r := range others {
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %.2f%% | %.2f MiB | %.0f | %.1f MiB | `%s` |\n", r.Model, r.Label, uniq(r.Formats),
+				r.Epochs, 100*r.TestAcc, float64(r.TrainStateBytes)/(1<<20), r.SamplesPerS, float64(r.PeakRSSBytes)/(1<<20), r.Command)
+		}
+		fmt.Fprintf(&b, "\n")
+	}
 	fmt.Fprintf(&b, "![accuracy and training state against momentum bits](results.svg)\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
@@ -290,7 +306,7 @@ func writeChart(path string, runs []run) error {
 	for i, model := range modelsOf(runs) {
 		var pa, pm plotter.XYs
 		for _, r := range runs {
-			if r.Model != model {
+			if r.Model != model || !slices.ContainsFunc(variants, func(v variant) bool { return v.Label == r.Label }) {
 				continue
 			}
 			pa = append(pa, plotter.XY{X: r.MomentumBits, Y: 100 * r.TestAcc})
