@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -297,6 +298,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 	}()
 
+	// Start-up garbage (the checkpoint file read, the dataset decoding)
+	// goes back to the OS before the steady state.
+	debug.FreeOSMemory()
 	r.notifier.Ready()
 	r.log.Info("training", "source", cfg.Source.Spec, "model", cfg.Model.Spec, "input", r.shape.String(),
 		"classes", len(r.classes), "momentum", formatNames(r.opt.Formats()), "threads", threads,
@@ -667,6 +671,10 @@ func (r *runner) calibrate() {
 		attrs = append(attrs, "found", cal.Results[0].Found, "lost_ratio", round4(b.LostRatio), "flip_disagreement", round4(b.FlipDisagreement))
 	}
 	r.log.Info("momentum auto: encoding chosen", attrs...)
+	// The traces and the search's scratch are garbage now; on a small
+	// board give their pages back at once rather than over minutes.
+	cal = bop.Calibration{}
+	debug.FreeOSMemory()
 }
 
 func (r *runner) evaluateHoldout() (float64, error) {
