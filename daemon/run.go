@@ -169,7 +169,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	if formats == nil {
 		// momentum auto: train in fp32 until the encoding search has seen
-		// the momenta at their working size (see calibrateIfDue).
+		// the momenta at their working size (see calibrate).
 		formats = []fp.Format{fp32}
 	}
 	spec, err := bnn.ParseSpec(cfg.Model.Spec)
