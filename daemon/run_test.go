@@ -521,3 +521,32 @@ func TestRunMomentumAuto(t *testing.T) {
 		t.Errorf("resumed run changed the momentum from %s to %v", chosen, meta.Momentum)
 	}
 }
+
+// A damaged latest checkpoint is reported and the previous one resumed.
+func TestRunFallsBackToThePreviousCheckpoint(t *testing.T) {
+	cfg := runConfig(t)
+	for i := 0; i < 2; i++ {
+		if err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t), MaxSamples: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := OpenStore(cfg.Checkpoint.Dir, true, nil)
+	data, err := os.ReadFile(st.LatestPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x10
+	os.WriteFile(st.LatestPath(), data, 0o600)
+
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if err := Run(context.Background(), cfg, RunOptions{Logger: log, MaxSamples: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := loadCounters(t, cfg.Checkpoint.Dir); c.SamplesSeen != 110 {
+		t.Errorf("resumed at %d samples, want the previous checkpoint's 100 + 10", c.SamplesSeen)
+	}
+	if !strings.Contains(logs.String(), "checkpoint.bnnd: checksum mismatch") {
+		t.Errorf("the damaged checkpoint was not reported:\n%s", logs.String())
+	}
+}
