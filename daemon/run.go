@@ -132,7 +132,7 @@ type runner struct {
 	runSamples     uint64
 	lastCheckpoint time.Time // last attempt, for the schedule
 	checkpointAt   time.Time // creation time of the newest valid checkpoint
-	lastPrediction predictionMsg
+	lastPrediction lastPrediction
 	pred           []int32
 }
 
@@ -144,6 +144,23 @@ type cmdRequest struct {
 type cmdReply struct {
 	result any
 	err    error
+}
+
+// lastPrediction is kept per sample without allocating; the prediction
+// message is built from it when published.
+type lastPrediction struct {
+	valid        bool // false until the first sample of this run
+	class, label int  // label -1: unlabelled
+	score        float32
+}
+
+func (p lastPrediction) message(classes []string) predictionMsg {
+	m := predictionMsg{Class: classes[p.class], ClassIndex: p.class, Score: p.score}
+	if p.label >= 0 {
+		correct := p.class == p.label
+		m.Label, m.Correct = classes[p.label], &correct
+	}
+	return m
 }
 
 type predictionMsg struct {
@@ -550,10 +567,9 @@ func (r *runner) sample(s sensors.Sample) error {
 	labelled := s.Label >= 0 && s.Label < len(r.classes)
 	correct := labelled && class == s.Label
 	r.tracker.ObservePrediction(labelled, correct)
-	r.lastPrediction = predictionMsg{Class: r.classes[class], ClassIndex: class, Score: softmaxMax(r.net.Logits(1))}
+	r.lastPrediction = lastPrediction{valid: true, class: class, score: softmaxMax(r.net.Logits(1)), label: -1}
 	if labelled {
-		r.lastPrediction.Label = r.classes[s.Label]
-		r.lastPrediction.Correct = &correct
+		r.lastPrediction.label = s.Label
 	}
 	if !labelled {
 		return nil

@@ -219,7 +219,9 @@ func (r *runner) publish(now time.Time, slow bool) {
 	}
 	status := r.tracker.Status(now)
 	pub(mqtt.TopicProgress, status)
-	pub(mqtt.TopicPrediction, r.lastPrediction)
+	if r.lastPrediction.valid {
+		pub(mqtt.TopicPrediction, r.lastPrediction.message(r.classes))
+	}
 	if !slow {
 		return
 	}
