@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // codec holds the per-format constants of the encoder, derived once per
@@ -353,19 +354,71 @@ func (f Format) DecodeSlice(dst []float32, src []uint32) {
 	}
 }
 
-var decodeTables sync.Map // Format (Rounding zeroed) -> []float32
+// decodeCacheSize bounds the decode tables shared by Vectors, DecodeSlice
+// and SimulateStep. A daemon uses one or a few formats at a time; keeping a
+// table for every format ever seen would hold up to 256 KiB each for good
+// (the encoding search alone tries hundreds, and builds its own tables).
+const decodeCacheSize = 8
 
-// decodeTable returns the cached table of all 2^Bits values of f
-// (Bits ≤ 16, so at most 256 KiB).
+// decodeEntry is one cached table; tables are never written after they are
+// published, so a Vector may keep using one after it leaves the cache.
+type decodeEntry struct {
+	f   Format // Rounding zeroed: it does not change values
+	tab []float32
+}
+
+var (
+	// decodeCache is an immutable snapshot, newest first, replaced whole
+	// under decodeCacheMu: a lookup is one atomic load and a short scan.
+	decodeCache   atomic.Pointer[[]decodeEntry]
+	decodeCacheMu sync.Mutex
+)
+
+// decodeTable returns a shared table of all 2^Bits values of f (Bits ≤ 16,
+// so at most 256 KiB). Only the decodeCacheSize most recently built tables
+// stay cached.
 func decodeTable(f Format) []float32 {
 	f.Rounding = NearestEven
-	if t, ok := decodeTables.Load(f); ok {
-		return t.([]float32)
+	if p := decodeCache.Load(); p != nil {
+		for i := range *p {
+			if (*p)[i].f == f {
+				return (*p)[i].tab
+			}
+		}
 	}
-	t := make([]float32, 1<<f.Bits())
-	for i := range t {
-		t[i] = f.Decode(uint32(i))
+	return storeDecodeTable(f)
+}
+
+func storeDecodeTable(f Format) []float32 {
+	decodeCacheMu.Lock()
+	defer decodeCacheMu.Unlock()
+	var old []decodeEntry
+	if p := decodeCache.Load(); p != nil {
+		old = *p
+		for _, e := range old { // another goroutine may have built it meanwhile
+			if e.f == f {
+				return e.tab
+			}
+		}
 	}
-	actual, _ := decodeTables.LoadOrStore(f, t)
-	return actual.([]float32)
+	t := fillDecodeTable(nil, f)
+	next := make([]decodeEntry, 0, decodeCacheSize)
+	next = append(next, decodeEntry{f, t})
+	next = append(next, old[:min(len(old), decodeCacheSize-1)]...)
+	decodeCache.Store(&next)
+	return t
+}
+
+// fillDecodeTable writes the 2^Bits values of f (Bits ≤ 16) into dst,
+// reusing its storage when large enough, and returns it.
+func fillDecodeTable(dst []float32, f Format) []float32 {
+	n := 1 << f.Bits()
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	for i := range dst {
+		dst[i] = f.Decode(uint32(i))
+	}
+	return dst
 }

@@ -136,6 +136,7 @@ type replayScratch struct {
 	m     []float32
 	w     []int8
 	codes []uint32
+	table []float32 // decode table of the candidate; not shared (see decodeCacheSize)
 }
 
 // replay runs the trace in format f and compares flips with the reference.
@@ -149,11 +150,20 @@ func (ref *reference) replay(f Format, rng *Rand, s *replayScratch) TraceStats {
 	near := f
 	near.Rounding = NearestEven
 	near.EncodeSlice(s.codes, s.m, nil)
-	near.DecodeSlice(s.m, s.codes)
+	var tab []float32
+	if f.Bits() <= 16 {
+		s.table = fillDecodeTable(s.table, near)
+		tab = s.table
+		for i, code := range s.codes {
+			s.m[i] = tab[code]
+		}
+	} else {
+		near.DecodeSlice(s.m, s.codes)
+	}
 	var st TraceStats
 	st.ReferenceFlips = ref.total
 	for t, g := range tr.G {
-		st.Counts.Add(SimulateStep(f, s.m, g, tr.Gamma, rng))
+		st.Counts.Add(simulateStep(f, s.m, g, tr.Gamma, rng, tab))
 		rb := ref.flips[t]
 		w, m, tau := s.w, s.m, tr.Tau
 		for i, mi := range m {

@@ -243,12 +243,19 @@ func SimulateStep(f Format, m, g []float32, gamma float32, rng *Rand) StepCounts
 	if len(m) != len(g) {
 		panic(fmt.Sprintf("fp: SimulateStep: %d momenta but %d gradients", len(m), len(g)))
 	}
-	c := newCodec(f)
-	s := newStepper(&c, f.Rounding, rng, gamma)
 	var tab []float32
 	if f.Bits() <= 16 {
 		tab = decodeTable(f)
 	}
+	return simulateStep(f, m, g, gamma, rng, tab)
+}
+
+// simulateStep is SimulateStep with the decode table of f given (nil when
+// Bits > 16), so the encoding search can use its own reused table instead
+// of filling the shared cache with every candidate.
+func simulateStep(f Format, m, g []float32, gamma float32, rng *Rand, tab []float32) StepCounts {
+	c := newCodec(f)
+	s := newStepper(&c, f.Rounding, rng, gamma)
 	var codes [stepBlock]uint32
 	var ms [stepBlock]float32
 	for j := 0; j < len(g); j += stepBlock {
