@@ -218,7 +218,7 @@ func openIDX(dir, part, kind string) (io.ReadCloser, string, error) {
 				f.Close()
 				return nil, p, fmt.Errorf("sensors: %s: gzip: %w", p, err)
 			}
-			return &readCloser{Reader: bufio.NewReaderSize(zr, 64<<10), closers: []io.Closer{zr, f}}, p, nil
+			return &readCloser{Reader: bufio.NewReaderSize(zr, 64<<10), closers: []io.Closer{zr, f}, gzipped: true}, p, nil
 		}
 		return &readCloser{Reader: br, closers: []io.Closer{f}}, p, nil
 	}
@@ -228,6 +228,7 @@ func openIDX(dir, part, kind string) (io.ReadCloser, string, error) {
 type readCloser struct {
 	io.Reader
 	closers []io.Closer
+	gzipped bool // byte offsets then count decompressed bytes
 }
 
 func (r *readCloser) Close() error {

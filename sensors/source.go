@@ -194,12 +194,12 @@ func openReplay(s *spec, opt LoadOptions) (Source, error) {
 			return nil, s.errorf("split=%q is not train, test or all", v)
 		}
 	}
-	var ds Dataset
 	if s.kind == "mnist" {
-		ds, err = loadMNISTSpec(s, split, opt)
-	} else {
-		ds, err = loadCSVSpec(s, split, opt)
+		// Read the IDX files as a stream: holding the images would cost
+		// the daemon tens of MiB for examples it visits once per pass.
+		return openMNISTStream(s, split, loop == 1, opt)
 	}
+	ds, err := loadCSVSpec(s, split, opt)
 	if err != nil {
 		return nil, err
 	}
