@@ -592,10 +592,14 @@ func (c *Client) flush(ctx context.Context) time.Duration {
 	for i, box := range c.boxes {
 		c.mu.Lock()
 		due := box.due(now)
-		payload, republish := box.payload, box.lastSent.IsZero() && c.perSent[i] > 0
+		republish := box.lastSent.IsZero() && c.perSent[i] > 0
 		wait := time.Duration(0)
 		if box.pending && !due {
 			wait = box.dueAt().Sub(now)
+		}
+		var payload []byte
+		if due {
+			payload = box.take()
 		}
 		c.mu.Unlock()
 		if wait > 0 && (next == 0 || wait < next) {
@@ -605,10 +609,13 @@ func (c *Client) flush(ctx context.Context) time.Duration {
 			continue
 		}
 		if !c.send(box.topic, 0, false, payload) {
+			c.mu.Lock()
+			box.sendFailed(payload)
+			c.mu.Unlock()
 			return time.Second
 		}
 		c.mu.Lock()
-		box.markSent(payload, c.now())
+		box.markSent(c.now())
 		c.perSent[i]++
 		c.stats.Sent++
 		if republish {

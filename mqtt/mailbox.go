@@ -34,12 +34,20 @@ func (m *mailbox) due(now time.Time) bool {
 	return m.pending && !now.Before(m.dueAt())
 }
 
-// markSent records a successful send of payload at now. If a newer value
-// arrived meanwhile it stays pending.
-func (m *mailbox) markSent(payload []byte, now time.Time) {
-	m.lastSent = now
+// take claims the pending value for sending. A value put while it is in
+// flight is a new one, not a replacement: the taken value is still sent.
+func (m *mailbox) take() []byte {
+	m.pending = false
+	return m.payload
+}
+
+// markSent starts the rate-limit interval after a successful send.
+func (m *mailbox) markSent(now time.Time) { m.lastSent = now }
+
+// sendFailed gives a taken value back unless a newer one arrived meanwhile.
+func (m *mailbox) sendFailed(payload []byte) {
 	if sameSlice(m.payload, payload) {
-		m.pending = false
+		m.pending = true
 	}
 }
 

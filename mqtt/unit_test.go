@@ -85,7 +85,10 @@ func TestMailbox(t *testing.T) {
 	if !m.due(t0) {
 		t.Fatal("first value not due at once")
 	}
-	m.markSent(a, t0)
+	if got := m.take(); string(got) != "1" {
+		t.Fatalf("took %q, want 1", got)
+	}
+	m.markSent(t0)
 	if m.due(t0) || m.pending {
 		t.Fatal("sent value still pending")
 	}
@@ -99,13 +102,23 @@ func TestMailbox(t *testing.T) {
 	if !m.put(a) {
 		t.Error("replacing an unsent value not reported")
 	}
-	m.markSent(b, t0.Add(time.Second)) // a newer value arrived during the send
-	if !m.pending {
-		t.Error("newer value lost when an older send completed")
+	inFlight := m.take()
+	if m.put(b) {
+		t.Error("a value put while the previous one is in flight counted as a replacement")
 	}
-	m.markSent(a, t0.Add(2*time.Second))
+	m.sendFailed(inFlight) // a newer value arrived during the failed send
+	if !m.pending || string(m.payload) != "2" {
+		t.Error("newer value lost when an older send failed")
+	}
+	failed := m.take()
+	m.sendFailed(failed)
+	if !m.pending || string(m.payload) != "2" {
+		t.Error("failed send not given back")
+	}
+	m.take()
+	m.markSent(t0.Add(2 * time.Second))
 	m.resend()
-	if !m.due(t0.Add(2*time.Second)) || string(m.payload) != "1" {
+	if !m.due(t0.Add(2*time.Second)) || string(m.payload) != "2" {
 		t.Error("resend did not make the latest value due at once")
 	}
 	var empty mailbox
