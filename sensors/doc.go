@@ -25,7 +25,9 @@
 //
 // Open also takes loop=1 and split=train|test|all for mnist: and csv:
 // (replayed in order, ending with io.EOF unless looped), and pace=0 for
-// synthetic-imu (as fast as Next is called instead of at its rate).
+// synthetic-imu (as fast as Next is called instead of at its rate). Open
+// reads mnist: files as a stream, one example per Next, in constant memory;
+// LoadDataset holds the split (compactly) for random access.
 //
 // Time-series specs also accept window=N and hop=H (in samples). A value in
 // LoadOptions and a different value in the spec is an error.
