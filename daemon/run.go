@@ -54,6 +54,10 @@ const (
 	tickInterval       = 250 * time.Millisecond
 	holdoutEveryNSteps = 50
 	statusEvery        = 10 * time.Second
+	// firstStatusAfter is when the first STATUS= and progress log line go
+	// out: soon, so that 'systemctl status' and the journal show training
+	// at once rather than statusEvery after the start.
+	firstStatusAfter = time.Second
 )
 
 // checkpointMeta is the "meta" section: what 'bnnd checkpoint inspect'
@@ -323,9 +327,10 @@ func (r *runner) run(ctx context.Context) (err error) {
 		"classes", len(r.classes), "momentum", formatNames(r.opt.Formats()), "threads", threads,
 		"replay_capacity", r.replay.Capacity(), "state_dir", stateDir, "device_id", r.deviceID)
 	r.lastCheckpoint = time.Now()
+	r.tracker.Status(r.lastCheckpoint) // starts the throughput clock, so the first status has a rate
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
-	lastStatus, lastSlowPublish := time.Now(), time.Time{}
+	lastStatus, lastSlowPublish := time.Now().Add(firstStatusAfter-statusEvery), time.Time{}
 
 	defer func() {
 		select {
