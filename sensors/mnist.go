@@ -79,23 +79,32 @@ func exitDetail(err error) error {
 // mnistClasses are the digit names; label i is digit i.
 var mnistClasses = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
-func loadMNISTSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
+// mnistSpecDir checks an mnist: spec and its options and returns the folder
+// of IDX files (empty or "default": the GoMNIST module's data).
+func mnistSpecDir(s *spec, opt LoadOptions) (string, error) {
 	if err := s.checkUsed(); err != nil {
-		return nil, err
+		return "", err
 	}
 	if opt.Window != 0 || opt.Hop != 0 {
-		return nil, s.errorf("window %d / hop %d given, but MNIST holds images, not time series", opt.Window, opt.Hop)
+		return "", s.errorf("window %d / hop %d given, but MNIST holds images, not time series", opt.Window, opt.Hop)
 	}
 	if opt.Norm != nil {
-		return nil, s.errorf("a %d-channel standardisation was given, but MNIST is scaled to [0,1] and takes none (is the training data a time series?)", opt.Norm.Channels())
+		return "", s.errorf("a %d-channel standardisation was given, but MNIST is scaled to [0,1] and takes none (is the training data a time series?)", opt.Norm.Channels())
 	}
-	dir := s.arg
-	if dir == "" || dir == "default" {
-		d, err := MNISTDir()
-		if err != nil {
-			return nil, fmt.Errorf("sensors: spec %q: %w", s.raw, err)
-		}
-		dir = d
+	if s.arg != "" && s.arg != "default" {
+		return s.arg, nil
+	}
+	dir, err := MNISTDir()
+	if err != nil {
+		return "", fmt.Errorf("sensors: spec %q: %w", s.raw, err)
+	}
+	return dir, nil
+}
+
+func loadMNISTSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
+	dir, err := mnistSpecDir(s, opt)
+	if err != nil {
+		return nil, err
 	}
 	ds, err := LoadMNIST(dir, split)
 	if err != nil {

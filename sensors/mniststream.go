@@ -52,22 +52,9 @@ func (c *idxCursor) close() error {
 // class missing from opt.Classes fails at open as with LoadDataset), then
 // returns a stream positioned before the first example.
 func openMNISTStream(s *spec, split Split, loop bool, opt LoadOptions) (Source, error) {
-	if err := s.checkUsed(); err != nil {
+	dir, err := mnistSpecDir(s, opt)
+	if err != nil {
 		return nil, err
-	}
-	if opt.Window != 0 || opt.Hop != 0 {
-		return nil, s.errorf("window %d / hop %d given, but MNIST holds images, not time series", opt.Window, opt.Hop)
-	}
-	if opt.Norm != nil {
-		return nil, s.errorf("a %d-channel standardisation was given, but MNIST is scaled to [0,1] and takes none (is the training data a time series?)", opt.Norm.Channels())
-	}
-	dir := s.arg
-	if dir == "" || dir == "default" {
-		d, err := MNISTDir()
-		if err != nil {
-			return nil, fmt.Errorf("sensors: spec %q: %w", s.raw, err)
-		}
-		dir = d
 	}
 	m := &mnistStream{dir: dir, loop: loop, cls: mnistClasses, health: Health{Healthy: true, State: "ok"}}
 	switch split {
