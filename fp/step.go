@@ -85,6 +85,13 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 	stochastic := s.mode == Stochastic
 	gamma, magMask := s.gamma, c.magMask
 	maxBits := math.Float32bits(s.maxV)
+	// subBase-e is slowEncode's shift for a float32-normal value with biased
+	// exponent e that is subnormal in f (see smallEncode).
+	subBase := uint32(151 - c.f.Mant - c.f.Bias)
+	var r Rand // the generator state in registers; written back around slowEncode
+	if stochastic {
+		r = *s.rng
+	}
 	var changed, lost, underflow, saturated int64
 	for i, code := range codes {
 		m, gi := ms[i], g[i]
@@ -95,15 +102,40 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 		if a-lo < span {
 			add := halfM1 + (a>>(shift&31)^flip)&odd
 			if stochastic {
-				add = s.rng.Uint32() & randMask
+				add = r.Uint32() & randMask
 			}
 			mag := (a+add)>>(shift&31) - off
 			if mag > maxMag {
 				mag = ovf
 			}
 			nc = (b>>31)<<(signShift&31) | mag
+		} else if sh := subBase - a>>23; a < lo && a >= 0x00800000 && (sh <= 32 || !stochastic) {
+			// Normal in float32 but subnormal in f: momenta that have decayed
+			// towards zero, common enough in training to be worth a fast
+			// path. It is slowEncode's arithmetic with bexp = 1 (so no tie
+			// flip), drawing the same random numbers; sh ≥ 24-Mant ≥ 1.
+			sig := a&0x7fffff | 1<<23
+			var mag uint32
+			switch {
+			case stochastic:
+				mag = uint32((uint64(sig) + uint64(r.Uint32())&(1<<sh-1)) >> sh)
+			case s.mode == TowardZero:
+				mag = sig >> sh
+			case sh <= 25:
+				mag = (sig + 1<<(sh-1) - 1 + (sig>>sh)&1) >> sh
+			}
+			if mag > maxMag {
+				mag = ovf
+			}
+			nc = (b>>31)<<(signShift&31) | mag
+		} else if a == 0 {
+			nc = (b >> 31) << (signShift & 31)
+		} else if stochastic {
+			*s.rng = r
+			nc = c.slowEncode(b, Stochastic, s.rng)
+			r = *s.rng
 		} else {
-			nc = c.slowEncode(b, s.mode, s.rng)
+			nc = c.slowEncode(b, s.mode, nil)
 		}
 		codes[i] = nc
 		if nc != code {
@@ -117,6 +149,9 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 		if a > maxBits { // |m'| > MaxValue (NaN included)
 			saturated++
 		}
+	}
+	if stochastic {
+		*s.rng = r
 	}
 	s.cnt.Changed += changed
 	s.cnt.Lost += lost
@@ -138,9 +173,12 @@ func (v *Vector) Step(start int, g []float32, gamma float32, rng *Rand, mOut []f
 		panic(fmt.Sprintf("fp: Step: mOut has %d elements, need %d", len(mOut), len(g)))
 	}
 	s := newStepper(&v.c, v.f.Rounding, rng, gamma)
-	if v.width == 8 {
+	switch {
+	case v.width == 8:
 		v.step8(&s, start, g, mOut)
-	} else {
+	case v.table != nil:
+		v.stepPacked(&s, start, g, mOut)
+	default:
 		v.stepGeneric(&s, start, g, mOut)
 	}
 	s.cnt.Values = int64(len(g))
@@ -219,6 +257,66 @@ func (v *Vector) step8(s *stepper, start int, g []float32, mOut []float32) {
 			}
 		}
 		j += n
+	}
+	if j < len(g) {
+		v.stepGeneric(s, start+j, g[j:], sub(mOut, j))
+	}
+}
+
+// stepPacked handles widths other than 8 with a decode table, 64 codes (=
+// width whole words) at a time, unpacking and packing them as bit streams;
+// the codes before the first multiple of 64 and the tail go through
+// stepGeneric.
+func (v *Vector) stepPacked(s *stepper, start int, g []float32, mOut []float32) {
+	head := min((stepBlock-start%stepBlock)%stepBlock, len(g))
+	if head > 0 {
+		v.stepGeneric(s, start, g[:head], sub(mOut, 0))
+	}
+	tab := v.table
+	width, mask := v.width, v.mask
+	var codes [stepBlock]uint32
+	var ms [stepBlock]float32
+	j := head
+	for ; len(g)-j >= stepBlock; j += stepBlock {
+		words := v.words[(start+j)/stepBlock*int(width):][:width]
+		var acc uint64 // unread bits of the previous word, from bit 0
+		var have uint  // how many
+		wi := 0
+		for k := range codes {
+			var code uint64
+			if have >= width {
+				code = acc & mask
+				acc >>= width
+				have -= width
+			} else {
+				next := words[wi]
+				wi++
+				code = (acc | next<<have) & mask
+				acc = next >> (width - have)
+				have += 64 - width
+			}
+			codes[k] = uint32(code)
+			ms[k] = tab[code]
+		}
+		s.block(codes[:], ms[:], g[j:j+stepBlock])
+		acc, have, wi = 0, 0, 0
+		for _, c := range codes {
+			code := uint64(c) & mask
+			acc |= code << have
+			have += width
+			if have >= 64 {
+				words[wi] = acc
+				wi++
+				have -= 64
+				acc = code >> (width - have)
+			}
+		}
+		if mOut != nil {
+			out := mOut[j : j+stepBlock]
+			for k, c := range codes {
+				out[k] = tab[c]
+			}
+		}
 	}
 	if j < len(g) {
 		v.stepGeneric(s, start+j, g[j:], sub(mOut, j))
