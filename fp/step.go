@@ -82,11 +82,11 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 	case TowardZero:
 		ovf = c.ovfZero
 	}
-	stochastic := s.mode == Stochastic
+	stochastic, nearest := s.mode == Stochastic, s.mode == NearestEven
 	gamma, magMask := s.gamma, c.magMask
 	maxBits := math.Float32bits(s.maxV)
 	// subBase-e is slowEncode's shift for a float32-normal value with biased
-	// exponent e that is subnormal in f (see smallEncode).
+	// exponent e that is subnormal in f.
 	subBase := uint32(151 - c.f.Mant - c.f.Bias)
 	var r Rand // the generator state in registers; written back around slowEncode
 	if stochastic {
@@ -99,30 +99,34 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 		b := math.Float32bits(mn)
 		a := b & 0x7fffffff
 		var nc uint32
-		if a-lo < span {
+		// sh is slowEncode's shift if b is normal in float32 but subnormal
+		// in f: momenta decayed towards zero, common in training. Both
+		// those and the values normal in f take one fast path, which
+		// computes both roundings and selects without a branch (which kind
+		// a value is, is a coin flip to the branch predictor).
+		sh := subBase - a>>23
+		subnormal := b2i(a-0x00800000 < lo-0x00800000) & b2i(sh <= 32)
+		if b2i(a-lo < span)|subnormal != 0 {
+			var rnd uint32
+			if stochastic {
+				rnd = r.Uint32() // one draw either way, as slowEncode does
+			}
 			add := halfM1 + (a>>(shift&31)^flip)&odd
 			if stochastic {
-				add = r.Uint32() & randMask
+				add = rnd & randMask
 			}
 			mag := (a+add)>>(shift&31) - off
-			if mag > maxMag {
-				mag = ovf
+			// Subnormal in f: slowEncode's arithmetic with bexp = 1 (so no
+			// tie flip); sh ≥ 24-Mant ≥ 1.
+			sig := uint64(a&0x7fffff | 1<<23)
+			var addSub uint64
+			if stochastic {
+				addSub = uint64(rnd) & (1<<sh - 1)
+			} else if nearest {
+				addSub = 1<<(sh-1) - 1 + (sig>>sh)&1
 			}
-			nc = (b>>31)<<(signShift&31) | mag
-		} else if sh := subBase - a>>23; a < lo && a >= 0x00800000 && (sh <= 32 || !stochastic) {
-			// Normal in float32 but subnormal in f: momenta that have decayed
-			// towards zero, common enough in training to be worth a fast
-			// path. It is slowEncode's arithmetic with bexp = 1 (so no tie
-			// flip), drawing the same random numbers; sh ≥ 24-Mant ≥ 1.
-			sig := a&0x7fffff | 1<<23
-			var mag uint32
-			switch {
-			case stochastic:
-				mag = uint32((uint64(sig) + uint64(r.Uint32())&(1<<sh-1)) >> sh)
-			case s.mode == TowardZero:
-				mag = sig >> sh
-			case sh <= 25:
-				mag = (sig + 1<<(sh-1) - 1 + (sig>>sh)&1) >> sh
+			if magSub := uint32((sig + addSub) >> sh); subnormal != 0 {
+				mag = magSub
 			}
 			if mag > maxMag {
 				mag = ovf
@@ -138,17 +142,13 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 			nc = c.slowEncode(b, s.mode, nil)
 		}
 		codes[i] = nc
-		if nc != code {
-			changed++
-		} else if gi != m {
-			lost++
-		}
-		if nc&magMask == 0 && mn != 0 {
-			underflow++
-		}
-		if a > maxBits { // |m'| > MaxValue (NaN included)
-			saturated++
-		}
+		// Branch-free counting: the outcomes are data-dependent coin flips
+		// that would mispredict.
+		same := b2i(nc == code)
+		changed += 1 - same
+		lost += same & b2i(gi != m)
+		underflow += b2i(nc&magMask == 0) & b2i(mn != 0)
+		saturated += b2i(a > maxBits) // |m'| > MaxValue (NaN included)
 	}
 	if stochastic {
 		*s.rng = r
@@ -321,6 +321,14 @@ func (v *Vector) stepPacked(s *stepper, start int, g []float32, mOut []float32) 
 	if j < len(g) {
 		v.stepGeneric(s, start+j, g[j:], sub(mOut, j))
 	}
+}
+
+// b2i is 1 for true and 0 for false (compiled to a flag move, no branch).
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func sub(s []float32, from int) []float32 {
