@@ -269,12 +269,14 @@ func flipRow(row []uint64, col0 int, m []float32, tau float32) int64 {
 	for w := 0; w*64 < len(m); w++ {
 		chunk := m[w*64 : min(w*64+64, len(m))]
 		word := row[col0/64+w]
-		var flip uint64
+		// Branch-free masks (whether a weight flips is a data-dependent
+		// coin): below −τ and above τ, then each applies to its weights.
+		var below, above uint64
 		for b, v := range chunk {
-			// Branch-free: whether a weight flips is a data-dependent coin.
-			neg := word >> uint(b) & 1
-			flip |= (neg&b2u(v < -tau) | (neg^1)&b2u(v > tau)) << uint(b)
+			below |= b2u(v < -tau) << uint(b)
+			above |= b2u(v > tau) << uint(b)
 		}
+		flip := word&below | ^word&above
 		row[col0/64+w] = word ^ flip
 		flips += bits.OnesCount64(flip)
 	}

@@ -118,14 +118,16 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 			mag := (a+add)>>(shift&31) - off
 			// Subnormal in f: slowEncode's arithmetic with bexp = 1 (so no
 			// tie flip); sh ≥ 24-Mant ≥ 1.
+			// The &63 only spares the shifts their range checks: sh ≤ 32
+			// whenever the result is used.
 			sig := uint64(a&0x7fffff | 1<<23)
 			var addSub uint64
 			if stochastic {
-				addSub = uint64(rnd) & (1<<sh - 1)
+				addSub = uint64(rnd) & (1<<(sh&63) - 1)
 			} else if nearest {
-				addSub = 1<<(sh-1) - 1 + (sig>>sh)&1
+				addSub = 1<<((sh-1)&63) - 1 + (sig>>(sh&63))&1
 			}
-			if magSub := uint32((sig + addSub) >> sh); subnormal != 0 {
+			if magSub := uint32((sig + addSub) >> (sh & 63)); subnormal != 0 {
 				mag = magSub
 			}
 			if mag > maxMag {
