@@ -82,7 +82,7 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 	case TowardZero:
 		ovf = c.ovfZero
 	}
-	stochastic, nearest := s.mode == Stochastic, s.mode == NearestEven
+	stochastic := s.mode == Stochastic
 	gamma, magMask := s.gamma, c.magMask
 	maxBits := math.Float32bits(s.maxV)
 	// subBase-e is slowEncode's shift for a float32-normal value with biased
@@ -99,36 +99,30 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 		b := math.Float32bits(mn)
 		a := b & 0x7fffffff
 		var nc uint32
-		// sh is slowEncode's shift if b is normal in float32 but subnormal
-		// in f: momenta decayed towards zero, common in training. Both
-		// those and the values normal in f take one fast path, which
-		// computes both roundings and selects without a branch (which kind
-		// a value is, is a coin flip to the branch predictor).
-		sh := subBase - a>>23
-		subnormal := b2i(a-0x00800000 < lo-0x00800000) & b2i(sh <= 32)
-		if b2i(a-lo < span)|subnormal != 0 {
-			var rnd uint32
-			if stochastic {
-				rnd = r.Uint32() // one draw either way, as slowEncode does
-			}
+		if a-lo < span {
 			add := halfM1 + (a>>(shift&31)^flip)&odd
 			if stochastic {
-				add = rnd & randMask
+				add = r.Uint32() & randMask
 			}
 			mag := (a+add)>>(shift&31) - off
-			// Subnormal in f: slowEncode's arithmetic with bexp = 1 (so no
-			// tie flip); sh ≥ 24-Mant ≥ 1.
-			// The &63 only spares the shifts their range checks: sh ≤ 32
-			// whenever the result is used.
-			sig := uint64(a&0x7fffff | 1<<23)
-			var addSub uint64
-			if stochastic {
-				addSub = uint64(rnd) & (1<<(sh&63) - 1)
-			} else if nearest {
-				addSub = 1<<((sh-1)&63) - 1 + (sig>>(sh&63))&1
+			if mag > maxMag {
+				mag = ovf
 			}
-			if magSub := uint32((sig + addSub) >> (sh & 63)); subnormal != 0 {
-				mag = magSub
+			nc = (b>>31)<<(signShift&31) | mag
+		} else if sh := subBase - a>>23; a < lo && a >= 0x00800000 && (sh <= 32 || !stochastic) {
+			// Normal in float32 but subnormal in f: momenta that have decayed
+			// towards zero, common enough in training to be worth a fast
+			// path. It is slowEncode's arithmetic with bexp = 1 (so no tie
+			// flip), drawing the same random numbers; sh ≥ 24-Mant ≥ 1.
+			sig := a&0x7fffff | 1<<23
+			var mag uint32
+			switch {
+			case stochastic:
+				mag = uint32((uint64(sig) + uint64(r.Uint32())&(1<<sh-1)) >> sh)
+			case s.mode == TowardZero:
+				mag = sig >> sh
+			case sh <= 25:
+				mag = (sig + 1<<(sh-1) - 1 + (sig>>sh)&1) >> sh
 			}
 			if mag > maxMag {
 				mag = ovf
