@@ -10,12 +10,14 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Broker is the embedded MQTT broker (mochi-mqtt) used when no broker is
 // configured. It allows every client, so it listens on loopback by default.
 type Broker struct {
 	srv  *mochi.Server
+	tcp  *listeners.TCP
 	addr string
 }
 
@@ -47,7 +49,7 @@ func StartBroker(addr string, log *slog.Logger) (*Broker, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("mqtt: embedded broker on %s: %w", addr, err)
 	}
-	b := &Broker{srv: srv, addr: tcp.Address()}
+	b := &Broker{srv: srv, tcp: tcp, addr: tcp.Address()}
 	log.Info("mqtt: embedded broker listening", "addr", b.addr)
 	return b, nil
 }
@@ -60,10 +62,24 @@ func (b *Broker) URL() string { return "tcp://" + b.addr }
 
 // Close disconnects every client and stops listening.
 func (b *Broker) Close() error {
+	// mochi v2.7.9 disconnects a listener's clients through
+	// Clients.GetByListener, which takes the clients lock for reading twice
+	// and so deadlocks when a client disconnects at that moment (a writer
+	// waits between the two). Close the listener with our own disconnect
+	// from a snapshot first; srv.Close then finds it closed.
+	b.tcp.Close(b.disconnectClients)
 	if err := b.srv.Close(); err != nil {
 		return fmt.Errorf("mqtt: closing embedded broker on %s: %w", b.addr, err)
 	}
 	return nil
+}
+
+func (b *Broker) disconnectClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // minLevelHandler drops records below a level.

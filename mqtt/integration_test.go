@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 const (
@@ -493,5 +495,42 @@ func TestEmbeddedBrokerBusyPort(t *testing.T) {
 	c := newClient(t, Config{DeviceID: deviceID(t), EmbeddedAddr: addr}, nil)
 	if err := c.Start(context.Background()); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Client.Start with a busy embedded address: %v", err)
+	}
+}
+
+// Closing the embedded broker while its clients disconnect must not hang
+// (mochi's own client shutdown can deadlock on its clients lock then).
+func TestEmbeddedBrokerCloseWhileClientsDisconnect(t *testing.T) {
+	rounds := 20
+	if testing.Short() {
+		rounds = 5
+	}
+	for round := 0; round < rounds; round++ {
+		b, err := StartBroker("127.0.0.1:0", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var clients []paho.Client
+		for i := 0; i < 8; i++ {
+			opts := paho.NewClientOptions().AddBroker(b.URL()).SetClientID(fmt.Sprintf("close-%d-%d", round, i)).SetAutoReconnect(false)
+			c := paho.NewClient(opts)
+			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("round %d: connect client %d: %v", round, i, tok.Error())
+			}
+			clients = append(clients, c)
+		}
+		for _, c := range clients {
+			go c.Disconnect(0)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: broker Close did not return while clients disconnected", round)
+		}
 	}
 }
