@@ -327,6 +327,30 @@ func crashChild(dir string) int {
 // childCommand re-executes the test binary. When the binary is for another
 // architecture and the kernel cannot run it directly (no binfmt_misc), it
 // runs it under the same qemu user emulator that 'go test -exec' used.
+// startSavingChild starts the test binary in the child mode env selects and
+// returns it once the child has written its first "saved" line, so the
+// caller can kill it at a random moment of its checkpoint loop.
+func startSavingChild(t *testing.T, env string, round int) *exec.Cmd {
+	t.Helper()
+	cmd := childCommand(t, env)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "saved\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("round %d: child did not save a checkpoint: %q %v; stderr: %s", round, line, err, stderr.String())
+	}
+	return cmd
+}
+
 func childCommand(t *testing.T, env string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
@@ -362,22 +386,7 @@ func TestCheckpointCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 0))
 	lastGen := 0
 	for round := 0; round < rounds; round++ {
-		cmd := childCommand(t, crashChildEnv+"="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil || line != "saved\n" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child did not start saving: %q %v; stderr: %s", round, line, err, stderr.String())
-		}
+		cmd := startSavingChild(t, crashChildEnv+"="+dir, round)
 		time.Sleep(time.Duration(rng.IntN(40000)) * time.Microsecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)

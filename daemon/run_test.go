@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -415,22 +414,7 @@ func TestRunCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 0))
 	var last uint64
 	for round := 0; round < rounds; round++ {
-		cmd := childCommand(t, runCrashChildEnv+"="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil || line != "saved\n" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: daemon did not checkpoint: %q %v; stderr: %s", round, line, err, stderr.String())
-		}
+		cmd := startSavingChild(t, runCrashChildEnv+"="+dir, round)
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
