@@ -415,3 +415,169 @@ peakloop:
 	JNZ  peakloop
 	VZEROUPPER
 	RET
+
+// SSTEP is the scalar counterpart of STEP for 64 binary MACs:
+// ACC += popcount(A XOR B), with T a temporary.
+#define SSTEP(A, B, ACC, T) \
+	MOVQ    A, T   \
+	XORQ    B, T   \
+	POPCNTQ T, T   \
+	ADDQ    T, ACC
+
+// The 16 vector STEPs of peakStepsAVX512's loop.
+#define VSTEPS16 \
+	STEP(Z16, Z20, Z0, Z24)  \
+	STEP(Z17, Z20, Z1, Z25)  \
+	STEP(Z18, Z20, Z2, Z26)  \
+	STEP(Z19, Z20, Z3, Z27)  \
+	STEP(Z16, Z21, Z4, Z24)  \
+	STEP(Z17, Z21, Z5, Z25)  \
+	STEP(Z18, Z21, Z6, Z26)  \
+	STEP(Z19, Z21, Z7, Z27)  \
+	STEP(Z16, Z22, Z8, Z24)  \
+	STEP(Z17, Z22, Z9, Z25)  \
+	STEP(Z18, Z22, Z10, Z26) \
+	STEP(Z19, Z22, Z11, Z27) \
+	STEP(Z16, Z23, Z12, Z24) \
+	STEP(Z17, Z23, Z13, Z25) \
+	STEP(Z18, Z23, Z14, Z26) \
+	STEP(Z19, Z23, Z15, Z27)
+
+// Scalar steps in pairs: operands AX, BX, DX, SI, accumulators R8..R11,
+// temporaries R12, R13 (each pair is independent of the previous one but
+// for the accumulators, as in a GEMM loop with 4 scalar outputs).
+#define SSTEPS2 \
+	SSTEP(AX, DX, R8, R12) \
+	SSTEP(BX, DX, R9, R13)
+#define SSTEPS4 \
+	SSTEPS2                \
+	SSTEP(AX, SI, R10, R12) \
+	SSTEP(BX, SI, R11, R13)
+
+#define VZERO16 \
+	VPXORQ Z0, Z0, Z0    \
+	VPXORQ Z1, Z1, Z1    \
+	VPXORQ Z2, Z2, Z2    \
+	VPXORQ Z3, Z3, Z3    \
+	VPXORQ Z4, Z4, Z4    \
+	VPXORQ Z5, Z5, Z5    \
+	VPXORQ Z6, Z6, Z6    \
+	VPXORQ Z7, Z7, Z7    \
+	VPXORQ Z8, Z8, Z8    \
+	VPXORQ Z9, Z9, Z9    \
+	VPXORQ Z10, Z10, Z10 \
+	VPXORQ Z11, Z11, Z11 \
+	VPXORQ Z12, Z12, Z12 \
+	VPXORQ Z13, Z13, Z13 \
+	VPXORQ Z14, Z14, Z14 \
+	VPXORQ Z15, Z15, Z15
+
+#define SZERO \
+	XORQ AX, AX \
+	XORQ BX, BX \
+	XORQ DX, DX \
+	XORQ SI, SI \
+	XORQ R8, R8 \
+	XORQ R9, R9 \
+	XORQ R10, R10 \
+	XORQ R11, R11
+
+// func peakStepsHybrid2(n int) … peakStepsHybrid16(n int)
+//
+// n iterations of peakStepsAVX512's 16 vector STEPs plus S scalar
+// MOVQ/XORQ/POPCNTQ/ADDQ steps (64 MACs each), registers only: whether
+// the integer ports add throughput alongside the vector pipes
+// (BenchmarkHybridStepPeak).
+TEXT ·peakStepsHybrid2(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VZERO16
+	SZERO
+h2loop:
+	VSTEPS16
+	SSTEPS2
+	DECQ CX
+	JNZ  h2loop
+	VZEROUPPER
+	RET
+
+TEXT ·peakStepsHybrid4(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VZERO16
+	SZERO
+h4loop:
+	VSTEPS16
+	SSTEPS4
+	DECQ CX
+	JNZ  h4loop
+	VZEROUPPER
+	RET
+
+TEXT ·peakStepsHybrid6(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VZERO16
+	SZERO
+h6loop:
+	VSTEPS16
+	SSTEPS4
+	SSTEPS2
+	DECQ CX
+	JNZ  h6loop
+	VZEROUPPER
+	RET
+
+TEXT ·peakStepsHybrid8(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VZERO16
+	SZERO
+h8loop:
+	VSTEPS16
+	SSTEPS4
+	SSTEPS4
+	DECQ CX
+	JNZ  h8loop
+	VZEROUPPER
+	RET
+
+TEXT ·peakStepsHybrid12(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VZERO16
+	SZERO
+h12loop:
+	VSTEPS16
+	SSTEPS4
+	SSTEPS4
+	SSTEPS4
+	DECQ CX
+	JNZ  h12loop
+	VZEROUPPER
+	RET
+
+TEXT ·peakStepsHybrid16(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VZERO16
+	SZERO
+h16loop:
+	VSTEPS16
+	SSTEPS4
+	SSTEPS4
+	SSTEPS4
+	SSTEPS4
+	DECQ CX
+	JNZ  h16loop
+	VZEROUPPER
+	RET
+
+// func peakStepsScalar(n int)
+//
+// n iterations of 16 scalar steps alone: the integer side's own ceiling.
+TEXT ·peakStepsScalar(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	SZERO
+sloop:
+	SSTEPS4
+	SSTEPS4
+	SSTEPS4
+	SSTEPS4
+	DECQ CX
+	JNZ  sloop
+	RET

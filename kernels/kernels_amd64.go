@@ -299,3 +299,15 @@ func realBinGemmAVX512(c []float32, x []float32, w []uint64, m, n, k int) {
 		}
 	}
 }
+
+// peakStepsHybrid<S> run n iterations of peakStepsAVX512's 16 vector
+// steps plus S scalar XOR/POPCNTQ/add steps (64 MACs each), registers
+// only, for BenchmarkHybridStepPeak; peakStepsScalar runs 16 scalar steps
+// per iteration alone.
+func peakStepsHybrid2(n int)
+func peakStepsHybrid4(n int)
+func peakStepsHybrid6(n int)
+func peakStepsHybrid8(n int)
+func peakStepsHybrid12(n int)
+func peakStepsHybrid16(n int)
+func peakStepsScalar(n int)
