@@ -1,13 +1,13 @@
 package bnn
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
+
+	"github.com/bnnd/bnnd/internal/binio"
 )
 
 // Normalizer is the per-channel input standardisation learned from the
@@ -53,127 +53,43 @@ var (
 	ErrModelFormat = errors.New("malformed model file")
 )
 
-type encoder struct{ buf bytes.Buffer }
-
-func (e *encoder) u8(v uint8)   { e.buf.WriteByte(v) }
-func (e *encoder) u32(v uint32) { e.buf.Write(binary.LittleEndian.AppendUint32(nil, v)) }
-func (e *encoder) u64(v uint64) { e.buf.Write(binary.LittleEndian.AppendUint64(nil, v)) }
-func (e *encoder) str(s string) { e.u32(uint32(len(s))); e.buf.WriteString(s) }
-func (e *encoder) f32s(v []float32) {
-	e.u32(uint32(len(v)))
-	for _, x := range v {
-		e.u32(math.Float32bits(x))
-	}
-}
-func (e *encoder) u64s(v []uint64) {
-	e.u32(uint32(len(v)))
-	for _, x := range v {
-		e.u64(x)
-	}
-}
-
 // WriteTo writes the model (architecture, weights, batch-norm parameters and
 // statistics, normaliser, class names) in the versioned, checksummed format.
 // Optimizer state is not part of it (see bop.Optimizer.WriteState).
 func (n *Network) WriteTo(w io.Writer) (int64, error) {
-	var p encoder
-	p.str(n.spec.Name)
-	p.u32(uint32(n.in.Height))
-	p.u32(uint32(n.in.Width))
-	p.u32(uint32(n.in.Channels))
-	p.u32(uint32(len(n.classes)))
+	var p binio.Writer
+	p.Str(n.spec.Name)
+	p.U32(uint32(n.in.Height))
+	p.U32(uint32(n.in.Width))
+	p.U32(uint32(n.in.Channels))
+	p.U32(uint32(len(n.classes)))
 	for _, c := range n.classes {
-		p.str(c)
+		p.Str(c)
 	}
-	p.f32s(n.norm.Mean)
-	p.f32s(n.norm.Std)
-	p.u32(uint32(len(n.layers)))
+	p.F32s(n.norm.Mean)
+	p.F32s(n.norm.Std)
+	p.U32(uint32(len(n.layers)))
 	for _, l := range n.layers {
-		p.u8(uint8(l.kind))
-		p.u32(uint32(l.in))
-		p.u32(uint32(l.out))
-		p.u64s(l.w)
-		p.f32s(l.bn.gamma)
-		p.f32s(l.bn.beta)
-		p.f32s(l.bn.runMean)
-		p.f32s(l.bn.runVar)
+		p.U8(uint8(l.kind))
+		p.U32(uint32(l.in))
+		p.U32(uint32(l.out))
+		p.U64s(l.w)
+		p.F32s(l.bn.gamma)
+		p.F32s(l.bn.beta)
+		p.F32s(l.bn.runMean)
+		p.F32s(l.bn.runVar)
 	}
-	var f encoder
-	f.buf.WriteString(modelMagic)
-	f.u32(ModelVersion)
-	f.u64(uint64(p.buf.Len()))
-	f.buf.Write(p.buf.Bytes())
-	f.u32(crc32.Checksum(f.buf.Bytes(), castagnoli))
-	k, err := w.Write(f.buf.Bytes())
+	var f binio.Writer
+	f.RawString(modelMagic)
+	f.U32(ModelVersion)
+	f.U64(uint64(p.Len()))
+	f.Raw(p.Bytes())
+	f.U32(crc32.Checksum(f.Bytes(), castagnoli))
+	k, err := w.Write(f.Bytes())
 	if err != nil {
 		return int64(k), fmt.Errorf("bnn: writing model: %w", err)
 	}
 	return int64(k), nil
-}
-
-type decoder struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (d *decoder) take(k int, what string) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if k < 0 || len(d.b)-d.off < k {
-		d.err = fmt.Errorf("%w: %s at payload offset %d needs %d bytes, %d left", ErrModelFormat, what, d.off, k, len(d.b)-d.off)
-		return nil
-	}
-	s := d.b[d.off : d.off+k]
-	d.off += k
-	return s
-}
-func (d *decoder) u8(what string) uint8 {
-	if s := d.take(1, what); s != nil {
-		return s[0]
-	}
-	return 0
-}
-func (d *decoder) u32(what string) uint32 {
-	if s := d.take(4, what); s != nil {
-		return binary.LittleEndian.Uint32(s)
-	}
-	return 0
-}
-func (d *decoder) u64(what string) uint64 {
-	if s := d.take(8, what); s != nil {
-		return binary.LittleEndian.Uint64(s)
-	}
-	return 0
-}
-func (d *decoder) str(what string) string {
-	k := d.u32(what + " length")
-	return string(d.take(int(k), what))
-}
-func (d *decoder) f32s(what string) []float32 {
-	k := int(d.u32(what + " length"))
-	s := d.take(4*k, what)
-	if s == nil {
-		return nil
-	}
-	v := make([]float32, k)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(s[4*i:]))
-	}
-	return v
-}
-func (d *decoder) u64s(what string) []uint64 {
-	k := int(d.u32(what + " length"))
-	s := d.take(8*k, what)
-	if s == nil {
-		return nil
-	}
-	v := make([]uint64, k)
-	for i := range v {
-		v[i] = binary.LittleEndian.Uint64(s[8*i:])
-	}
-	return v
 }
 
 // ReadModel reads a model written by WriteTo and builds a Network around it
@@ -210,21 +126,21 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 	if crc != want {
 		return nil, fmt.Errorf("bnn: %w: stored %08x, computed %08x", ErrChecksum, want, crc)
 	}
-	d := &decoder{b: payload}
-	name := d.str("model name")
-	in := Shape{Height: int(d.u32("input height")), Width: int(d.u32("input width")), Channels: int(d.u32("input channels"))}
-	nc := int(d.u32("class count"))
-	if d.err == nil && nc > len(payload) {
+	d := binio.NewReader(payload, ErrModelFormat)
+	name := d.Str("model name")
+	in := Shape{Height: int(d.U32("input height")), Width: int(d.U32("input width")), Channels: int(d.U32("input channels"))}
+	nc := int(d.U32("class count"))
+	if d.Err() == nil && nc > len(payload) {
 		return nil, fmt.Errorf("bnn: %w: class count %d", ErrModelFormat, nc)
 	}
 	var classes []string
-	for i := 0; i < nc && d.err == nil; i++ {
-		classes = append(classes, d.str(fmt.Sprintf("class %d name", i)))
+	for i := 0; i < nc && d.Err() == nil; i++ {
+		classes = append(classes, d.Str(fmt.Sprintf("class %d name", i)))
 	}
-	norm := Normalizer{Mean: d.f32s("normaliser mean"), Std: d.f32s("normaliser std")}
-	nl := int(d.u32("layer count"))
-	if d.err != nil {
-		return nil, fmt.Errorf("bnn: %w", d.err)
+	norm := Normalizer{Mean: d.F32s("normaliser mean"), Std: d.F32s("normaliser std")}
+	nl := int(d.U32("layer count"))
+	if d.Err() != nil {
+		return nil, fmt.Errorf("bnn: %w", d.Err())
 	}
 	spec, err := ParseSpec(name)
 	if err != nil {
@@ -240,9 +156,9 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 	net.SetNormalizer(norm)
 	for _, l := range net.layers {
 		what := fmt.Sprintf("layer %d", l.index)
-		kind := LayerKind(d.u8(what + " kind"))
-		lin, lout := int(d.u32(what+" inputs")), int(d.u32(what+" outputs"))
-		if d.err == nil && (kind != l.kind || lin != l.in || lout != l.out) {
+		kind := LayerKind(d.U8(what + " kind"))
+		lin, lout := int(d.U32(what+" inputs")), int(d.U32(what+" outputs"))
+		if d.Err() == nil && (kind != l.kind || lin != l.in || lout != l.out) {
 			return nil, fmt.Errorf("bnn: %w: %s is %v %d→%d, model %q needs %v %d→%d", ErrModelFormat, what, kind, lin, lout, name, l.kind, l.in, l.out)
 		}
 		parts := []struct {
@@ -252,21 +168,21 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 		for _, p := range parts {
 			switch dst := p.dst.(type) {
 			case []uint64:
-				v := d.u64s(what + " " + p.name)
-				if d.err == nil && len(v) != len(dst) {
+				v := d.U64s(what + " " + p.name)
+				if d.Err() == nil && len(v) != len(dst) {
 					return nil, fmt.Errorf("bnn: %w: %s %s has %d words, want %d", ErrModelFormat, what, p.name, len(v), len(dst))
 				}
 				copy(dst, v)
 			case []float32:
-				v := d.f32s(what + " " + p.name)
-				if d.err == nil && len(v) != len(dst) {
+				v := d.F32s(what + " " + p.name)
+				if d.Err() == nil && len(v) != len(dst) {
 					return nil, fmt.Errorf("bnn: %w: %s %s has %d values, want %d", ErrModelFormat, what, p.name, len(v), len(dst))
 				}
 				copy(dst, v)
 			}
 		}
-		if d.err != nil {
-			return nil, fmt.Errorf("bnn: %w", d.err)
+		if d.Err() != nil {
+			return nil, fmt.Errorf("bnn: %w", d.Err())
 		}
 		if tail := l.in % 64; tail != 0 {
 			for j := 0; j < l.out; j++ {
@@ -276,8 +192,8 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 			}
 		}
 	}
-	if d.off != len(payload) {
-		return nil, fmt.Errorf("bnn: %w: %d unread bytes after the last layer", ErrModelFormat, len(payload)-d.off)
+	if d.Remaining() != 0 {
+		return nil, fmt.Errorf("bnn: %w: %d unread bytes after the last layer", ErrModelFormat, d.Remaining())
 	}
 	return net, nil
 }

@@ -1,15 +1,14 @@
 package bop
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 
 	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/internal/binio"
 )
 
 // Optimizer state file section (little-endian), for checkpoints next to the
@@ -36,93 +35,51 @@ var (
 	ErrStateChecksum  = errors.New("optimizer state checksum mismatch")
 )
 
-type wbuf struct{ bytes.Buffer }
-
-func (b *wbuf) u32(v uint32) { b.Write(binary.LittleEndian.AppendUint32(nil, v)) }
-func (b *wbuf) u64(v uint64) { b.Write(binary.LittleEndian.AppendUint64(nil, v)) }
-func (b *wbuf) f32(v float32) {
-	b.u32(math.Float32bits(v))
-}
-func (b *wbuf) str(s string) { b.u32(uint32(len(s))); b.WriteString(s) }
-
 // WriteState writes the momenta (in their compact codes), Adam state, step
 // count, current γ and counter totals.
 func (o *Optimizer) WriteState(w io.Writer) (int64, error) {
-	var p wbuf
-	p.u64(uint64(o.step))
-	p.f32(o.gamma)
-	p.f32(o.cfg.Gamma)
-	p.f32(o.cfg.Tau)
-	p.f32(o.cfg.AdamLR)
-	p.u64(o.cfg.Seed)
-	p.u64(uint64(o.cfg.Decay.Every))
-	p.u64(math.Float64bits(o.cfg.Decay.Factor))
-	p.u32(uint32(len(o.layers)))
+	var p binio.Writer
+	p.U64(uint64(o.step))
+	p.F32(o.gamma)
+	p.F32(o.cfg.Gamma)
+	p.F32(o.cfg.Tau)
+	p.F32(o.cfg.AdamLR)
+	p.U64(o.cfg.Seed)
+	p.U64(uint64(o.cfg.Decay.Every))
+	p.F64(o.cfg.Decay.Factor)
+	p.U32(uint32(len(o.layers)))
 	for _, l := range o.layers {
-		p.str(l.momentum.Format().String())
-		p.u64(uint64(l.momentum.Len()))
+		p.Str(l.momentum.Format().String())
+		p.U64(uint64(l.momentum.Len()))
 		words := l.momentum.Words()
-		p.u64(uint64(len(words)))
-		for _, x := range words {
-			p.u64(x)
-		}
+		p.U64(uint64(len(words)))
+		p.RawU64s(words)
 	}
-	p.u32(uint32(len(o.adam)))
+	p.U32(uint32(len(o.adam)))
 	for _, a := range o.adam {
-		p.u32(uint32(len(a.m)))
+		p.U32(uint32(len(a.m)))
 		for i := range a.m {
-			p.f32(a.m[i])
-			p.f32(a.v[i])
+			p.F32(a.m[i])
+			p.F32(a.v[i])
 		}
 	}
 	for _, c := range o.sum {
 		for _, v := range []int64{c.Values, c.Changed, c.Lost, c.Underflow, c.Saturated, c.Flips} {
-			p.u64(uint64(v))
+			p.U64(uint64(v))
 		}
 	}
-	var f wbuf
-	f.WriteString(stateMagic)
-	f.u32(StateVersion)
-	f.u64(uint64(p.Len()))
-	f.Write(p.Bytes())
-	f.u32(crc32.Checksum(f.Bytes(), castagnoli))
+	var f binio.Writer
+	f.RawString(stateMagic)
+	f.U32(StateVersion)
+	f.U64(uint64(p.Len()))
+	f.Raw(p.Bytes())
+	f.U32(crc32.Checksum(f.Bytes(), castagnoli))
 	k, err := w.Write(f.Bytes())
 	if err != nil {
 		return int64(k), fmt.Errorf("bop: writing optimizer state: %w", err)
 	}
 	return int64(k), nil
 }
-
-type rbuf struct {
-	b   []byte
-	err error
-}
-
-func (r *rbuf) take(k int, what string) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if k < 0 || len(r.b) < k {
-		r.err = fmt.Errorf("%w: %s needs %d bytes, %d left", errState, what, k, len(r.b))
-		return nil
-	}
-	s := r.b[:k]
-	r.b = r.b[k:]
-	return s
-}
-func (r *rbuf) u32(what string) uint32 {
-	if s := r.take(4, what); s != nil {
-		return binary.LittleEndian.Uint32(s)
-	}
-	return 0
-}
-func (r *rbuf) u64(what string) uint64 {
-	if s := r.take(8, what); s != nil {
-		return binary.LittleEndian.Uint64(s)
-	}
-	return 0
-}
-func (r *rbuf) f32(what string) float32 { return math.Float32frombits(r.u32(what)) }
 
 // ReadState restores what WriteState wrote into an optimizer built for the
 // same network (layer sizes and parameter counts must match). The momentum
@@ -150,26 +107,26 @@ func (o *Optimizer) ReadState(rd io.Reader) error {
 	if got := crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, rest[:n]); got != want {
 		return fmt.Errorf("bop: %w: stored %08x, computed %08x", ErrStateChecksum, want, got)
 	}
-	r := &rbuf{b: rest[:n]}
-	step := int64(r.u64("step"))
-	gamma := r.f32("gamma")
+	r := binio.NewReader(rest[:n], errState)
+	step := int64(r.U64("step"))
+	gamma := r.F32("gamma")
 	cfg := o.cfg
-	cfg.Gamma, cfg.Tau, cfg.AdamLR = r.f32("gamma"), r.f32("tau"), r.f32("adam lr")
-	cfg.Seed = r.u64("seed")
-	cfg.Decay.Every = int64(r.u64("decay every"))
-	cfg.Decay.Factor = math.Float64frombits(r.u64("decay factor"))
-	if nl := int(r.u32("layer count")); r.err == nil && nl != len(o.layers) {
+	cfg.Gamma, cfg.Tau, cfg.AdamLR = r.F32("gamma"), r.F32("tau"), r.F32("adam lr")
+	cfg.Seed = r.U64("seed")
+	cfg.Decay.Every = int64(r.U64("decay every"))
+	cfg.Decay.Factor = r.F64("decay factor")
+	if nl := int(r.U32("layer count")); r.Err() == nil && nl != len(o.layers) {
 		return fmt.Errorf("bop: %w: %d layers stored, network has %d", errState, nl, len(o.layers))
 	}
 	vecs := make([]*fp.Vector, len(o.layers))
 	cfg.Formats = make([]fp.Format, len(o.layers))
 	for i, l := range o.layers {
 		what := fmt.Sprintf("layer %d", i)
-		name := string(r.take(int(r.u32(what+" format length")), what+" format"))
-		count := int(r.u64(what + " momentum count"))
-		nw := int(r.u64(what + " word count"))
-		if r.err != nil {
-			return fmt.Errorf("bop: %w", r.err)
+		name := r.Str(what + " format")
+		count := int(r.U64(what + " momentum count"))
+		nw := r.U64(what + " word count")
+		if r.Err() != nil {
+			return fmt.Errorf("bop: %w", r.Err())
 		}
 		f, err := fp.ParseFormat(name)
 		if err != nil {
@@ -178,13 +135,9 @@ func (o *Optimizer) ReadState(rd io.Reader) error {
 		if count != l.info.Out*l.info.Stride {
 			return fmt.Errorf("bop: %w: %s has %d momenta, network needs %d", errState, what, count, l.info.Out*l.info.Stride)
 		}
-		raw := r.take(8*nw, what+" momentum words")
-		if r.err != nil {
-			return fmt.Errorf("bop: %w", r.err)
-		}
-		words := make([]uint64, nw)
-		for k := range words {
-			words[k] = binary.LittleEndian.Uint64(raw[8*k:])
+		words := r.RawU64s(nw, what+" momentum words")
+		if r.Err() != nil {
+			return fmt.Errorf("bop: %w", r.Err())
 		}
 		v, err := fp.VectorFromWords(f, count, words)
 		if err != nil {
@@ -193,32 +146,32 @@ func (o *Optimizer) ReadState(rd io.Reader) error {
 		vecs[i] = v
 		cfg.Formats[i] = f
 	}
-	if na := int(r.u32("adam vector count")); r.err == nil && na != len(o.adam) {
+	if na := int(r.U32("adam vector count")); r.Err() == nil && na != len(o.adam) {
 		return fmt.Errorf("bop: %w: %d Adam vectors stored, network has %d", errState, na, len(o.adam))
 	}
 	adam := make([]adamState, len(o.adam))
 	for i, a := range o.adam {
-		k := int(r.u32("adam vector length"))
-		if r.err == nil && k != len(a.m) {
+		k := int(r.U32("adam vector length"))
+		if r.Err() == nil && k != len(a.m) {
 			return fmt.Errorf("bop: %w: Adam vector %d has %d values, want %d", errState, i, k, len(a.m))
 		}
 		adam[i] = adamState{m: make([]float32, k), v: make([]float32, k)}
-		for j := 0; j < k && r.err == nil; j++ {
-			adam[i].m[j], adam[i].v[j] = r.f32("adam m"), r.f32("adam v")
+		for j := 0; j < k && r.Err() == nil; j++ {
+			adam[i].m[j], adam[i].v[j] = r.F32("adam m"), r.F32("adam v")
 		}
 	}
 	sum := make([]Counters, len(o.sum))
 	for i := range sum {
 		c := &sum[i]
 		for _, p := range []*int64{&c.Values, &c.Changed, &c.Lost, &c.Underflow, &c.Saturated, &c.Flips} {
-			*p = int64(r.u64("counters"))
+			*p = int64(r.U64("counters"))
 		}
 	}
-	if r.err != nil {
-		return fmt.Errorf("bop: %w", r.err)
+	if r.Err() != nil {
+		return fmt.Errorf("bop: %w", r.Err())
 	}
-	if len(r.b) != 0 {
-		return fmt.Errorf("bop: %w: %d trailing bytes", errState, len(r.b))
+	if r.Remaining() != 0 {
+		return fmt.Errorf("bop: %w: %d trailing bytes", errState, r.Remaining())
 	}
 	o.step, o.gamma, o.cfg, o.adam, o.sum = step, gamma, cfg, adam, sum
 	for i := range o.layers {
