@@ -42,38 +42,53 @@ func (b *batchNorm) bytes() int64 {
 	return int64(8*b.n)*4 + int64(2*b.n)*8
 }
 
-// trainForward normalises z (m rows × n) in place with the batch statistics,
+// trainForward normalises y (m rows × n) in place with the batch statistics,
 // keeps them for backward and updates the running estimates.
-func (b *batchNorm) trainForward(z []float32, m int) {
-	n := b.n
+func (b *batchNorm) trainForward(y []float32, m int) {
+	b.beginStats()
+	b.addStats(y, m)
+	b.endStats(m)
+	b.normalize(y, m)
+}
+
+// beginStats, addStats and endStats gather the batch statistics from rows
+// that arrive a chunk at a time (a conv layer's images): the sums are kept in
+// float64 and added in row order, so the result does not depend on the
+// chunking or on the number of threads.
+func (b *batchNorm) beginStats() {
 	clear(b.sum)
 	clear(b.sumSq)
+}
+
+func (b *batchNorm) addStats(y []float32, m int) {
+	n := b.n
 	for i := 0; i < m; i++ {
-		row := z[i*n : (i+1)*n]
-		for j, v := range row {
+		for j, v := range y[i*n : (i+1)*n] {
 			b.sum[j] += float64(v)
+			b.sumSq[j] += float64(v) * float64(v)
 		}
 	}
-	for j := range n {
-		b.sum[j] /= float64(m)
-	}
-	for i := 0; i < m; i++ {
-		row := z[i*n : (i+1)*n]
-		for j, v := range row {
-			d := float64(v) - b.sum[j]
-			b.sumSq[j] += d * d
-		}
-	}
+}
+
+// endStats turns the sums over m rows into the batch mean and 1/σ and
+// updates the running estimates.
+func (b *batchNorm) endStats(m int) {
 	unbiased := float64(m) / float64(max(m-1, 1))
-	for j := range n {
-		v := b.sumSq[j] / float64(m)
-		b.mean[j] = float32(b.sum[j])
+	for j := range b.n {
+		mean := b.sum[j] / float64(m)
+		v := max(b.sumSq[j]/float64(m)-mean*mean, 0)
+		b.mean[j] = float32(mean)
 		b.invStd[j] = float32(1 / math.Sqrt(v+bnEpsilon))
-		b.runMean[j] = bnMomentum*b.runMean[j] + (1-bnMomentum)*float32(b.sum[j])
+		b.runMean[j] = bnMomentum*b.runMean[j] + (1-bnMomentum)*float32(mean)
 		b.runVar[j] = bnMomentum*b.runVar[j] + (1-bnMomentum)*float32(v*unbiased)
 	}
+}
+
+// normalize applies the last batch statistics to y in place.
+func (b *batchNorm) normalize(y []float32, m int) {
+	n := b.n
 	for i := 0; i < m; i++ {
-		row := z[i*n : (i+1)*n]
+		row := y[i*n : (i+1)*n]
 		for j, v := range row {
 			row[j] = b.gamma[j]*(v-b.mean[j])*b.invStd[j] + b.beta[j]
 		}
@@ -98,38 +113,58 @@ func (b *batchNorm) evalForward(z []float32, m int) {
 	}
 }
 
-// backward takes the recomputed pre-activations z and dy = ∂L/∂y (both m×n),
-// sets dgamma, dbeta, and overwrites dy with ∂L/∂z:
+// backward takes the recomputed pre-activations y and dy = ∂L/∂(output)
+// (both m×n), sets dgamma, dbeta, and overwrites dy with ∂L/∂y:
 //
-//	∂L/∂z = scale·invStd·(dy − mean(dy) − x̂·mean(dy·x̂)),  x̂ = (z−μ)·invStd
-//
-// z is overwritten with x̂.
-func (b *batchNorm) backward(z, dy []float32, m int) {
-	n := b.n
+//	∂L/∂y = scale·invStd·(dy − mean(dy) − x̂·mean(dy·x̂)),  x̂ = (y−μ)·invStd
+func (b *batchNorm) backward(y, dy []float32, m int) {
+	b.beginGrad()
+	b.addGrad(y, dy, m)
+	b.endGrad(m)
+	b.applyGrad(y, dy, m)
+}
+
+// beginGrad, addGrad and endGrad gather Σdy and Σdy·x̂ over rows that
+// arrive a chunk at a time, like the forward statistics.
+func (b *batchNorm) beginGrad() {
 	clear(b.sum)
 	clear(b.sumSq)
+}
+
+func (b *batchNorm) addGrad(y, dy []float32, m int) {
+	n := b.n
 	for i := 0; i < m; i++ {
-		zr := z[i*n : (i+1)*n]
+		yr := y[i*n : (i+1)*n]
 		dr := dy[i*n : (i+1)*n]
-		for j := range zr {
-			xh := (zr[j] - b.mean[j]) * b.invStd[j]
-			zr[j] = xh
+		for j := range yr {
+			xh := (yr[j] - b.mean[j]) * b.invStd[j]
 			b.sum[j] += float64(dr[j])
 			b.sumSq[j] += float64(dr[j] * xh)
 		}
 	}
+}
+
+// endGrad sets dgamma and dbeta from the sums over m rows and keeps their
+// means for applyGrad.
+func (b *batchNorm) endGrad(m int) {
 	inv := 1 / float64(m)
-	for j := range n {
+	for j := range b.n {
 		b.dbeta[j] = float32(b.sum[j])
 		b.dgamma[j] = float32(b.sumSq[j])
 		b.sum[j] *= inv
 		b.sumSq[j] *= inv
 	}
+}
+
+// applyGrad overwrites dy (rows of the batch that endGrad summed) with ∂L/∂y.
+func (b *batchNorm) applyGrad(y, dy []float32, m int) {
+	n := b.n
 	for i := 0; i < m; i++ {
-		zr := z[i*n : (i+1)*n]
+		yr := y[i*n : (i+1)*n]
 		dr := dy[i*n : (i+1)*n]
 		for j := range dr {
-			dr[j] = b.gamma[j] * b.invStd[j] * (dr[j] - float32(b.sum[j]) - zr[j]*float32(b.sumSq[j]))
+			xh := (yr[j] - b.mean[j]) * b.invStd[j]
+			dr[j] = b.gamma[j] * b.invStd[j] * (dr[j] - float32(b.sum[j]) - xh*float32(b.sumSq[j]))
 		}
 	}
 }

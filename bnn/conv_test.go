@@ -2,6 +2,7 @@ package bnn
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -122,7 +123,27 @@ func refConvGrads(in, wts, dz []float64, m, h, w, c, out int, pad float64) (gw, 
 // TestConvMatchesReference runs conv(real, 64) → conv(binary, 64, pool) →
 // dense output on random data and compares the forward activations and
 // every gradient with direct float64 convolutions.
+// withChunkRows sizes the conv chunks of networks built during the test.
+func withChunkRows(t *testing.T, rows int) {
+	old := chunkRows
+	chunkRows = rows
+	t.Cleanup(func() { chunkRows = old })
+}
+
+// TestConvMatchesReference runs the whole batch as one chunk, one image per
+// chunk and two images per chunk (4×6 images: 24 GEMM rows each).
 func TestConvMatchesReference(t *testing.T) {
+	for _, tc := range []struct {
+		rows, images int
+	}{{1024, 3}, {24, 1}, {48, 2}} {
+		t.Run(fmt.Sprintf("chunk=%d", tc.images), func(t *testing.T) {
+			withChunkRows(t, tc.rows)
+			testConvMatchesReference(t, tc.images)
+		})
+	}
+}
+
+func testConvMatchesReference(t *testing.T, chunk int) {
 	const m, h, w, classes = 3, 4, 6, 5
 	spec, err := ParseSpec("conv:64,64p")
 	if err != nil {
@@ -145,6 +166,9 @@ func TestConvMatchesReference(t *testing.T) {
 			l.bn.gamma[j] = float32(0.5 + r.Float64())
 			l.bn.beta[j] = float32(r.NormFloat64() * 0.3)
 		}
+	}
+	if n.chunk != chunk {
+		t.Fatalf("network runs %d images per conv chunk, want %d", n.chunk, chunk)
 	}
 	rec := newRecorder(n)
 	if _, err := n.TrainStep(m, rec); err != nil {
@@ -352,5 +376,129 @@ func TestConvModelRoundTrip(t *testing.T) {
 	}
 	if !slices.Equal(n.Logits(4), got.Logits(4)) || !slices.Equal(p1, p2) {
 		t.Fatal("reloaded conv model computes different logits")
+	}
+}
+
+// TestConvChunksAndThreads trains one step of a three-conv network (so the
+// first layer's output gradient is recomputed through two conv layers) with
+// different chunk sizes and thread counts: the same chunking gives
+// bit-identical gradients for any thread count, and every chunking agrees
+// with the whole-batch one up to float rounding.
+func TestConvChunksAndThreads(t *testing.T) {
+	const m, classes = 5, 3
+	spec, err := ParseSpec("conv:64,64p,64,d32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(rows, threads int) *recorder {
+		withChunkRows(t, rows)
+		n, err := New(spec, Shape{4, 6, 2}, []string{"a", "b", "c"}, Options{Batch: m, Threads: threads, Seed: 11})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(6, 6))
+		for i := range n.x {
+			n.x[i] = float32(r.NormFloat64())
+		}
+		for i := range n.labels {
+			n.labels[i] = int32(r.IntN(classes))
+		}
+		for _, l := range n.layers {
+			for j := range l.bn.gamma {
+				l.bn.gamma[j] = float32(0.5 + r.Float64())
+				l.bn.beta[j] = float32(r.NormFloat64() * 0.3)
+			}
+		}
+		rec := newRecorder(n)
+		if _, err := n.TrainStep(m, rec); err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	whole := run(1024, 1)
+	for li, g := range whole.w[:3] {
+		if slices.Max(g) == 0 && slices.Min(g) == 0 {
+			t.Fatalf("layer %d: all-zero weight gradient, the test checks nothing", li)
+		}
+	}
+	close := func(what string, got, want [][]float64) {
+		for li := range want {
+			var scale float64
+			for _, v := range want[li] {
+				scale = max(scale, math.Abs(v))
+			}
+			for i := range want[li] {
+				if math.Abs(got[li][i]-want[li][i]) > 1e-4*scale {
+					t.Fatalf("%s: layer %d gradient %d: %g, whole batch %g", what, li, i, got[li][i], want[li][i])
+				}
+			}
+		}
+	}
+	for _, rows := range []int{24, 48, 72} {
+		one := run(rows, 1)
+		close(fmt.Sprintf("%d rows per chunk", rows), one.w, whole.w)
+		close(fmt.Sprintf("%d rows per chunk, batch norm", rows), one.params, whole.params)
+		for _, threads := range []int{2, 3} {
+			got := run(rows, threads)
+			for li := range one.w {
+				if !slices.Equal(got.w[li], one.w[li]) {
+					t.Fatalf("%d rows per chunk: layer %d gradient differs with %d threads", rows, li, threads)
+				}
+			}
+			for i := range one.params {
+				if !slices.Equal(got.params[i], one.params[i]) {
+					t.Fatalf("%d rows per chunk: batch-norm gradient %d differs with %d threads", rows, i, threads)
+				}
+			}
+		}
+	}
+}
+
+// flipAll records gradients like recorder, then flips every weight of the
+// tile, the most any optimizer can do to the weights during a step.
+type flipAll struct{ *recorder }
+
+func (f flipAll) FoldTile(worker int, t *WeightTile) {
+	f.recorder.FoldTile(worker, t)
+	for j := t.Row0; j < t.Row1; j++ {
+		for k := t.Col0; k < t.Col1; k++ {
+			t.Weights[j*t.RowWords+k>>6] ^= 1 << (k & 63)
+		}
+	}
+}
+
+// TestGradientsUseForwardWeights checks that no gradient of a step is
+// computed with weights already flipped in that step, even though lower conv
+// layers recompute their gradients through the layers above.
+func TestGradientsUseForwardWeights(t *testing.T) {
+	withChunkRows(t, 24)
+	spec, err := ParseSpec("conv:64,64p,64,d32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(opt func(*Network) Optimizer) *Network {
+		n, err := New(spec, Shape{4, 6, 2}, []string{"a", "b", "c"}, Options{Batch: 4, Threads: 2, Seed: 12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(7, 7))
+		for i := range n.x {
+			n.x[i] = float32(r.NormFloat64())
+		}
+		for i := range n.labels {
+			n.labels[i] = int32(r.IntN(3))
+		}
+		if _, err := n.TrainStep(4, opt(n)); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var plain, flipped *recorder
+	run(func(n *Network) Optimizer { plain = newRecorder(n); return plain })
+	run(func(n *Network) Optimizer { flipped = newRecorder(n); return flipAll{flipped} })
+	for li := range plain.w {
+		if !slices.Equal(plain.w[li], flipped.w[li]) {
+			t.Errorf("layer %d: gradient changes when the optimizer flips weights during the step", li)
+		}
 	}
 }

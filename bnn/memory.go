@@ -61,15 +61,14 @@ func (n *Network) Memory() Memory {
 		m.BinaryWeights += u64Bytes(l.w)
 		m.RealParams += l.bn.bytes()
 		m.Activations += u64Bytes(l.sign) + u64Bytes(l.mask)
+		m.GradientTiles += f32Bytes(l.grad)
+		m.Buffers += u64Bytes(l.cols) + f32Bytes(l.colsF) + f32Bytes(l.z) + f32Bytes(l.zp) +
+			f32Bytes(l.dz) + f32Bytes(l.dy)
 	}
 	for _, t := range n.tiles {
 		m.GradientTiles += f32Bytes(t)
 	}
-	m.Buffers = f32Bytes(n.zp) + f32Bytes(n.dzc) + f32Bytes(n.dy) + f32Bytes(n.dx) +
-		f32Bytes(n.ones) + f32Bytes(n.zeros) + u64Bytes(n.cols) + f32Bytes(n.colsF)
-	for _, d := range n.dcols {
-		m.Buffers += f32Bytes(d)
-	}
+	m.Buffers += f32Bytes(n.dy) + f32Bytes(n.dx) + f32Bytes(n.dcols) + f32Bytes(n.ones) + f32Bytes(n.zeros)
 	m.InputBatch = f32Bytes(n.x) + int64(len(n.labels))*4
 	return m
 }

@@ -63,6 +63,11 @@ const (
 	tileCols = 1024
 )
 
+// chunkRows is about how many GEMM rows (output positions) a conv layer
+// computes at once: a chunk of images large enough to keep the kernels busy
+// and small enough that no buffer grows with the batch. Tests vary it.
+var chunkRows = 1024
+
 // layer is one block: binary weights (dense, or a 3×3 conv run as im2col +
 // GEMM, optionally 2×2 max-pooled) → batch norm → sign (or softmax for the
 // last one). Every block is a GEMM of gemmRows rows per example, in inputs
@@ -88,6 +93,17 @@ type layer struct {
 	sign, mask []uint64 // batch·actRows rows × ow words
 	rowTiles   int
 	colTiles   int
+	// A conv layer works on a chunk of images at a time (Network.chunk), so
+	// these hold one chunk only: im2col rows (bits, or real pixels for the
+	// first layer), pre-activations before and after pooling, the gradient
+	// before pooling and the gradient of the layer's output.
+	cols          []uint64
+	colsF         []float32
+	z, zp, dz, dy []float32
+	// grad is a conv layer's weight gradient, summed over the chunks tile
+	// by tile (tile (j0,j1,k0,k1) at j0·in + (j1−j0)·k0). Conv weights are
+	// few (out × 9·channels), and every tile needs all the images.
+	grad []float32
 }
 
 // Network is a binarized network with its training buffers.
@@ -102,18 +118,20 @@ type Network struct {
 	x      []float32 // input batch, Batch × in.Size()
 	labels []int32
 
-	z      []float32   // pre-activations of one layer (before pooling)
-	zp     []float32   // pooled pre-activations (pooling layers only)
-	dzc    []float32   // gradient before pooling (pooling layers only)
-	dy, dx []float32   // gradient rows
-	cols   []uint64    // binary im2col rows of a conv layer's input
-	colsF  []float32   // real im2col rows of a real-input conv layer
-	dcols  [][]float32 // per worker: one image's im2col-shaped input gradient
-	ones   []float32   // identity batch-norm for BGemmScaled
-	zeros  []float32
-	tiles  [][]float32  // one gradient tile per worker
-	wtiles []WeightTile // one descriptor per worker
-	params []RealParam
+	dy, dx []float32 // gradient rows of dense layers, and dense pre-activations
+	// chunk is the number of images a conv layer handles at once; it depends
+	// on the shapes only, so results do not depend on the thread count.
+	chunk int
+	// convTop is ∂L/∂(output of the top conv layer) for the whole batch,
+	// written by the dense layer above; gradients further down the conv
+	// stack are recomputed a chunk at a time instead of kept.
+	convTop []float32
+	dcols   []float32 // one image's im2col-shaped input gradient
+	ones    []float32 // identity batch-norm for BGemmScaled
+	zeros   []float32
+	tiles   [][]float32  // one gradient tile per worker
+	wtiles  []WeightTile // one descriptor per worker
+	params  []RealParam
 }
 
 // New builds a network for inputs of shape in and len(classes) classes, with
@@ -136,7 +154,7 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 	// The geometry flowing through the layers: h×w×c activations per example.
 	h, w, c := in.Height, in.Width, in.Channels
 	hidden := append(append([]LayerSpec(nil), spec.Hidden...), LayerSpec{Kind: Dense, Units: len(classes)})
-	var zW, zpW, gradW, colWords, colFloats, dcolFloats int
+	var gradW, convRows int
 	for i, ls := range hidden {
 		l := &layer{index: i, kind: ls.Kind, out: ls.Units, realInput: i == 0, last: i == len(hidden)-1,
 			h: h, wd: w, c: c, pool: ls.Pool, gemmRows: 1, actRows: 1, inPerExample: h * w * c}
@@ -148,7 +166,14 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 				return nil, fmt.Errorf("%s: dense after conv needs a multiple of 64 channels, have %d", where, c)
 			}
 			h, w, c = 1, 1, ls.Units
+			gradW = max(gradW, l.out)
+			if !l.realInput {
+				gradW = max(gradW, l.in)
+			}
 		case Conv3x3:
+			if i > 0 && n.layers[i-1].kind != Conv3x3 {
+				return nil, fmt.Errorf("%s: a conv layer after a dense layer", where)
+			}
 			if !l.realInput && c%64 != 0 {
 				return nil, fmt.Errorf("%s: a binary conv needs a multiple of 64 input channels, have %d", where, c)
 			}
@@ -162,6 +187,7 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 			}
 			l.actRows = h * w
 			c = ls.Units
+			convRows = max(convRows, l.gemmRows)
 		default:
 			return nil, fmt.Errorf("%s: unknown layer kind %v", where, ls.Kind)
 		}
@@ -174,38 +200,38 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 		}
 		l.rowTiles = (l.out + tileRows - 1) / tileRows
 		l.colTiles = (l.in + tileCols - 1) / tileCols
-		zW = max(zW, l.gemmRows*l.out)
-		if l.pool {
-			zpW = max(zpW, l.actRows*l.out)
-		}
-		gradW = max(gradW, l.gemmRows*l.out, l.inPerExample)
-		if l.kind == Conv3x3 {
-			if l.realInput {
-				colFloats = max(colFloats, l.gemmRows*l.in)
-			} else {
-				colWords = max(colWords, l.gemmRows*l.kw)
-				dcolFloats = max(dcolFloats, l.gemmRows*l.in)
-			}
-		}
 		n.layers = append(n.layers, l)
+	}
+	n.chunk = B
+	if convRows > 0 {
+		n.chunk = min(max(chunkRows/convRows, 1), B)
+	}
+	dcolFloats := 0
+	for _, l := range n.layers {
+		if l.kind != Conv3x3 {
+			continue
+		}
+		rows := n.chunk * l.gemmRows
+		if l.realInput {
+			l.colsF = make([]float32, rows*l.in)
+		} else {
+			l.cols = make([]uint64, rows*l.kw)
+			dcolFloats = max(dcolFloats, l.gemmRows*l.in)
+		}
+		l.z = make([]float32, rows*l.out)
+		if l.pool {
+			l.zp = make([]float32, n.chunk*l.actRows*l.out)
+			l.dz = make([]float32, rows*l.out)
+		}
+		l.dy = make([]float32, n.chunk*l.actRows*l.out)
+		l.grad = make([]float32, l.out*l.in)
 	}
 	n.randomizeWeights(opt.Seed)
 	n.x = make([]float32, B*in.Size())
 	n.labels = make([]int32, B)
 	n.dy = make([]float32, B*gradW)
 	n.dx = make([]float32, B*gradW)
-	if zpW > 0 {
-		n.zp = make([]float32, B*zpW)
-		n.dzc = make([]float32, B*zW)
-	}
-	n.cols = make([]uint64, B*colWords)
-	n.colsF = make([]float32, B*colFloats)
-	if dcolFloats > 0 {
-		n.dcols = make([][]float32, opt.Threads)
-		for i := range n.dcols {
-			n.dcols[i] = make([]float32, dcolFloats)
-		}
-	}
+	n.dcols = make([]float32, dcolFloats)
 	widest := 0
 	for _, l := range n.layers {
 		widest = max(widest, l.out)
@@ -375,84 +401,52 @@ func argmax(v []float32) int {
 // independent, so the split never changes a result.
 func (n *Network) grain(m int) int { return (m + n.opt.Threads - 1) / n.opt.Threads }
 
-// gemmInput prepares a conv layer's GEMM operand for m examples: the im2col
-// rows of its input (real pixels, or the previous layer's sign bits with
-// padding +1). Dense layers read their input directly.
-func (n *Network) gemmInput(l *layer, m int) {
-	if l.kind != Conv3x3 {
-		return
-	}
-	hw := l.h * l.wd
-	grain := (m + n.opt.Threads - 1) / n.opt.Threads
-	if l.realInput {
-		per, src := hw*l.in, hw*l.c
-		kernels.Parallel(n.opt.Threads, m, grain, func(lo, hi int) {
-			kernels.Im2Col3x3Float(n.colsF[lo*per:hi*per], n.x[lo*src:hi*src], hi-lo, l.h, l.wd, l.c)
+// gemm writes rows GEMM rows of layer l into z (rows × out): real inputs x,
+// or packed bits a.
+func (n *Network) gemm(l *layer, z, x []float32, a []uint64, rows int) {
+	grain := (rows + n.opt.Threads - 1) / n.opt.Threads
+	if x != nil {
+		kernels.Parallel(n.opt.Threads, rows, grain, func(lo, hi int) {
+			kernels.RealBinGemm(z[lo*l.out:hi*l.out], x[lo*l.in:hi*l.in], l.w, hi-lo, l.out, l.in)
 		})
 		return
 	}
-	prev := n.layers[l.index-1]
-	per, src := hw*l.kw, hw*kernels.Words(l.c)
-	kernels.Parallel(n.opt.Threads, m, grain, func(lo, hi int) {
-		kernels.Im2Col3x3Bits(n.cols[lo*per:hi*per], prev.sign[lo*src:hi*src], hi-lo, l.h, l.wd, l.c)
+	kernels.Parallel(n.opt.Threads, rows, grain, func(lo, hi int) {
+		kernels.BGemmScaled(z[lo*l.out:hi*l.out], a[lo*l.kw:hi*l.kw], l.w, hi-lo, l.out, l.kw, l.in, n.ones[:l.out], n.zeros[:l.out])
 	})
 }
 
-// gemmA returns layer l's GEMM input rows: real values or packed bits.
-func (n *Network) gemmA(l *layer) ([]float32, []uint64) {
-	switch {
-	case l.realInput && l.kind == Conv3x3:
-		return n.colsF, nil
-	case l.realInput:
+// denseInput is a dense layer's input for the whole batch: the real input
+// batch or the previous layer's sign bits.
+func (n *Network) denseInput(l *layer) ([]float32, []uint64) {
+	if l.realInput {
 		return n.x, nil
-	case l.kind == Conv3x3:
-		return nil, n.cols
 	}
 	return nil, n.layers[l.index-1].sign
 }
 
-// linear writes layer l's pre-activations (before pooling) for m examples
-// into z: m·gemmRows rows × out. gemmInput must have run for conv layers.
-func (n *Network) linear(l *layer, m int, z []float32) {
-	rows := m * l.gemmRows
-	grain := (rows + n.opt.Threads - 1) / n.opt.Threads
-	if x, a := n.gemmA(l); x != nil {
-		kernels.Parallel(n.opt.Threads, rows, grain, func(lo, hi int) {
-			kernels.RealBinGemm(z[lo*l.out:hi*l.out], x[lo*l.in:hi*l.in], l.w, hi-lo, l.out, l.in)
-		})
-	} else {
-		kernels.Parallel(n.opt.Threads, rows, grain, func(lo, hi int) {
-			kernels.BGemmScaled(z[lo*l.out:hi*l.out], a[lo*l.kw:hi*l.kw], l.w, hi-lo, l.out, l.kw, l.in, n.ones[:l.out], n.zeros[:l.out])
-		})
-	}
-}
-
-// preActivations computes layer l's batch-norm input for m examples
-// (pooled for pooling layers) and returns it with the unpooled z, which is
-// written into buf.
-func (n *Network) preActivations(l *layer, m int, buf []float32) (y, z []float32) {
-	n.gemmInput(l, m)
-	z = buf[:m*l.gemmRows*l.out]
-	n.linear(l, m, z)
-	if !l.pool {
-		return z, z
-	}
-	y = n.zp[:m*l.actRows*l.out]
-	maxPool(y, z, m, l.h, l.wd, l.out)
-	return y, z
+// densePre writes a dense layer's pre-activations for m examples into buf.
+func (n *Network) densePre(l *layer, m int, buf []float32) []float32 {
+	z := buf[:m*l.out]
+	x, a := n.denseInput(l)
+	n.gemm(l, z, x, a, m)
+	return z
 }
 
 func (n *Network) forward(m int, train bool) {
 	for _, l := range n.layers {
-		y, _ := n.preActivations(l, m, n.dx)
-		rows := m * l.actRows
+		if l.kind == Conv3x3 {
+			n.convForward(l, m, train)
+			continue
+		}
+		y := n.densePre(l, m, n.dx)
 		if train {
-			l.bn.trainForward(y, rows)
+			l.bn.trainForward(y, m)
 		} else {
-			l.bn.evalForward(y, rows)
+			l.bn.evalForward(y, m)
 		}
 		if !l.last {
-			packSignMask(l.sign, l.mask, y, rows, l.out, l.ow)
+			packSignMask(l.sign, l.mask, y, m, l.out, l.ow)
 		}
 	}
 }
@@ -579,68 +573,69 @@ func (n *Network) backward(m int, opt Optimizer) {
 	dy, dx := n.dy, n.dx
 	for li := len(n.layers) - 1; li >= 0; li-- {
 		l := n.layers[li]
-		rows := m * l.actRows
+		if l.kind == Conv3x3 {
+			if n.layers[li+1].kind == Dense {
+				n.convTop = dy[:m*l.actRows*l.out]
+			}
+			n.convBackward(l, m)
+			continue
+		}
 		// Recompute the pre-activations instead of keeping them: the weights
 		// of this layer have not flipped yet in this step, so they are
 		// exact. They go to dx, which receives the input gradient only
 		// after they have been used.
-		y, z := n.preActivations(l, m, dx)
-		dyp := dy[:rows*l.out]
-		l.bn.backward(y, dyp, rows)
-		dz := dyp
-		if l.pool {
-			dz = n.dzc[:m*l.gemmRows*l.out]
-			unpool(dz, dyp, z, m, l.h, l.wd, l.out)
-		}
+		y := n.densePre(l, m, dx)
+		dz := dy[:m*l.out]
+		l.bn.backward(y, dz, m)
 		if li > 0 {
 			prev := n.layers[li-1]
-			d := dx[:m*l.inPerExample]
-			if l.kind == Conv3x3 {
-				// One image at a time, so the im2col-shaped gradient never
-				// exists for the whole batch.
-				hw := l.h * l.wd
-				forEachWorker(n.opt.Threads, m, func(worker, b int) {
-					dcols := n.dcols[worker][:hw*l.in]
-					kernels.BinGradInput(dcols, dz[b*hw*l.out:(b+1)*hw*l.out], l.w, hw, l.out, l.in)
-					kernels.Col2Im3x3Float(d[b*hw*l.c:(b+1)*hw*l.c], dcols, 1, l.h, l.wd, l.c)
-				})
-			} else {
-				kernels.Parallel(n.opt.Threads, m, n.grain(m), func(lo, hi int) {
-					kernels.BinGradInput(d[lo*l.in:hi*l.in], dz[lo*l.out:hi*l.out], l.w, hi-lo, l.out, l.in)
-				})
-			}
+			d := dx[:m*l.in]
+			kernels.Parallel(n.opt.Threads, m, n.grain(m), func(lo, hi int) {
+				kernels.BinGradInput(d[lo*l.in:hi*l.in], dz[lo*l.out:hi*l.out], l.w, hi-lo, l.out, l.in)
+			})
 			applyMask(d, prev.mask, m*prev.actRows, prev.out, prev.ow)
 		}
-		n.foldTiles(l, m, dz, opt)
+		x, a := n.denseInput(l)
+		n.foldTiles(l, opt, func(worker, j0, j1, k0, k1 int) []float32 {
+			tile := n.tiles[worker][:(j1-j0)*(k1-k0)]
+			if x != nil {
+				kernels.RealGradWeightTile(tile, dz, x[:m*l.in], m, l.out, l.in, j0, j1, k0, k1)
+			} else {
+				kernels.BinGradWeightTile(tile, dz, a[:m*l.kw], m, l.out, l.in, j0, j1, k0, k1)
+			}
+			return tile
+		})
 		dy, dx = dx, dy
+	}
+	// Conv layers fold last: the gradient of a lower conv layer is
+	// recomputed through the ones above it, with their weights as they
+	// were in the forward pass.
+	for _, l := range n.layers {
+		if l.kind == Conv3x3 {
+			n.foldTiles(l, opt, func(_, j0, j1, k0, k1 int) []float32 { return l.gradTile(j0, j1, k0, k1) })
+		}
 	}
 	opt.EndStep(n.params)
 }
 
-// foldTiles produces layer l's weight gradient one tile at a time and hands
-// each tile to the optimizer, which folds it into the momenta and flips
-// weights before the worker computes its next tile.
-func (n *Network) foldTiles(l *layer, m int, dz []float32, opt Optimizer) {
-	count := l.rowTiles * l.colTiles
-	rows := m * l.gemmRows
-	x, a := n.gemmA(l)
-	run := func(worker, t int) {
-		j0 := (t / l.colTiles) * tileRows
-		j1 := min(j0+tileRows, l.out)
-		k0 := (t % l.colTiles) * tileCols
-		k1 := min(k0+tileCols, l.in)
-		tile := n.tiles[worker][:(j1-j0)*(k1-k0)]
-		if x != nil {
-			kernels.RealGradWeightTile(tile, dz, x[:rows*l.in], rows, l.out, l.in, j0, j1, k0, k1)
-		} else {
-			kernels.BinGradWeightTile(tile, dz, a[:rows*l.kw], rows, l.out, l.in, j0, j1, k0, k1)
-		}
+// tileBounds are the output rows [j0,j1) and inputs [k0,k1) of tile t.
+func (l *layer) tileBounds(t int) (j0, j1, k0, k1 int) {
+	j0 = (t / l.colTiles) * tileRows
+	k0 = (t % l.colTiles) * tileCols
+	return j0, min(j0+tileRows, l.out), k0, min(k0+tileCols, l.in)
+}
+
+// foldTiles hands layer l's weight gradient to the optimizer one tile at a
+// time: grad returns tile (j0,j1,k0,k1), computed by the worker that folds it
+// into the momenta and flips weights before it takes its next tile.
+func (n *Network) foldTiles(l *layer, opt Optimizer, grad func(worker, j0, j1, k0, k1 int) []float32) {
+	forEachWorker(n.opt.Threads, l.rowTiles*l.colTiles, func(worker, t int) {
+		j0, j1, k0, k1 := l.tileBounds(t)
 		wt := &n.wtiles[worker]
 		*wt = WeightTile{Layer: l.index, Row0: j0, Row1: j1, Col0: k0, Col1: k1, Cols: 64 * l.kw,
-			Grad: tile, Weights: l.w, RowWords: l.kw}
+			Grad: grad(worker, j0, j1, k0, k1), Weights: l.w, RowWords: l.kw}
 		opt.FoldTile(worker, wt)
-	}
-	forEachWorker(n.opt.Threads, count, run)
+	})
 }
 
 // forEachWorker runs fn(worker, i) for every i in [0,n) on up to threads
