@@ -13,6 +13,7 @@ import (
 	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/bop"
 	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/train"
 )
 
 func init() {
@@ -156,14 +157,16 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	bat := newBatcher(ds, net, tf.threads, tf.seed)
+	bat := train.NewBatcher(ds, net, tf.threads, tf.seed)
 	next := func() (int, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		m, err := bat.next()
-		if errors.Is(err, errEpochEnd) {
-			m, err = bat.next()
+		// The warm-up and recording may run past the end of an epoch:
+		// carry on with the next one.
+		m, err := bat.Next()
+		if errors.Is(err, train.ErrEpochEnd) {
+			m, err = bat.Next()
 		}
 		return m, err
 	}
@@ -182,14 +185,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		Results []searchJSON `json:"results"`
 		Seconds float64      `json:"seconds"`
 	}{Model: tf.model, Steps: *steps, Samples: sf.samples, Formats: formatStrings(cal.Formats), Seconds: time.Since(start).Seconds()}
-	fs32 := cal.Formats
-	if len(fs32) == 1 {
-		fs32 = make([]fp.Format, len(net.Layers()))
-		for i := range fs32 {
-			fs32[i] = cal.Formats[0]
-		}
-	}
-	out.Bits = momentumBits(net, fs32)
+	out.Bits = train.MomentumBits(net, cal.Formats)
 	for i, r := range cal.Results {
 		writeRanking(stdout, scopeName(*perLayer, i), r, *rows)
 		fmt.Fprintln(stdout)

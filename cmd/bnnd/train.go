@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -23,6 +20,7 @@ import (
 	"github.com/bnnd/bnnd/fp"
 	"github.com/bnnd/bnnd/kernels"
 	"github.com/bnnd/bnnd/sensors"
+	"github.com/bnnd/bnnd/train"
 )
 
 func init() {
@@ -99,7 +97,7 @@ func (t *trainFlags) setup() (sensors.Dataset, *bnn.Network, error) {
 // loadTest opens the test set: the training source's own test split, or
 // --test (its test split for MNIST, all of it otherwise), with the training
 // classes and normaliser.
-func (t *trainFlags) loadTest(train sensors.Dataset) (sensors.Dataset, error) {
+func (t *trainFlags) loadTest(trainDs sensors.Dataset) (sensors.Dataset, error) {
 	spec, split := t.data, sensors.SplitTest
 	if t.test != "" {
 		spec, split = t.test, sensors.SplitAll
@@ -108,134 +106,14 @@ func (t *trainFlags) loadTest(train sensors.Dataset) (sensors.Dataset, error) {
 		}
 	}
 	ds, err := sensors.LoadDataset(spec, split, sensors.LoadOptions{Window: t.window, Hop: t.hop,
-		Classes: train.Classes(), Norm: sensors.NormalizerOf(train)})
+		Classes: trainDs.Classes(), Norm: sensors.NormalizerOf(trainDs)})
 	if err != nil {
 		return nil, fmt.Errorf("loading test data: %w", err)
 	}
-	if ds.Shape() != train.Shape() {
-		return nil, fmt.Errorf("test data %s has shape %v, training data %v", spec, ds.Shape(), train.Shape())
+	if ds.Shape() != trainDs.Shape() {
+		return nil, fmt.Errorf("test data %s has shape %v, training data %v", spec, ds.Shape(), trainDs.Shape())
 	}
 	return ds, nil
-}
-
-// batcher deals shuffled batches of a dataset into the network's buffers.
-type batcher struct {
-	ds      sensors.Dataset
-	net     *bnn.Network
-	threads int
-	seed    uint64
-	order   []int
-	pos     int
-	epoch   int
-}
-
-var errEpochEnd = errors.New("end of epoch")
-
-func newBatcher(ds sensors.Dataset, net *bnn.Network, threads int, seed uint64) *batcher {
-	b := &batcher{ds: ds, net: net, threads: threads, seed: seed, order: make([]int, ds.Len())}
-	b.shuffle()
-	return b
-}
-
-func (b *batcher) shuffle() {
-	for i := range b.order {
-		b.order[i] = i
-	}
-	r := rand.New(rand.NewPCG(b.seed, uint64(b.epoch)+0x5368756666))
-	r.Shuffle(len(b.order), func(i, j int) { b.order[i], b.order[j] = b.order[j], b.order[i] })
-	b.pos = 0
-}
-
-// next fills a full batch; at the end of an epoch (a partial batch is
-// dropped) it reshuffles for the next one and returns errEpochEnd.
-func (b *batcher) next() (int, error) {
-	batch := b.net.Options().Batch
-	size := b.ds.Shape().Size()
-	x, labels := b.net.Input(), b.net.Labels()
-	m := 0
-	for m < batch {
-		if b.pos+(batch-m) > len(b.order) {
-			b.epoch++
-			b.shuffle()
-			return 0, errEpochEnd
-		}
-		// Decode the batch in parallel; unlabelled examples are skipped
-		// (their slot is refilled by the next loop round).
-		idx := b.order[b.pos : b.pos+batch-m]
-		b.pos += len(idx)
-		base := m
-		kernels.Parallel(b.threads, len(idx), (len(idx)+b.threads-1)/b.threads, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				row := base + r
-				labels[row] = int32(b.ds.Example(idx[r], x[row*size:(row+1)*size]))
-			}
-		})
-		for r := base; r < base+len(idx); r++ {
-			if labels[r] >= 0 {
-				if m != r {
-					copy(x[m*size:(m+1)*size], x[r*size:(r+1)*size])
-					labels[m] = labels[r]
-				}
-				m++
-			}
-		}
-	}
-	return m, nil
-}
-
-// evaluate returns the accuracy of net on ds (labelled examples only).
-func evaluate(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads int) (float64, error) {
-	batch := net.Options().Batch
-	size := ds.Shape().Size()
-	x, labels := net.Input(), net.Labels()
-	pred := make([]int32, batch)
-	correct, total := 0, 0
-	for start := 0; start < ds.Len(); start += batch {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		m := min(batch, ds.Len()-start)
-		kernels.Parallel(threads, m, (m+threads-1)/threads, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				labels[r] = int32(ds.Example(start+r, x[r*size:(r+1)*size]))
-			}
-		})
-		if err := net.Evaluate(m, pred); err != nil {
-			return 0, err
-		}
-		for r := 0; r < m; r++ {
-			if labels[r] < 0 {
-				continue
-			}
-			total++
-			if pred[r] == labels[r] {
-				correct++
-			}
-		}
-	}
-	if total == 0 {
-		return 0, errors.New("test data has no labelled examples")
-	}
-	return float64(correct) / float64(total), nil
-}
-
-// peakRSS is the process's high-water resident set size in bytes.
-func peakRSS() int64 {
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				var kb int64
-				if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err == nil {
-					return kb << 10
-				}
-			}
-		}
-	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		return int64(ru.Maxrss) << 10 // Linux reports KiB
-	}
-	return 0
 }
 
 // trainResult is the JSON object printed as the last line with --json.
@@ -340,7 +218,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	bat := newBatcher(ds, net, tf.threads, tf.seed)
+	bat := train.NewBatcher(ds, net, tf.threads, tf.seed)
 
 	var bar *progressbar.ProgressBar
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -358,7 +236,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if auto {
 		t0 := time.Now()
 		fs, err := calibrateFor(net, opt, func() (int, error) {
-			m, err := bat.next()
+			m, err := bat.Next()
 			samples += int64(m)
 			return m, err
 		}, *calWarmup, *calSteps, *perLayer, tf.seed, &sf, stderr)
@@ -378,42 +256,28 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opt.TrackFlipAgreement(net, *agreeSamples, tf.seed)
 	}
 	epochLine := func(epoch int, loss, acc, testAcc float64) {
-		c := sumCounters(opt.Totals())
+		c := train.SumCounters(opt.Totals())
 		fmt.Fprintf(stderr, "epoch %d/%d: loss %.4f train acc %.4f test acc %.4f | flips %.3g/weight/step lost %.3f | %.0f samples/s\n",
 			epoch, *epochs, loss, acc, testAcc, c.FlipRate(), c.LostRatio(), float64(samples)/trainTime.Seconds())
 	}
 	var testAcc float64
-	for epoch := bat.epoch; epoch < *epochs; epoch = bat.epoch {
-		var lossSum float64
-		var correct, seen int
-		for {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			t0 := time.Now()
-			m, err := bat.next()
-			if errors.Is(err, errEpochEnd) {
-				break
-			}
-			res, err := net.TrainStep(m, opt)
-			if err != nil {
-				return err
-			}
-			trainTime += time.Since(t0)
-			samples += int64(m)
-			lossSum += res.Loss * float64(m)
-			correct += res.Correct
-			seen += m
+	for epoch := bat.Epoch(); epoch < *epochs; epoch = bat.Epoch() {
+		st, err := train.RunEpoch(ctx, net, opt, bat, func(sofar train.EpochStats) {
 			if bar != nil {
-				bar.Describe(fmt.Sprintf("epoch %d loss %.3f acc %.3f %.0f/s", epoch+1, lossSum/float64(seen),
-					float64(correct)/float64(seen), float64(samples)/trainTime.Seconds()))
+				bar.Describe(fmt.Sprintf("epoch %d loss %.3f acc %.3f %.0f/s", epoch+1, sofar.Loss(), sofar.Accuracy(),
+					float64(samples+int64(sofar.Samples))/(trainTime+sofar.Time).Seconds()))
 				_ = bar.Add(1)
 			}
+		})
+		trainTime += st.Time
+		samples += int64(st.Samples)
+		if err != nil {
+			return err
 		}
-		if seen > 0 {
-			lastLoss, lastAcc = lossSum/float64(seen), float64(correct)/float64(seen)
+		if st.Samples > 0 {
+			lastLoss, lastAcc = st.Loss(), st.Accuracy()
 		}
-		testAcc, err = evaluate(ctx, net, testDs, tf.threads)
+		testAcc, err = train.Evaluate(ctx, net, testDs, tf.threads)
 		if err != nil {
 			return err
 		}
@@ -433,18 +297,18 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	mem := net.Memory()
 	opt.AddMemory(&mem)
-	total := sumCounters(opt.Totals())
+	total := train.SumCounters(opt.Totals())
 	res := trainResult{
 		Model: tf.model, Momentum: *momentum, Formats: formatStrings(opt.Formats()), Epochs: *epochs,
 		Batch: tf.batch, Threads: tf.threads, Seed: tf.seed, Gamma: tf.gamma, Tau: tf.tau,
 		TestAcc: testAcc, TrainAcc: lastAcc, TrainLoss: lastLoss,
 		TrainStateBytes: mem.Total(), TrainState: mem,
-		MomentumBits: momentumBits(net, opt.Formats()),
+		MomentumBits: train.MomentumBits(net, opt.Formats()),
 		LostRatio:    total.LostRatio(), FlipRate: total.FlipRate(),
 		UnderflowRatio: ratioOf(total.Underflow, total.Values),
 		Counters:       opt.Totals(), Steps: opt.Steps(),
 		SamplesPerS:  float64(samples) / trainTime.Seconds(),
-		PeakRSSBytes: peakRSS(), Seconds: time.Since(start).Seconds(), Kernels: kernels.Impl(),
+		PeakRSSBytes: train.PeakRSS(), Seconds: time.Since(start).Seconds(), Kernels: kernels.Impl(),
 	}
 	if agree := opt.FlipAgreement(); agree != nil {
 		var a bop.FlipAgreement
@@ -476,14 +340,6 @@ func ratioOf(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-func sumCounters(cs []bop.Counters) bop.Counters {
-	var t bop.Counters
-	for _, c := range cs {
-		t.Add(c)
-	}
-	return t
-}
-
 func formatStrings(fs []fp.Format) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
@@ -493,16 +349,6 @@ func formatStrings(fs []fp.Format) []string {
 }
 
 func formatList(fs []fp.Format) string { return strings.Join(formatStrings(fs), ",") }
-
-// momentumBits is the mean bits per momentum over all layers.
-func momentumBits(net *bnn.Network, fs []fp.Format) float64 {
-	var bits, n float64
-	for i, l := range net.Layers() {
-		bits += float64(l.Weights * fs[i].Bits())
-		n += float64(l.Weights)
-	}
-	return bits / n
-}
 
 // saveModel writes the model atomically: temporary file, fsync, rename.
 func saveModel(path string, net *bnn.Network) error {

@@ -1,0 +1,245 @@
+// Package train is the epoch-based training engine behind `bnnd train` and
+// `bnnd calibrate`: shuffled batches of a sensors.Dataset dealt into a
+// bnn.Network's input buffers, epochs of training steps, and accuracy on a
+// test set. Printing, progress bars and flags stay with the command.
+//
+// Everything is deterministic for a given seed and thread count: the
+// shuffle of epoch e depends on (seed, e) only, and the decoding of a batch
+// is split over threads without changing which example lands in which row.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/bop"
+	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/kernels"
+	"github.com/bnnd/bnnd/sensors"
+)
+
+// ErrEpochEnd is what Batcher.Next returns once an epoch has no full batch
+// left; the Batcher has then already reshuffled for the next epoch.
+var ErrEpochEnd = errors.New("end of epoch")
+
+// shuffleStream is the second PCG word of every shuffle, so the shuffle
+// stream differs from other generators seeded with the same seed (weights,
+// stochastic rounding). Changing it changes every training run.
+const shuffleStream = 0x5368756666 // "Shuff"
+
+// Batcher deals shuffled batches of a dataset into a network's Input and
+// Labels buffers: each epoch visits the examples in a fresh order, skips
+// unlabelled ones, and drops the partial batch at the end.
+type Batcher struct {
+	ds      sensors.Dataset
+	net     *bnn.Network
+	threads int
+	seed    uint64
+	order   []int
+	pos     int
+	epoch   int
+}
+
+// NewBatcher deals batches of net.Options().Batch examples from ds into
+// net, decoding each batch on threads workers (at least 1), in an order
+// drawn from seed.
+func NewBatcher(ds sensors.Dataset, net *bnn.Network, threads int, seed uint64) *Batcher {
+	b := &Batcher{ds: ds, net: net, threads: max(threads, 1), seed: seed, order: make([]int, ds.Len())}
+	b.shuffle()
+	return b
+}
+
+// Epoch is the number of epochs completed (the one Next is dealing from,
+// counted from 0).
+func (b *Batcher) Epoch() int { return b.epoch }
+
+func (b *Batcher) shuffle() {
+	for i := range b.order {
+		b.order[i] = i
+	}
+	r := rand.New(rand.NewPCG(b.seed, uint64(b.epoch)+shuffleStream))
+	r.Shuffle(len(b.order), func(i, j int) { b.order[i], b.order[j] = b.order[j], b.order[i] })
+	b.pos = 0
+}
+
+// Next fills the first rows of the network's Input and Labels with a full
+// batch of labelled examples and returns the batch size. When the epoch has
+// too few examples left for a full batch (the rest are dropped) it
+// reshuffles for the next epoch and returns ErrEpochEnd; the following call
+// deals from the new epoch.
+func (b *Batcher) Next() (int, error) {
+	batch := b.net.Options().Batch
+	size := b.ds.Shape().Size()
+	x, labels := b.net.Input(), b.net.Labels()
+	if err := checkShape(b.ds, b.net); err != nil {
+		return 0, err
+	}
+	m := 0
+	for m < batch {
+		if b.pos+(batch-m) > len(b.order) {
+			b.epoch++
+			b.shuffle()
+			return 0, ErrEpochEnd
+		}
+		// Decode the batch in parallel; unlabelled examples are skipped
+		// (their slot is refilled by the next loop round).
+		idx := b.order[b.pos : b.pos+batch-m]
+		b.pos += len(idx)
+		base := m
+		kernels.Parallel(b.threads, len(idx), (len(idx)+b.threads-1)/b.threads, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				row := base + r
+				labels[row] = int32(b.ds.Example(idx[r], x[row*size:(row+1)*size]))
+			}
+		})
+		for r := base; r < base+len(idx); r++ {
+			if labels[r] >= 0 {
+				if m != r {
+					copy(x[m*size:(m+1)*size], x[r*size:(r+1)*size])
+					labels[m] = labels[r]
+				}
+				m++
+			}
+		}
+	}
+	return m, nil
+}
+
+// checkShape makes sure examples of ds fill rows of net's input exactly,
+// since a mismatch would write past a row or leave part of it stale.
+func checkShape(ds sensors.Dataset, net *bnn.Network) error {
+	if got, want := ds.Shape().Size(), net.InputShape().Size(); got != want {
+		return fmt.Errorf("dataset examples have %d values (shape %v), the network takes %d (%v)", got, ds.Shape(), want, net.InputShape())
+	}
+	return nil
+}
+
+// EpochStats are the running totals of one epoch's training steps.
+type EpochStats struct {
+	Steps   int           // training steps taken
+	Samples int           // examples trained on
+	Correct int           // examples whose prediction (before the step) matched the label
+	LossSum float64       // sum over examples of the softmax cross-entropy
+	Time    time.Duration // time in batch decoding and training steps
+}
+
+// Loss is the mean loss per example, 0 before the first step.
+func (s EpochStats) Loss() float64 {
+	if s.Samples == 0 {
+		return 0
+	}
+	return s.LossSum / float64(s.Samples)
+}
+
+// Accuracy is the fraction of examples predicted right, 0 before the first step.
+func (s EpochStats) Accuracy() float64 {
+	if s.Samples == 0 {
+		return 0
+	}
+	return float64(s.Correct) / float64(s.Samples)
+}
+
+// RunEpoch trains net with opt on batches from b until the epoch ends. After
+// each step it calls onStep (if not nil) with the totals so far, e.g. for a
+// progress bar. It stops early with ctx's error when ctx is done.
+func RunEpoch(ctx context.Context, net *bnn.Network, opt bnn.Optimizer, b *Batcher, onStep func(sofar EpochStats)) (EpochStats, error) {
+	var s EpochStats
+	for {
+		if err := ctx.Err(); err != nil {
+			return s, err
+		}
+		t0 := time.Now()
+		m, err := b.Next()
+		if errors.Is(err, ErrEpochEnd) {
+			return s, nil
+		}
+		if err != nil {
+			return s, err
+		}
+		res, err := net.TrainStep(m, opt)
+		if err != nil {
+			return s, fmt.Errorf("training step %d of epoch %d: %w", s.Steps+1, b.Epoch()+1, err)
+		}
+		s.Time += time.Since(t0)
+		s.Steps++
+		s.Samples += m
+		s.Correct += res.Correct
+		s.LossSum += res.Loss * float64(m)
+		if onStep != nil {
+			onStep(s)
+		}
+	}
+}
+
+// Evaluate returns the accuracy of net on the labelled examples of ds,
+// decoding each batch on threads workers. It is an error when ds has no
+// labelled example.
+func Evaluate(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads int) (float64, error) {
+	threads = max(threads, 1)
+	batch := net.Options().Batch
+	size := ds.Shape().Size()
+	x, labels := net.Input(), net.Labels()
+	if err := checkShape(ds, net); err != nil {
+		return 0, err
+	}
+	pred := make([]int32, batch)
+	correct, total := 0, 0
+	for start := 0; start < ds.Len(); start += batch {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		m := min(batch, ds.Len()-start)
+		kernels.Parallel(threads, m, (m+threads-1)/threads, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				labels[r] = int32(ds.Example(start+r, x[r*size:(r+1)*size]))
+			}
+		})
+		if err := net.Evaluate(m, pred); err != nil {
+			return 0, err
+		}
+		for r := 0; r < m; r++ {
+			if labels[r] < 0 {
+				continue
+			}
+			total++
+			if pred[r] == labels[r] {
+				correct++
+			}
+		}
+	}
+	if total == 0 {
+		return 0, errors.New("test data has no labelled examples")
+	}
+	return float64(correct) / float64(total), nil
+}
+
+// MomentumBits is the mean bits per momentum over the layers of net, with
+// formats either one per layer or one for all layers.
+func MomentumBits(net *bnn.Network, formats []fp.Format) float64 {
+	if len(formats) == 0 {
+		return 0
+	}
+	var bits, n float64
+	for i, l := range net.Layers() {
+		f := formats[min(i, len(formats)-1)]
+		bits += float64(l.Weights * f.Bits())
+		n += float64(l.Weights)
+	}
+	if n == 0 {
+		return 0
+	}
+	return bits / n
+}
+
+// SumCounters adds up per-layer counters.
+func SumCounters(cs []bop.Counters) bop.Counters {
+	var t bop.Counters
+	for _, c := range cs {
+		t.Add(c)
+	}
+	return t
+}
