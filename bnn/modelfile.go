@@ -113,10 +113,12 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 	if length > maxModelBytes {
 		return nil, fmt.Errorf("bnn: %w: payload length %d exceeds %d", ErrModelFormat, length, maxModelBytes)
 	}
-	rest := make([]byte, int(length)+4)
-	if k, err := io.ReadFull(r, rest); err != nil {
+	// Read what is there rather than allocate what the header claims, so a
+	// corrupt length cannot take a gigabyte from a small board.
+	rest, err := binio.ReadFull(r, length+4)
+	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("bnn: reading model: %w: payload and checksum need %d bytes, got %d", ErrTruncated, len(rest), k)
+			return nil, fmt.Errorf("bnn: reading model: %w: payload and checksum need %d bytes, got %d", ErrTruncated, length+4, len(rest))
 		}
 		return nil, fmt.Errorf("bnn: reading model: %w", err)
 	}

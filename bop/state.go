@@ -99,8 +99,11 @@ func (o *Optimizer) ReadState(rd io.Reader) error {
 	if n > 1<<31 {
 		return fmt.Errorf("bop: %w: payload length %d", errState, n)
 	}
-	rest := make([]byte, n+4)
-	if _, err := io.ReadFull(rd, rest); err != nil {
+	// Read what is there rather than allocate what the header claims, so a
+	// corrupt length cannot take gigabytes (or, on 32-bit ARM, more than
+	// the address space) from a small board.
+	rest, err := binio.ReadFull(rd, n+4)
+	if err != nil {
 		return fmt.Errorf("bop: reading optimizer state: %w: %w", ErrStateTruncated, err)
 	}
 	want := binary.LittleEndian.Uint32(rest[n:])

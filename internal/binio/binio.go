@@ -13,8 +13,11 @@ package binio
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"slices"
 )
 
 // Writer appends little-endian fields. The zero value is ready to use.
@@ -210,4 +213,32 @@ func (r *Reader) RawU64s(n uint64, what string) []uint64 {
 		v[i] = binary.LittleEndian.Uint64(s[8*i:])
 	}
 	return v
+}
+
+// readChunk is how much ReadFull reads (and grows its buffer) at a time.
+const readChunk = 1 << 20
+
+// ReadFull reads exactly n bytes from r, such as a payload whose length a
+// file header gives. Its buffer grows with the bytes actually read, so a
+// corrupt length costs no more memory than the input holds. When r ends
+// first it returns the bytes read with io.EOF (none) or
+// io.ErrUnexpectedEOF (some), like io.ReadFull.
+func ReadFull(r io.Reader, n uint64) ([]byte, error) {
+	if n > uint64(math.MaxInt) {
+		return nil, fmt.Errorf("binio: %d bytes do not fit in memory on this platform", n)
+	}
+	buf := make([]byte, 0, min(n, readChunk))
+	for uint64(len(buf)) < n {
+		k := int(min(n-uint64(len(buf)), readChunk))
+		buf = slices.Grow(buf, k)
+		got, err := io.ReadFull(r, buf[len(buf):len(buf)+k])
+		buf = buf[:len(buf)+got]
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
 }

@@ -3,9 +3,12 @@ package binio
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 var errTest = errors.New("malformed test record")
@@ -191,5 +194,49 @@ func BenchmarkWriteF32s(b *testing.B) {
 	for b.Loop() {
 		var w Writer
 		w.F32s(v)
+	}
+}
+
+func TestReadFull(t *testing.T) {
+	data := make([]byte, 3*readChunk+5)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, n := range []uint64{0, 1, readChunk, uint64(len(data))} {
+		got, err := ReadFull(bytes.NewReader(data), n)
+		if err != nil || !bytes.Equal(got, data[:n]) {
+			t.Errorf("n %d: %d bytes, error %v", n, len(got), err)
+		}
+	}
+	for _, c := range []struct {
+		have int
+		want error
+	}{{0, io.EOF}, {1, io.ErrUnexpectedEOF}, {readChunk, io.ErrUnexpectedEOF}, {readChunk + 1, io.ErrUnexpectedEOF}} {
+		got, err := ReadFull(bytes.NewReader(data[:c.have]), uint64(c.have)+10)
+		if !errors.Is(err, c.want) || !bytes.Equal(got, data[:c.have]) {
+			t.Errorf("%d of %d bytes: got %d bytes, error %v; want the %d and %v", c.have, c.have+10, len(got), err, c.have, c.want)
+		}
+	}
+	failing := errors.New("disk on fire")
+	if _, err := ReadFull(io.MultiReader(bytes.NewReader(data[:10]), iotest.ErrReader(failing)), 100); !errors.Is(err, failing) {
+		t.Errorf("reader error: %v", err)
+	}
+}
+
+// A header that claims a gigabyte in front of a few bytes must not make
+// ReadFull allocate the gigabyte.
+func TestReadFullCorruptLength(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err := ReadFull(bytes.NewReader(make([]byte, 100)), 1<<30)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != 100 {
+		t.Errorf("got %d bytes, error %v", len(got), err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*readChunk {
+		t.Errorf("allocated %d bytes for 100 bytes of input", grew)
+	}
+	if _, err := ReadFull(bytes.NewReader(nil), math.MaxUint64); err == nil {
+		t.Error("a length beyond the address space was accepted")
 	}
 }
