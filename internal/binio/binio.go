@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 )
 
 // Writer appends little-endian fields. The zero value is ready to use.
@@ -220,25 +219,47 @@ const readChunk = 1 << 20
 
 // ReadFull reads exactly n bytes from r, such as a payload whose length a
 // file header gives. Its buffer grows with the bytes actually read, so a
-// corrupt length costs no more memory than the input holds. When r ends
-// first it returns the bytes read with io.EOF (none) or
+// corrupt length costs no more memory than the input holds (at most about
+// four times it); a reader that knows how much it holds (bytes.Reader,
+// bytes.Buffer, strings.Reader: a Len method) gets one buffer of the right
+// size. When r ends first it returns the bytes read with io.EOF (none) or
 // io.ErrUnexpectedEOF (some), like io.ReadFull.
 func ReadFull(r io.Reader, n uint64) ([]byte, error) {
 	if n > uint64(math.MaxInt) {
 		return nil, fmt.Errorf("binio: %d bytes do not fit in memory on this platform", n)
 	}
-	buf := make([]byte, 0, min(n, readChunk))
+	sized, isSized := r.(interface{ Len() int })
+	size := min(n, readChunk)
+	if isSized {
+		size = min(n, uint64(max(sized.Len(), 0)))
+	}
+	buf := make([]byte, 0, size)
 	for uint64(len(buf)) < n {
-		k := int(min(n-uint64(len(buf)), readChunk))
-		buf = slices.Grow(buf, k)
-		got, err := io.ReadFull(r, buf[len(buf):len(buf)+k])
+		if len(buf) == cap(buf) {
+			if isSized && sized.Len() <= 0 {
+				return buf, short(len(buf))
+			}
+			// Double, so the copies add up to less than the final size.
+			grown := make([]byte, len(buf), min(n, max(2*uint64(cap(buf)), uint64(len(buf))+readChunk)))
+			copy(grown, buf)
+			buf = grown
+		}
+		got, err := io.ReadFull(r, buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+got]
 		if err != nil {
-			if errors.Is(err, io.EOF) && len(buf) > 0 {
-				err = io.ErrUnexpectedEOF
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = short(len(buf))
 			}
 			return buf, err
 		}
 	}
 	return buf, nil
+}
+
+// short is the error for an input that ended after k bytes.
+func short(k int) error {
+	if k == 0 {
+		return io.EOF
+	}
+	return io.ErrUnexpectedEOF
 }

@@ -202,19 +202,27 @@ func TestReadFull(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	for _, n := range []uint64{0, 1, readChunk, uint64(len(data))} {
-		got, err := ReadFull(bytes.NewReader(data), n)
-		if err != nil || !bytes.Equal(got, data[:n]) {
-			t.Errorf("n %d: %d bytes, error %v", n, len(got), err)
-		}
+	// A bytes.Reader tells its length; a HalfReader does not, and returns
+	// short reads.
+	readers := map[string]func(b []byte) io.Reader{
+		"sized":   func(b []byte) io.Reader { return bytes.NewReader(b) },
+		"unsized": func(b []byte) io.Reader { return iotest.HalfReader(bytes.NewReader(b)) },
 	}
-	for _, c := range []struct {
-		have int
-		want error
-	}{{0, io.EOF}, {1, io.ErrUnexpectedEOF}, {readChunk, io.ErrUnexpectedEOF}, {readChunk + 1, io.ErrUnexpectedEOF}} {
-		got, err := ReadFull(bytes.NewReader(data[:c.have]), uint64(c.have)+10)
-		if !errors.Is(err, c.want) || !bytes.Equal(got, data[:c.have]) {
-			t.Errorf("%d of %d bytes: got %d bytes, error %v; want the %d and %v", c.have, c.have+10, len(got), err, c.have, c.want)
+	for name, reader := range readers {
+		for _, n := range []uint64{0, 1, readChunk, uint64(len(data))} {
+			got, err := ReadFull(reader(data), n)
+			if err != nil || !bytes.Equal(got, data[:n]) {
+				t.Errorf("%s n %d: %d bytes, error %v", name, n, len(got), err)
+			}
+		}
+		for _, c := range []struct {
+			have int
+			want error
+		}{{0, io.EOF}, {1, io.ErrUnexpectedEOF}, {readChunk, io.ErrUnexpectedEOF}, {2*readChunk + 1, io.ErrUnexpectedEOF}} {
+			got, err := ReadFull(reader(data[:c.have]), uint64(c.have)+10)
+			if !errors.Is(err, c.want) || !bytes.Equal(got, data[:c.have]) {
+				t.Errorf("%s, %d of %d bytes: got %d bytes, error %v; want the %d and %v", name, c.have, c.have+10, len(got), err, c.have, c.want)
+			}
 		}
 	}
 	failing := errors.New("disk on fire")
@@ -223,18 +231,24 @@ func TestReadFull(t *testing.T) {
 	}
 }
 
-// A header that claims a gigabyte in front of a few bytes must not make
-// ReadFull allocate the gigabyte.
+// A header that claims a gigabyte in front of a few megabytes must not make
+// ReadFull allocate the gigabyte, whether or not the reader tells its size.
 func TestReadFullCorruptLength(t *testing.T) {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	got, err := ReadFull(bytes.NewReader(make([]byte, 100)), 1<<30)
-	runtime.ReadMemStats(&after)
-	if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != 100 {
-		t.Errorf("got %d bytes, error %v", len(got), err)
-	}
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*readChunk {
-		t.Errorf("allocated %d bytes for 100 bytes of input", grew)
+	data := make([]byte, 3*readChunk)
+	// The sized reader's buffer is the data's size; the unsized one's
+	// doubles from a chunk: 1+2+4 chunks.
+	limits := map[string]uint64{"sized": uint64(len(data)) + 64<<10, "unsized": 7*readChunk + 64<<10}
+	for name, r := range map[string]io.Reader{"sized": bytes.NewReader(data), "unsized": iotest.HalfReader(bytes.NewReader(data))} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		got, err := ReadFull(r, 1<<30)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != len(data) {
+			t.Errorf("%s: got %d bytes, error %v", name, len(got), err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > limits[name] {
+			t.Errorf("%s: allocated %d bytes for %d bytes of input", name, grew, len(data))
+		}
 	}
 	if _, err := ReadFull(bytes.NewReader(nil), math.MaxUint64); err == nil {
 		t.Error("a length beyond the address space was accepted")
