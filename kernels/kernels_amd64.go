@@ -168,13 +168,18 @@ func bgemmAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
 		clear(c)
 		return
 	}
-	var panels [panelRows * kBlockWords]uint64
-	for j0 := 0; j0 < n; j0 += panelRows {
+	start := 0
+	if useHybridBGemm {
+		start = bgemmHybridAVX512(c, a, b, m, n, kw, k)
+	}
+	var buf [panelRows*kBlockWords + 7]uint64
+	panels := alignedPanels(buf[:])
+	for j0 := start; j0 < n; j0 += panelRows {
 		jn := min(panelRows, n-j0)
 		jmask := uint32(uint64(1)<<jn - 1)
 		for w0 := 0; w0 < kw; w0 += kBlockWords {
 			words := min(kBlockWords, kw-w0)
-			interleavePanels8(panels[:], b, j0, jn, kw, w0, words)
+			interleavePanels8(panels, b, j0, jn, kw, w0, words)
 			mode := 0
 			if w0 > 0 {
 				mode |= 1

@@ -1,0 +1,96 @@
+//go:build !purego
+
+package kernels
+
+import "unsafe"
+
+// The hybrid AVX-512 GEMM (bgemm_hybrid_amd64.s): each block computes
+// 4 rows × 34 columns, 32 of them with VPOPCNTQ and 2 with scalar POPCNTQ
+// on the integer ports, which the vector loop leaves idle.
+
+const (
+	hybridScalarCols  = 2                            // columns per block done with scalar POPCNTQ
+	hybridCols        = panelRows + hybridScalarCols // columns per hybrid block
+	hybridPanelStride = kBlockWords*8 + 72           // words between panels (constant: see the .s file)
+)
+
+// useHybridBGemm selects the hybrid block for the avx512 BGemm; the tests
+// turn it off to check the pure vector blocks on every shape too.
+var useHybridBGemm = false
+
+// bgemmBlockHybridAVX512 is one k-block of BGemm for 34 columns:
+//
+//	for i := 0; i < rows; i++ {
+//		for j := 0; j < 34; j++ {
+//			cnt := 0
+//			for w := 0; w < words; w++ {
+//				cnt += bits.OnesCount64(a[i*lda+w] ^ b_j[w])
+//			}
+//			if mode&1 != 0 { cnt += c[i*ldc+j] } // a later k-block
+//			if mode&2 != 0 { cnt = k - 2*cnt }   // the last k-block
+//			c[i*ldc+j] = cnt
+//		}
+//	}
+//
+// where b_j[w] = panels[(j/8)*hybridPanelStride + w*8 + j%8] (j/8 = 4 for
+// the two scalar columns). 1 ≤ words ≤ kBlockWords, rows ≥ 1.
+//
+//go:noescape
+func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int)
+
+// interleaveHybridPanels copies words words from column w0 of b rows
+// j0..j0+33 into the hybrid panel layout.
+func interleaveHybridPanels(dst []uint64, b []uint64, j0, kw, w0, words int) {
+	blocks := words / 8
+	for p := 0; p < panelRows/8; p++ {
+		row0 := (j0 + 8*p) * kw
+		panel := dst[p*hybridPanelStride : (p+1)*hybridPanelStride]
+		if blocks > 0 {
+			transpose8AVX512(&panel[0], &b[row0+w0], kw, blocks)
+		}
+		for l := 0; l < 8; l++ {
+			row := b[row0+l*kw+w0 : row0+l*kw+w0+words]
+			for w := 8 * blocks; w < words; w++ {
+				panel[w*8+l] = row[w]
+			}
+		}
+	}
+	scalar := dst[4*hybridPanelStride : 5*hybridPanelStride]
+	for l := 0; l < hybridScalarCols; l++ {
+		row := b[(j0+panelRows+l)*kw+w0 : (j0+panelRows+l)*kw+w0+words]
+		for w, v := range row {
+			scalar[w*8+l] = v
+		}
+	}
+}
+
+// bgemmHybridAVX512 computes columns [0, n/34·34) of BGemm with hybrid
+// blocks and returns where it stopped; the caller does the rest.
+func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int) (done int) {
+	var buf [5*hybridPanelStride + 7]uint64
+	panels := alignedPanels(buf[:])
+	for j0 := 0; j0+hybridCols <= n; j0 += hybridCols {
+		for w0 := 0; w0 < kw; w0 += kBlockWords {
+			words := min(kBlockWords, kw-w0)
+			interleaveHybridPanels(panels, b, j0, kw, w0, words)
+			mode := 0
+			if w0 > 0 {
+				mode |= 1
+			}
+			if w0+words == kw {
+				mode |= 2
+			}
+			bgemmBlockHybridAVX512(&c[j0], n, &a[w0], kw, &panels[0], words, m, k, mode)
+		}
+		done = j0 + hybridCols
+	}
+	return done
+}
+
+// alignedPanels returns the part of buf from its first 64-byte boundary:
+// a Go array is only 8-byte aligned, and panel loads split across two
+// cache lines cost a quarter of the kernel's speed.
+func alignedPanels(buf []uint64) []uint64 {
+	skip := (-int(uintptr(unsafe.Pointer(&buf[0])) / 8)) & 7
+	return buf[skip : skip+len(buf)-7]
+}

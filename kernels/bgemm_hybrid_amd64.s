@@ -1,0 +1,338 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// A hybrid AVX-512 + scalar GEMM block. Zen 5 runs the vector STEPs of
+// bgemmBlockAVX512 on its vector pipes and leaves the integer ALUs idle;
+// BenchmarkHybridStepPeak shows about 12 scalar POPCNTQ steps fit beside
+// the 16 vector steps of an iteration at no cost. Here each iteration does
+// the 16 vector steps for 4 rows × 32 columns plus 8 scalar steps for the
+// same 4 rows × 2 more columns: 34 columns per block.
+//
+// Panel layout (hybridPanelStride = kBlockWords×8 words, a constant, so
+// the loop addresses all five panels from one register and has enough
+// general registers for the 8 scalar accumulators):
+//
+//	panels[p*hybridPanelStride + w*8 + l] = b_{8p+l}[w]     p < 4, l < 8
+//	panels[4*hybridPanelStride + w*8 + l] = b_{32+l}[w]     l < 2 (lanes 2..7 unused)
+
+#define PSTRIDE 4672 // hybridPanelStride in bytes
+
+// STEP adds popcount(A XOR B) lane-wise to ACC (T is a temporary).
+#define STEP(B, A, ACC, T) \
+	VPXORQ   B, A, T   \
+	VPOPCNTQ T, T      \
+	VPADDQ   T, ACC, ACC
+
+// SSTEP adds popcount(A XOR B) to ACC for two words in memory (R15 is the
+// temporary; renaming makes consecutive SSTEPs independent).
+#define SSTEP(A, B, ACC) \
+	MOVQ    A, R15   \
+	XORQ    B, R15   \
+	POPCNTQ R15, R15 \
+	ADDQ    R15, ACC
+
+// FIN and FINLAST as in bgemm_amd64.s (all 8 lanes stored: K1 = 0xff).
+#define FIN(ZACC, YACC, OFF, ROW) \
+	VPMOVQD     ZACC, YACC         \
+	VMOVDQU32.Z OFF(ROW), K1, Y31  \
+	VPMULLD     Y28, Y31, Y31      \
+	VPADDD      Y31, YACC, YACC    \
+	VPMULLD     Y30, YACC, YACC    \
+	VPADDD      Y29, YACC, YACC    \
+	VMOVDQU32   YACC, K1, OFF(ROW)
+
+#define FINLAST(ZACC, YACC, OFF, ROW) \
+	VPMOVQD   ZACC, YACC         \
+	VPSLLD    $1, YACC, YACC     \
+	VPSUBD    YACC, Y29, YACC    \
+	VMOVDQU32 YACC, K1, OFF(ROW)
+
+// SACC adds the old output at OFF(ROW) to the scalar count ACC (a later
+// k-block); SLAST turns ACC into k − 2·ACC with k in R9.
+#define SACC(ACC, OFF, ROW) \
+	ADDL OFF(ROW), ACC
+#define SLAST(ACC) \
+	SHLL $1, ACC \
+	NEGL ACC     \
+	ADDL R9, ACC
+
+// Frame: 0(SP) c of the current row block, 8(SP) a of the current row
+// block, 16(SP) rows left.
+//
+// func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int)
+//
+// For every row i < rows of a and every column j < 34:
+//
+//	cnt := Σ_{w<words} popcount(a_i[w] XOR b_j[w])   (b_j from the panels, layout above)
+//	if mode&1 != 0 { cnt += c[i*ldc+j] }
+//	if mode&2 != 0 { cnt = k − 2·cnt }
+//	c[i*ldc+j] = cnt
+//
+// 1 ≤ words ≤ kBlockWords, rows ≥ 1. Rows go four at a time, then one.
+TEXT ·bgemmBlockHybridAVX512(SB), NOSPLIT, $24-72
+	MOVQ c+0(FP), AX
+	MOVQ AX, 0(SP)
+	MOVQ a+16(FP), AX
+	MOVQ AX, 8(SP)
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ lda+24(FP), R9
+	SHLQ $3, R9                 // R9 = row stride of a in bytes
+	LEAQ (R9)(R9*2), R13        // R13 = 3 rows of a
+
+	MOVL $0xff, AX
+	KMOVB AX, K1
+
+	// Epilogue constants af (Y28), kf (Y29), mf (Y30) as in bgemmBlockAVX512.
+	MOVQ mode+64(FP), AX
+	MOVL AX, CX
+	ANDL $1, CX
+	VPBROADCASTD CX, Y28
+	XORL CX, CX
+	MOVL $1, DX
+	TESTQ $2, AX
+	JZ   hnotlast
+	MOVQ k+56(FP), CX
+	MOVL $-2, DX
+hnotlast:
+	VPBROADCASTD CX, Y29
+	VPBROADCASTD DX, Y30
+
+	CMPQ 16(SP), $4
+	JLT  hrows1
+
+hrows4:
+	MOVQ panels+32(FP), AX      // AX walks the panel words
+	MOVQ 8(SP), CX              // CX walks row 0 of the a block
+	MOVQ words+40(FP), R14      // word count
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+	XORQ BX, BX                 // scalar accumulators: row r, column 32+s
+	XORQ DX, DX                 // BX r0s0, DX r0s1, SI r1s0, DI r1s1,
+	XORQ SI, SI                 // R8 r2s0, R10 r2s1, R11 r3s0, R12 r3s1
+	XORQ DI, DI
+	XORQ R8, R8
+	XORQ R10, R10
+	XORQ R11, R11
+	XORQ R12, R12
+
+hkloop4:
+	VMOVDQU64    (AX), Z16              // word w of b rows 0..7
+	VMOVDQU64    PSTRIDE(AX), Z17       // b rows 8..15
+	VMOVDQU64    (2*PSTRIDE)(AX), Z18   // b rows 16..23
+	VMOVDQU64    (3*PSTRIDE)(AX), Z19   // b rows 24..31
+	VPBROADCASTQ (CX), Z20              // a row 0, word w, in every lane
+	VPBROADCASTQ (CX)(R9*1), Z21        // a row 1
+	VPBROADCASTQ (CX)(R9*2), Z22        // a row 2
+	VPBROADCASTQ (CX)(R13*1), Z23       // a row 3
+	STEP(Z16, Z20, Z0, Z24)
+	STEP(Z17, Z20, Z1, Z25)
+	SSTEP((CX), (4*PSTRIDE)(AX), BX)
+	STEP(Z18, Z20, Z2, Z26)
+	STEP(Z19, Z20, Z3, Z27)
+	SSTEP((CX), (4*PSTRIDE+8)(AX), DX)
+	STEP(Z16, Z21, Z4, Z24)
+	STEP(Z17, Z21, Z5, Z25)
+	SSTEP((CX)(R9*1), (4*PSTRIDE)(AX), SI)
+	STEP(Z18, Z21, Z6, Z26)
+	STEP(Z19, Z21, Z7, Z27)
+	SSTEP((CX)(R9*1), (4*PSTRIDE+8)(AX), DI)
+	STEP(Z16, Z22, Z8, Z24)
+	STEP(Z17, Z22, Z9, Z25)
+	SSTEP((CX)(R9*2), (4*PSTRIDE)(AX), R8)
+	STEP(Z18, Z22, Z10, Z26)
+	STEP(Z19, Z22, Z11, Z27)
+	SSTEP((CX)(R9*2), (4*PSTRIDE+8)(AX), R10)
+	STEP(Z16, Z23, Z12, Z24)
+	STEP(Z17, Z23, Z13, Z25)
+	SSTEP((CX)(R13*1), (4*PSTRIDE)(AX), R11)
+	STEP(Z18, Z23, Z14, Z26)
+	STEP(Z19, Z23, Z15, Z27)
+	SSTEP((CX)(R13*1), (4*PSTRIDE+8)(AX), R12)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JNZ  hkloop4
+
+	// Rows of c: CX, AX, R14, R15; R13 = ldc in bytes; R9 = k.
+	MOVQ 0(SP), CX
+	MOVQ ldc+8(FP), R13
+	SHLQ $2, R13
+	LEAQ (CX)(R13*1), AX
+	LEAQ (CX)(R13*2), R14
+	LEAQ (R14)(R13*1), R15
+	MOVQ k+56(FP), R9
+	CMPQ mode+64(FP), $2
+	JNE  hfin4
+	FINLAST(Z0, Y0, 0, CX)
+	FINLAST(Z1, Y1, 32, CX)
+	FINLAST(Z2, Y2, 64, CX)
+	FINLAST(Z3, Y3, 96, CX)
+	FINLAST(Z4, Y4, 0, AX)
+	FINLAST(Z5, Y5, 32, AX)
+	FINLAST(Z6, Y6, 64, AX)
+	FINLAST(Z7, Y7, 96, AX)
+	FINLAST(Z8, Y8, 0, R14)
+	FINLAST(Z9, Y9, 32, R14)
+	FINLAST(Z10, Y10, 64, R14)
+	FINLAST(Z11, Y11, 96, R14)
+	FINLAST(Z12, Y12, 0, R15)
+	FINLAST(Z13, Y13, 32, R15)
+	FINLAST(Z14, Y14, 64, R15)
+	FINLAST(Z15, Y15, 96, R15)
+	JMP  hsfin4
+
+hfin4:
+	FIN(Z0, Y0, 0, CX)
+	FIN(Z1, Y1, 32, CX)
+	FIN(Z2, Y2, 64, CX)
+	FIN(Z3, Y3, 96, CX)
+	FIN(Z4, Y4, 0, AX)
+	FIN(Z5, Y5, 32, AX)
+	FIN(Z6, Y6, 64, AX)
+	FIN(Z7, Y7, 96, AX)
+	FIN(Z8, Y8, 0, R14)
+	FIN(Z9, Y9, 32, R14)
+	FIN(Z10, Y10, 64, R14)
+	FIN(Z11, Y11, 96, R14)
+	FIN(Z12, Y12, 0, R15)
+	FIN(Z13, Y13, 32, R15)
+	FIN(Z14, Y14, 64, R15)
+	FIN(Z15, Y15, 96, R15)
+
+hsfin4:
+	TESTQ $1, mode+64(FP)
+	JZ    hsnoacc4
+	SACC(BX, 128, CX)
+	SACC(DX, 132, CX)
+	SACC(SI, 128, AX)
+	SACC(DI, 132, AX)
+	SACC(R8, 128, R14)
+	SACC(R10, 132, R14)
+	SACC(R11, 128, R15)
+	SACC(R12, 132, R15)
+hsnoacc4:
+	TESTQ $2, mode+64(FP)
+	JZ    hsstore4
+	SLAST(BX)
+	SLAST(DX)
+	SLAST(SI)
+	SLAST(DI)
+	SLAST(R8)
+	SLAST(R10)
+	SLAST(R11)
+	SLAST(R12)
+hsstore4:
+	MOVL BX, 128(CX)
+	MOVL DX, 132(CX)
+	MOVL SI, 128(AX)
+	MOVL DI, 132(AX)
+	MOVL R8, 128(R14)
+	MOVL R10, 132(R14)
+	MOVL R11, 128(R15)
+	MOVL R12, 132(R15)
+
+	LEAQ (CX)(R13*4), CX        // next 4 rows of c
+	MOVQ CX, 0(SP)
+	MOVQ lda+24(FP), R9
+	SHLQ $3, R9
+	LEAQ (R9)(R9*2), R13
+	MOVQ 8(SP), CX              // next 4 rows of a
+	LEAQ (CX)(R9*4), CX
+	MOVQ CX, 8(SP)
+	MOVQ 16(SP), CX
+	SUBQ $4, CX
+	MOVQ CX, 16(SP)
+	CMPQ CX, $4
+	JGE  hrows4
+
+hrows1:
+	CMPQ 16(SP), $0
+	JEQ  hdone
+
+hrow1:
+	MOVQ panels+32(FP), AX
+	MOVQ 8(SP), CX
+	MOVQ words+40(FP), R14
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	XORQ BX, BX
+	XORQ DX, DX
+
+hkloop1:
+	VMOVDQU64    (AX), Z16
+	VMOVDQU64    PSTRIDE(AX), Z17
+	VMOVDQU64    (2*PSTRIDE)(AX), Z18
+	VMOVDQU64    (3*PSTRIDE)(AX), Z19
+	VPBROADCASTQ (CX), Z20
+	STEP(Z16, Z20, Z0, Z24)
+	STEP(Z17, Z20, Z1, Z25)
+	SSTEP((CX), (4*PSTRIDE)(AX), BX)
+	STEP(Z18, Z20, Z2, Z26)
+	STEP(Z19, Z20, Z3, Z27)
+	SSTEP((CX), (4*PSTRIDE+8)(AX), DX)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JNZ  hkloop1
+
+	MOVQ 0(SP), CX
+	MOVQ k+56(FP), R9
+	CMPQ mode+64(FP), $2
+	JNE  hfin1
+	FINLAST(Z0, Y0, 0, CX)
+	FINLAST(Z1, Y1, 32, CX)
+	FINLAST(Z2, Y2, 64, CX)
+	FINLAST(Z3, Y3, 96, CX)
+	JMP  hsfin1
+
+hfin1:
+	FIN(Z0, Y0, 0, CX)
+	FIN(Z1, Y1, 32, CX)
+	FIN(Z2, Y2, 64, CX)
+	FIN(Z3, Y3, 96, CX)
+
+hsfin1:
+	TESTQ $1, mode+64(FP)
+	JZ    hsnoacc1
+	SACC(BX, 128, CX)
+	SACC(DX, 132, CX)
+hsnoacc1:
+	TESTQ $2, mode+64(FP)
+	JZ    hsstore1
+	SLAST(BX)
+	SLAST(DX)
+hsstore1:
+	MOVL BX, 128(CX)
+	MOVL DX, 132(CX)
+
+	MOVQ ldc+8(FP), R13
+	LEAQ (CX)(R13*4), CX        // next row of c
+	MOVQ CX, 0(SP)
+	MOVQ lda+24(FP), R9
+	MOVQ 8(SP), CX              // next row of a
+	LEAQ (CX)(R9*8), CX
+	MOVQ CX, 8(SP)
+	DECQ 16(SP)
+	JNZ  hrow1
+
+hdone:
+	VZEROUPPER
+	RET
