@@ -109,6 +109,22 @@ func (b *Batcher) Next() (int, error) {
 	return m, nil
 }
 
+// errNoBatch means an epoch ended before it dealt a single full batch.
+var errNoBatch = errors.New("a whole epoch holds no full batch of labelled examples")
+
+// NextAcrossEpochs is Next carrying on with the next epoch at the end of
+// one, for steps that do not care about epochs (calibration warm-up).
+func (b *Batcher) NextAcrossEpochs() (int, error) {
+	m, err := b.Next()
+	if errors.Is(err, ErrEpochEnd) {
+		m, err = b.Next()
+		if errors.Is(err, ErrEpochEnd) {
+			return 0, errNoBatch
+		}
+	}
+	return m, err
+}
+
 // checkShape makes sure examples of ds fill rows of net's input exactly,
 // since a mismatch would write past a row or leave part of it stale.
 func checkShape(ds sensors.Dataset, net *bnn.Network) error {

@@ -199,6 +199,25 @@ func TestBatcherUnlabelledOnly(t *testing.T) {
 	}
 }
 
+func TestNextAcrossEpochs(t *testing.T) {
+	ds := &indexed{n: 10, classes: 2, label: everyThird}
+	net := newNet(t, ds, 3, 1)
+	b := NewBatcher(ds, net, 1, 1)
+	for step := range 5 {
+		if m, err := b.NextAcrossEpochs(); err != nil || m != 3 {
+			t.Fatalf("step %d: NextAcrossEpochs = %d, %v", step, m, err)
+		}
+	}
+	if b.Epoch() == 0 {
+		t.Fatal("five batches of 3 from 10 examples stayed in the first epoch")
+	}
+	empty := &indexed{n: 20, classes: 2, label: func(int) int { return -1 }}
+	b = NewBatcher(empty, newNet(t, empty, 4, 1), 1, 1)
+	if _, err := b.NextAcrossEpochs(); !errors.Is(err, errNoBatch) {
+		t.Fatalf("unlabelled data: NextAcrossEpochs error %v, want %v", err, errNoBatch)
+	}
+}
+
 type wideDataset struct{ indexed }
 
 func (d *wideDataset) Shape() sensors.Shape {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -162,13 +161,8 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		// The warm-up and recording may run past the end of an epoch:
-		// carry on with the next one.
-		m, err := bat.Next()
-		if errors.Is(err, train.ErrEpochEnd) {
-			m, err = bat.Next()
-		}
-		return m, err
+		// The warm-up and recording may run past the end of an epoch.
+		return bat.NextAcrossEpochs()
 	}
 	warm := time.Now()
 	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: *warmup, Steps: *steps, Samples: sf.samples, PerLayer: *perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, Seed: tf.seed, Search: sf.options(tf.seed)})

@@ -236,7 +236,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if auto {
 		t0 := time.Now()
 		fs, err := calibrateFor(net, opt, func() (int, error) {
-			m, err := bat.Next()
+			m, err := bat.NextAcrossEpochs()
 			samples += int64(m)
 			return m, err
 		}, *calWarmup, *calSteps, *perLayer, tf.seed, &sf, stderr)

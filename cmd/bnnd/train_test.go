@@ -115,6 +115,22 @@ func TestTrainAuto(t *testing.T) {
 	}
 }
 
+// TestTrainAutoWarmupPastAnEpoch: the calibration warm-up may be longer than
+// an epoch of a small dataset (400 windows, batches of 16).
+func TestTrainAutoWarmupPastAnEpoch(t *testing.T) {
+	code, stdout, stderr := runCmd(t, append([]string{"train", "--epochs", "2", "--momentum", "auto", "--calibrate-steps", "4", "--calibrate-warmup", "30",
+		"--min-bits", "6", "--max-bits", "8", "--best-effort", "--json"}, small...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "calibrated after 34") || !strings.Contains(stderr, "epoch 2/2") {
+		t.Errorf("stderr does not show calibration then epoch 2: %s", stderr)
+	}
+	if v := lastJSON(t, stdout); v["test_acc"].(float64) <= 0 {
+		t.Errorf("test accuracy %v", v["test_acc"])
+	}
+}
+
 func TestCalibrateCommand(t *testing.T) {
 	code, stdout, stderr := runCmd(t, append([]string{"calibrate", "--steps", "4", "--warmup", "2", "--per-layer", "--best-effort", "--max-bits", "8", "--json"}, small...)...)
 	if code != 0 {
