@@ -13,6 +13,7 @@ import (
 	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/fp"
 	"github.com/bnnd/bnnd/mqtt"
+	"github.com/bnnd/bnnd/train"
 )
 
 func (r *runner) mqttConfig() (mqtt.Config, error) {
@@ -239,7 +240,7 @@ func (r *runner) publish(now time.Time, slow bool) {
 	pub(mqtt.TopicMemory, memMsg)
 
 	enc := encodingMsg{}
-	var weights, bits, lost, values float64
+	var lost, values float64
 	totals := r.opt.Totals()
 	formats := r.opt.Formats()
 	for i, c := range totals {
@@ -249,17 +250,10 @@ func (r *runner) publish(now time.Time, slow bool) {
 			le.UnderflowRate = float64(c.Underflow) / float64(c.Values)
 		}
 		enc.Layers = append(enc.Layers, le)
-		if layers := r.net.Layers(); i < len(layers) {
-			w := float64(layers[i].Weights)
-			weights += w
-			bits += w * float64(f.Bits())
-		}
 		lost += float64(c.Lost)
 		values += float64(c.Values)
 	}
-	if weights > 0 {
-		enc.MomentumBits = bits / weights
-	}
+	enc.MomentumBits = train.MomentumBits(r.net, formats)
 	if values > 0 {
 		enc.LostRatio = lost / values
 	}
