@@ -372,8 +372,9 @@ func (n *Network) Evaluate(m int, pred []int32) error {
 	return nil
 }
 
-// Logits returns the output of the last Evaluate or TrainStep: m rows of
-// len(Classes()) normalised logits (valid until the next call).
+// Logits returns the output of the last Evaluate: m rows of len(Classes())
+// normalised logits, valid until the next Evaluate or TrainStep (whose
+// backward pass reuses the buffer).
 func (n *Network) Logits(m int) []float32 { return n.dx[:m*len(n.classes)] }
 
 var errLabel = errors.New("label out of range")
