@@ -12,6 +12,18 @@
 // vectors and popcounted, so each 64-bit accumulator lane counts for one
 // (row of a, row of b) pair and no horizontal reduction is needed.
 
+// evenDwords indexes the low dword of each qword of two vectors, for
+// VPERMT2D: 0, 2, 4, …, 30.
+DATA ·evenDwords+0(SB)/8, $0x0000000200000000
+DATA ·evenDwords+8(SB)/8, $0x0000000600000004
+DATA ·evenDwords+16(SB)/8, $0x0000000a00000008
+DATA ·evenDwords+24(SB)/8, $0x0000000e0000000c
+DATA ·evenDwords+32(SB)/8, $0x0000001200000010
+DATA ·evenDwords+40(SB)/8, $0x0000001600000014
+DATA ·evenDwords+48(SB)/8, $0x0000001a00000018
+DATA ·evenDwords+56(SB)/8, $0x0000001e0000001c
+GLOBL ·evenDwords(SB), RODATA|NOPTR, $64
+
 // STEP adds popcount(A XOR B) lane-wise to ACC (T is a temporary).
 #define STEP(B, A, ACC, T) \
 	VPXORQ   B, A, T   \
@@ -33,13 +45,17 @@
 	VPADDD      Y29, YACC, YACC    \
 	VMOVDQU32   YACC, KP, OFF(ROW)
 
-// FINLAST is FIN for the common case mode == 2 (one k-block):
-// out = k − 2·count, with k in every lane of Y29.
-#define FINLAST(ZACC, YACC, OFF, KP, ROW) \
-	VPMOVQD   ZACC, YACC         \
-	VPSLLD    $1, YACC, YACC     \
-	VPSUBD    YACC, Y29, YACC    \
-	VMOVDQU32 YACC, KP, OFF(ROW)
+// FINLAST2 is FIN for the common case mode == 2 (one k-block) on the
+// accumulators of two adjacent panels: VPERMT2D gathers the low dwords of
+// ZLO's and ZHI's lanes into ZLO (Z31 holds the even dword indexes 0, 2,
+// …, 30), then out = k − 2·count with k in every lane of Z29, and one
+// store writes the 16 columns under the 16-bit mask KP (half the vector
+// work of narrowing each accumulator on its own).
+#define FINLAST2(ZLO, ZHI, OFF, KP, ROW) \
+	VPERMT2D  ZHI, Z31, ZLO      \
+	VPSLLD    $1, ZLO, ZLO       \
+	VPSUBD    ZLO, Z29, ZLO      \
+	VMOVDQU32 ZLO, KP, OFF(ROW)
 
 // func bgemmBlockAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, jmask uint32, k int, mode int)
 //
@@ -77,6 +93,10 @@ TEXT ·bgemmBlockAVX512(SB), NOSPLIT, $0-80
 	KMOVB AX, K3
 	SHRL  $8, AX
 	KMOVB AX, K4
+	MOVL jmask+56(FP), AX       // K5, K6: panels 0–1 and 2–3 for FINLAST2
+	KMOVW AX, K5
+	SHRL  $16, AX
+	KMOVW AX, K6
 
 	// Epilogue constants af (Y28), kf (Y29), mf (Y30).
 	MOVQ mode+72(FP), AX
@@ -90,7 +110,7 @@ TEXT ·bgemmBlockAVX512(SB), NOSPLIT, $0-80
 	MOVQ k+64(FP), CX
 	MOVL $-2, R14
 notlast:
-	VPBROADCASTD CX, Y29
+	VPBROADCASTD CX, Z29
 	VPBROADCASTD R14, Y30
 
 	CMPQ BX, $4
@@ -152,22 +172,15 @@ kloop4:
 	LEAQ (CX)(R8*1), R14        // c row 3
 	CMPQ mode+72(FP), $2
 	JNE  fin4
-	FINLAST(Z0, Y0, 0, K1, DI)
-	FINLAST(Z1, Y1, 32, K2, DI)
-	FINLAST(Z2, Y2, 64, K3, DI)
-	FINLAST(Z3, Y3, 96, K4, DI)
-	FINLAST(Z4, Y4, 0, K1, AX)
-	FINLAST(Z5, Y5, 32, K2, AX)
-	FINLAST(Z6, Y6, 64, K3, AX)
-	FINLAST(Z7, Y7, 96, K4, AX)
-	FINLAST(Z8, Y8, 0, K1, CX)
-	FINLAST(Z9, Y9, 32, K2, CX)
-	FINLAST(Z10, Y10, 64, K3, CX)
-	FINLAST(Z11, Y11, 96, K4, CX)
-	FINLAST(Z12, Y12, 0, K1, R14)
-	FINLAST(Z13, Y13, 32, K2, R14)
-	FINLAST(Z14, Y14, 64, K3, R14)
-	FINLAST(Z15, Y15, 96, K4, R14)
+	VMOVDQU64 ·evenDwords(SB), Z31
+	FINLAST2(Z0, Z1, 0, K5, DI)
+	FINLAST2(Z2, Z3, 64, K6, DI)
+	FINLAST2(Z4, Z5, 0, K5, AX)
+	FINLAST2(Z6, Z7, 64, K6, AX)
+	FINLAST2(Z8, Z9, 0, K5, CX)
+	FINLAST2(Z10, Z11, 64, K6, CX)
+	FINLAST2(Z12, Z13, 0, K5, R14)
+	FINLAST2(Z14, Z15, 64, K6, R14)
 
 	JMP  next4
 
@@ -227,10 +240,9 @@ kloop1:
 
 	CMPQ mode+72(FP), $2
 	JNE  fin1
-	FINLAST(Z0, Y0, 0, K1, DI)
-	FINLAST(Z1, Y1, 32, K2, DI)
-	FINLAST(Z2, Y2, 64, K3, DI)
-	FINLAST(Z3, Y3, 96, K4, DI)
+	VMOVDQU64 ·evenDwords(SB), Z31
+	FINLAST2(Z0, Z1, 0, K5, DI)
+	FINLAST2(Z2, Z3, 64, K6, DI)
 	JMP  next1
 
 fin1:

@@ -14,10 +14,6 @@ const (
 	hybridPanelStride = kBlockWords*8 + 72           // words between panels (constant: see the .s file)
 )
 
-// useHybridBGemm selects the hybrid block for the avx512 BGemm; the tests
-// turn it off to check the pure vector blocks on every shape too.
-var useHybridBGemm = false
-
 // bgemmBlockHybridAVX512 is one k-block of BGemm for 34 columns:
 //
 //	for i := 0; i < rows; i++ {

@@ -16,6 +16,8 @@
 //	panels[p*hybridPanelStride + w*8 + l] = b_{8p+l}[w]     p < 4, l < 8
 //	panels[4*hybridPanelStride + w*8 + l] = b_{32+l}[w]     l < 2 (lanes 2..7 unused)
 
+// Z31 for FINLAST2 comes from evenDwords in bgemm_amd64.s.
+
 #define PSTRIDE 4672 // hybridPanelStride in bytes
 
 // STEP adds popcount(A XOR B) lane-wise to ACC (T is a temporary).
@@ -24,13 +26,14 @@
 	VPOPCNTQ T, T      \
 	VPADDQ   T, ACC, ACC
 
-// SSTEP adds popcount(A XOR B) to ACC for two words in memory (R15 is the
-// temporary; renaming makes consecutive SSTEPs independent).
+// SSTEP subtracts popcount(A XOR B) from ACC for two words in memory
+// (R15 is the temporary; renaming makes consecutive SSTEPs independent).
+// The scalar accumulators hold −count, so that k − 2·count is one LEA.
 #define SSTEP(A, B, ACC) \
 	MOVQ    A, R15   \
 	XORQ    B, R15   \
 	POPCNTQ R15, R15 \
-	ADDQ    R15, ACC
+	SUBQ    R15, ACC
 
 // FIN and FINLAST as in bgemm_amd64.s (all 8 lanes stored: K1 = 0xff).
 #define FIN(ZACC, YACC, OFF, ROW) \
@@ -42,20 +45,25 @@
 	VPADDD      Y29, YACC, YACC    \
 	VMOVDQU32   YACC, K1, OFF(ROW)
 
-#define FINLAST(ZACC, YACC, OFF, ROW) \
-	VPMOVQD   ZACC, YACC         \
-	VPSLLD    $1, YACC, YACC     \
-	VPSUBD    YACC, Y29, YACC    \
-	VMOVDQU32 YACC, K1, OFF(ROW)
+// FINLAST2 is FIN for mode == 2 (one k-block) on two accumulators of
+// adjacent column groups: the low dwords of ZLO's and ZHI's lanes go into
+// one vector (Z31 holds the even dword indexes), then
+// out = k − 2·count (k in every lane of Z29), 16 columns in one store.
+#define FINLAST2(ZLO, ZHI, OFF, ROW) \
+	VPERMT2D  ZHI, Z31, ZLO      \
+	VPSLLD    $1, ZLO, ZLO       \
+	VPSUBD    ZLO, Z29, ZLO      \
+	VMOVDQU32 ZLO, OFF(ROW)
 
-// SACC adds the old output at OFF(ROW) to the scalar count ACC (a later
-// k-block); SLAST turns ACC into k − 2·ACC with k in R9.
+// For a scalar accumulator ACC = −count: SACC adds the old output at
+// OFF(ROW) to the count (a later k-block), SLAST makes the last k-block's
+// output k − 2·count (k in R9), SCOUNT any other k-block's output count.
 #define SACC(ACC, OFF, ROW) \
-	ADDL OFF(ROW), ACC
+	SUBL OFF(ROW), ACC
 #define SLAST(ACC) \
-	SHLL $1, ACC \
-	NEGL ACC     \
-	ADDL R9, ACC
+	LEAL (R9)(ACC*2), ACC
+#define SCOUNT(ACC) \
+	NEGL ACC
 
 // Frame: 0(SP) c of the current row block, 8(SP) a of the current row
 // block, 16(SP) rows left.
@@ -96,7 +104,7 @@ TEXT ·bgemmBlockHybridAVX512(SB), NOSPLIT, $24-72
 	MOVQ k+56(FP), CX
 	MOVL $-2, DX
 hnotlast:
-	VPBROADCASTD CX, Y29
+	VPBROADCASTD CX, Z29
 	VPBROADCASTD DX, Y30
 
 	CMPQ 16(SP), $4
@@ -179,22 +187,15 @@ hkloop4:
 	MOVQ k+56(FP), R9
 	CMPQ mode+64(FP), $2
 	JNE  hfin4
-	FINLAST(Z0, Y0, 0, CX)
-	FINLAST(Z1, Y1, 32, CX)
-	FINLAST(Z2, Y2, 64, CX)
-	FINLAST(Z3, Y3, 96, CX)
-	FINLAST(Z4, Y4, 0, AX)
-	FINLAST(Z5, Y5, 32, AX)
-	FINLAST(Z6, Y6, 64, AX)
-	FINLAST(Z7, Y7, 96, AX)
-	FINLAST(Z8, Y8, 0, R14)
-	FINLAST(Z9, Y9, 32, R14)
-	FINLAST(Z10, Y10, 64, R14)
-	FINLAST(Z11, Y11, 96, R14)
-	FINLAST(Z12, Y12, 0, R15)
-	FINLAST(Z13, Y13, 32, R15)
-	FINLAST(Z14, Y14, 64, R15)
-	FINLAST(Z15, Y15, 96, R15)
+	VMOVDQU64 ·evenDwords(SB), Z31
+	FINLAST2(Z0, Z1, 0, CX)
+	FINLAST2(Z2, Z3, 64, CX)
+	FINLAST2(Z4, Z5, 0, AX)
+	FINLAST2(Z6, Z7, 64, AX)
+	FINLAST2(Z8, Z9, 0, R14)
+	FINLAST2(Z10, Z11, 64, R14)
+	FINLAST2(Z12, Z13, 0, R15)
+	FINLAST2(Z14, Z15, 64, R15)
 	JMP  hsfin4
 
 hfin4:
@@ -228,7 +229,7 @@ hsfin4:
 	SACC(R12, 132, R15)
 hsnoacc4:
 	TESTQ $2, mode+64(FP)
-	JZ    hsstore4
+	JZ    hscount4
 	SLAST(BX)
 	SLAST(DX)
 	SLAST(SI)
@@ -237,6 +238,16 @@ hsnoacc4:
 	SLAST(R10)
 	SLAST(R11)
 	SLAST(R12)
+	JMP   hsstore4
+hscount4:
+	SCOUNT(BX)
+	SCOUNT(DX)
+	SCOUNT(SI)
+	SCOUNT(DI)
+	SCOUNT(R8)
+	SCOUNT(R10)
+	SCOUNT(R11)
+	SCOUNT(R12)
 hsstore4:
 	MOVL BX, 128(CX)
 	MOVL DX, 132(CX)
@@ -297,10 +308,9 @@ hkloop1:
 	MOVQ k+56(FP), R9
 	CMPQ mode+64(FP), $2
 	JNE  hfin1
-	FINLAST(Z0, Y0, 0, CX)
-	FINLAST(Z1, Y1, 32, CX)
-	FINLAST(Z2, Y2, 64, CX)
-	FINLAST(Z3, Y3, 96, CX)
+	VMOVDQU64 ·evenDwords(SB), Z31
+	FINLAST2(Z0, Z1, 0, CX)
+	FINLAST2(Z2, Z3, 64, CX)
 	JMP  hsfin1
 
 hfin1:
@@ -316,9 +326,13 @@ hsfin1:
 	SACC(DX, 132, CX)
 hsnoacc1:
 	TESTQ $2, mode+64(FP)
-	JZ    hsstore1
+	JZ    hscount1
 	SLAST(BX)
 	SLAST(DX)
+	JMP   hsstore1
+hscount1:
+	SCOUNT(BX)
+	SCOUNT(DX)
 hsstore1:
 	MOVL BX, 128(CX)
 	MOVL DX, 132(CX)

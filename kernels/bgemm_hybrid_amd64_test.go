@@ -15,28 +15,25 @@ func hasAVX512(tb testing.TB) bool {
 		cpuid.AVX512VPOPCNTDQ, cpuid.BMI2)
 }
 
-// BenchmarkBGemmHybrid compares the avx512 BGemm with and without the
-// hybrid vector + scalar blocks, one thread.
+// BenchmarkBGemmHybrid compares the avx512 BGemm (hybrid blocks) with
+// avx512vector's (vector blocks only), one thread.
 func BenchmarkBGemmHybrid(b *testing.B) {
 	if !hasAVX512(b) {
 		b.Skip("this CPU has no AVX-512 VPOPCNTQ")
 	}
-	defer func(prev bool) { useHybridBGemm = prev }(useHybridBGemm)
 	for _, shape := range [][3]int{{100, 2048, 2048}, {256, 1024, 1024}} {
 		m, n, k := shape[0], shape[1], shape[2]
 		r := rand.New(rand.NewPCG(1, uint64(k)))
 		kw := Words(k)
 		a, bb := randBits(r, m, k, kw), randBits(r, n, k, kw)
 		c := make([]int32, m*n)
-		for _, hybrid := range []bool{false, true} {
-			name := "vector"
-			if hybrid {
-				name = "hybrid"
-			}
-			b.Run(fmt.Sprintf("%s/%dx%dx%d", name, m, n, k), func(b *testing.B) {
-				useHybridBGemm = hybrid
+		for _, v := range []struct {
+			name  string
+			bgemm func(c []int32, a, b []uint64, m, n, kw, k int)
+		}{{"vector", bgemmVectorAVX512}, {"hybrid", bgemmAVX512}} {
+			b.Run(fmt.Sprintf("%s/%dx%dx%d", v.name, m, n, k), func(b *testing.B) {
 				for b.Loop() {
-					bgemmAVX512(c, a, bb, m, n, kw, k)
+					v.bgemm(c, a, bb, m, n, kw, k)
 				}
 				b.ReportMetric(float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "gbops")
 			})
@@ -74,9 +71,9 @@ func BenchmarkBGemmBlock(b *testing.B) {
 	})
 }
 
-// TestBGemmHybridAndVectorBlocks checks the avx512 BGemm against generic
-// with the hybrid blocks on and off, on column counts around multiples of
-// the 34-column hybrid block (so both the hybrid blocks and the vector
+// TestBGemmHybridAndVectorBlocks checks the avx512 (hybrid blocks) and
+// avx512vector BGemm against generic on column counts around multiples of
+// the 34-column hybrid block, plain and scaled (so both the hybrid blocks and the vector
 // blocks for the leftover columns run), row counts with every tail of 4,
 // and k over 1..300 plus several 64-word k-blocks (the accumulating modes).
 func TestBGemmHybridAndVectorBlocks(t *testing.T) {
@@ -84,16 +81,12 @@ func TestBGemmHybridAndVectorBlocks(t *testing.T) {
 		t.Skip("this CPU has no AVX-512 VPOPCNTQ")
 	}
 	prevImpl := Impl()
-	defer func(prev bool) {
-		useHybridBGemm = prev
-		_ = Use(prevImpl)
-	}(useHybridBGemm)
-	if err := Use("avx512"); err != nil {
-		t.Fatal(err)
-	}
+	defer func() { _ = Use(prevImpl) }()
 	ns := []int{34, 35, 36, 66, 67, 68, 69, 70, 101, 102, 103, 33, 1}
-	for _, hybrid := range []bool{true, false} {
-		useHybridBGemm = hybrid
+	for _, name := range []string{"avx512", "avx512vector"} {
+		if err := Use(name); err != nil {
+			t.Fatal(err)
+		}
 		r := rand.New(rand.NewPCG(21, 22))
 		for i, k := range kRange() {
 			m, n := 1+r.IntN(10), ns[i%len(ns)]
@@ -104,11 +97,22 @@ func TestBGemmHybridAndVectorBlocks(t *testing.T) {
 			bgemmGeneric(want, a, b, m, n, kw, k)
 			whole, c := guardedI32(m * n)
 			BGemm(c, a, b, m, n, kw, k)
-			what := fmt.Sprintf("hybrid=%v BGemm m=%d n=%d kw=%d k=%d", hybrid, m, n, kw, k)
+			what := fmt.Sprintf("%s BGemm m=%d n=%d kw=%d k=%d", name, m, n, kw, k)
 			checkGuardsI32(t, what, whole)
 			for j := range want {
 				if c[j] != want[j] {
 					t.Fatalf("%s: c[%d,%d] = %d, generic %d", what, j/n, j%n, c[j], want[j])
+				}
+			}
+			scale, shift := randFloats(r, n), randFloats(r, n)
+			wantF := make([]float32, m*n)
+			bgemmScaledGeneric(wantF, a, b, m, n, kw, k, scale, shift)
+			wholeF, cf := guardedF32(m * n)
+			BGemmScaled(cf, a, b, m, n, kw, k, scale, shift)
+			checkGuardsF32(t, what+" (scaled)", wholeF)
+			for j := range wantF {
+				if cf[j] != wantF[j] {
+					t.Fatalf("%s: BGemmScaled c[%d,%d] = %v, generic %v", what, j/n, j%n, cf[j], wantF[j])
 				}
 			}
 		}

@@ -30,19 +30,23 @@ func init() {
 	})
 	// AVX-512: F and VL for the vector code, BW for 64-bit mask moves and
 	// shifts, DQ for KMOVB, VPOPCNTDQ for VPOPCNTQ, BMI2 for BZHI.
-	registerImpl(implEntry{
-		name: "avx512",
-		available: cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL,
-			cpuid.AVX512VPOPCNTDQ, cpuid.BMI2),
-		k: impl{
-			bgemm:              bgemmAVX512,
-			bgemmScaled:        bgemmScaledAVX512,
-			realBinGemm:        realBinGemmAVX512,
-			binGradInput:       binGradInputAVX512,
-			binGradWeightTile:  binGradWeightTileAVX512,
-			realGradWeightTile: realGradWeightTileAVX512,
-		},
-	})
+	avx512 := cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL,
+		cpuid.AVX512VPOPCNTDQ, cpuid.BMI2)
+	kernels512 := impl{
+		bgemm:              bgemmAVX512,
+		bgemmScaled:        bgemmScaledAVX512,
+		realBinGemm:        realBinGemmAVX512,
+		binGradInput:       binGradInputAVX512,
+		binGradWeightTile:  binGradWeightTileAVX512,
+		realGradWeightTile: realGradWeightTileAVX512,
+	}
+	// "avx512vector" is "avx512" with the GEMM on the vector pipes only
+	// (bgemmBlockAVX512); "avx512" adds scalar POPCNTQ columns on the
+	// integer ports (bgemm_hybrid_amd64.s).
+	vector512 := kernels512
+	vector512.bgemm, vector512.bgemmScaled = bgemmVectorAVX512, bgemmScaledVectorAVX512
+	registerImpl(implEntry{name: "avx512vector", available: avx512, k: vector512})
+	registerImpl(implEntry{name: "avx512", available: avx512, k: kernels512})
 }
 
 // bgemmBlockAVX512 is one k-block of BGemm for up to 32 columns:
@@ -163,15 +167,28 @@ func interleavePanels8(dst []uint64, b []uint64, j0, jn, kw, w0, words int) {
 	}
 }
 
+// bgemmAVX512 does as many columns as it can in hybrid 34-column blocks
+// and the rest in vector blocks.
 func bgemmAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
 	if kw == 0 { // k = 0: every dot product is empty
 		clear(c)
 		return
 	}
-	start := 0
-	if useHybridBGemm {
-		start = bgemmHybridAVX512(c, a, b, m, n, kw, k)
+	bgemmVectorColumnsAVX512(c, a, b, m, n, kw, k, bgemmHybridAVX512(c, a, b, m, n, kw, k))
+}
+
+// bgemmVectorAVX512 does every column in vector blocks.
+func bgemmVectorAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
+	if kw == 0 {
+		clear(c)
+		return
 	}
+	bgemmVectorColumnsAVX512(c, a, b, m, n, kw, k, 0)
+}
+
+// bgemmVectorColumnsAVX512 computes columns start..n−1 of BGemm (kw ≥ 1)
+// in blocks of up to 32 columns.
+func bgemmVectorColumnsAVX512(c []int32, a, b []uint64, m, n, kw, k, start int) {
 	var buf [panelRows*kBlockWords + 7]uint64
 	panels := alignedPanels(buf[:])
 	for j0 := start; j0 < n; j0 += panelRows {
@@ -193,10 +210,18 @@ func bgemmAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
 }
 
 func bgemmScaledAVX512(c []float32, a, b []uint64, m, n, kw, k int, scale, shift []float32) {
+	bgemmScaledWith(bgemmAVX512, c, a, b, m, n, kw, k, scale, shift)
+}
+
+func bgemmScaledVectorAVX512(c []float32, a, b []uint64, m, n, kw, k int, scale, shift []float32) {
+	bgemmScaledWith(bgemmVectorAVX512, c, a, b, m, n, kw, k, scale, shift)
+}
+
+func bgemmScaledWith(bgemm func(c []int32, a, b []uint64, m, n, kw, k int), c []float32, a, b []uint64, m, n, kw, k int, scale, shift []float32) {
 	// The int32 results are written into c's own memory, then converted
 	// in place: same size, and c is hot in cache for the second pass.
 	ints := unsafe.Slice((*int32)(unsafe.Pointer(&c[0])), len(c))
-	bgemmAVX512(ints, a, b, m, n, kw, k)
+	bgemm(ints, a, b, m, n, kw, k)
 	scaleColumnsAVX512(&c[0], m, n, &scale[0], &shift[0])
 }
 
