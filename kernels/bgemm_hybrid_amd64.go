@@ -28,14 +28,15 @@ const (
 //		}
 //	}
 //
-// where b_j[w] = panels[(j/8)*hybridPanelStride + w*8 + j%8] (j/8 = 4 for
-// the two scalar columns). 1 ≤ words ≤ kBlockWords, rows ≥ 1.
+// where b_j[w] = panels[(j/8)*hybridPanelStride + w*8 + j%8] for j < 32,
+// b_32 = bs[:words] and b_33 = bs[lda:lda+words]. 1 ≤ words ≤ kBlockWords,
+// rows ≥ 1.
 //
 //go:noescape
-func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int)
+func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int, bs *uint64)
 
 // interleaveHybridPanels copies words words from column w0 of b rows
-// j0..j0+33 into the hybrid panel layout.
+// j0..j0+31 into the hybrid panel layout.
 func interleaveHybridPanels(dst []uint64, b []uint64, j0, kw, w0, words int) {
 	blocks := words / 8
 	for p := 0; p < panelRows/8; p++ {
@@ -51,20 +52,11 @@ func interleaveHybridPanels(dst []uint64, b []uint64, j0, kw, w0, words int) {
 			}
 		}
 	}
-	scalar := dst[4*hybridPanelStride : 5*hybridPanelStride]
-	for l := 0; l < hybridScalarCols; l++ {
-		row := b[(j0+panelRows+l)*kw+w0 : (j0+panelRows+l)*kw+w0+words]
-		for w, v := range row {
-			scalar[w*8+l] = v
-		}
-	}
 }
 
-// bgemmHybridAVX512 computes columns [0, n/34·34) of BGemm with hybrid
-// blocks and returns where it stopped; the caller does the rest.
-func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int) (done int) {
-	var buf [5*hybridPanelStride + 7]uint64
-	panels := alignedPanels(buf[:])
+// bgemmHybridAVX512 computes columns [0, n/34·34) of BGemm (kw ≥ 1) with
+// hybrid blocks and returns where it stopped; the caller does the rest.
+func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int, panels []uint64) (done int) {
 	for j0 := 0; j0+hybridCols <= n; j0 += hybridCols {
 		for w0 := 0; w0 < kw; w0 += kBlockWords {
 			words := min(kBlockWords, kw-w0)
@@ -76,7 +68,7 @@ func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int) (done int) {
 			if w0+words == kw {
 				mode |= 2
 			}
-			bgemmBlockHybridAVX512(&c[j0], n, &a[w0], kw, &panels[0], words, m, k, mode)
+			bgemmBlockHybridAVX512(&c[j0], n, &a[w0], kw, &panels[0], words, m, k, mode, &b[(j0+panelRows)*kw+w0])
 		}
 		done = j0 + hybridCols
 	}

@@ -9,12 +9,18 @@
 // the 16 vector steps for 4 rows × 32 columns plus 8 scalar steps for the
 // same 4 rows × 2 more columns: 34 columns per block.
 //
-// Panel layout (hybridPanelStride = kBlockWords×8 words, a constant, so
-// the loop addresses all five panels from one register and has enough
-// general registers for the 8 scalar accumulators):
+// The 32 vector columns come from panels as in bgemmBlockAVX512 but with
+// a constant stride between panels (hybridPanelStride = kBlockWords×8 + 72
+// words: constant, so the loop addresses all four panels from one
+// register and has enough general registers for the 8 scalar
+// accumulators; not a multiple of 4 KiB, so the panels do not all fall in
+// the same L1 sets):
 //
 //	panels[p*hybridPanelStride + w*8 + l] = b_{8p+l}[w]     p < 4, l < 8
-//	panels[4*hybridPanelStride + w*8 + l] = b_{32+l}[w]     l < 2 (lanes 2..7 unused)
+//
+// The 2 scalar columns are read straight from their rows of b: bs is
+// column 32's row, column 33's is the next row, lda words on (a and b
+// have the same row stride in BGemm).
 
 // Z31 for FINLAST2 comes from evenDwords in bgemm_amd64.s.
 
@@ -66,19 +72,19 @@
 	NEGL ACC
 
 // Frame: 0(SP) c of the current row block, 8(SP) a of the current row
-// block, 16(SP) rows left.
+// block, 16(SP) rows left, 24(SP) where the k loop's a pointer stops.
 //
-// func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int)
+// func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int, bs *uint64)
 //
 // For every row i < rows of a and every column j < 34:
 //
-//	cnt := Σ_{w<words} popcount(a_i[w] XOR b_j[w])   (b_j from the panels, layout above)
+//	cnt := Σ_{w<words} popcount(a_i[w] XOR b_j[w])   (b_j as above)
 //	if mode&1 != 0 { cnt += c[i*ldc+j] }
 //	if mode&2 != 0 { cnt = k − 2·cnt }
 //	c[i*ldc+j] = cnt
 //
 // 1 ≤ words ≤ kBlockWords, rows ≥ 1. Rows go four at a time, then one.
-TEXT ·bgemmBlockHybridAVX512(SB), NOSPLIT, $24-72
+TEXT ·bgemmBlockHybridAVX512(SB), NOSPLIT, $32-80
 	MOVQ c+0(FP), AX
 	MOVQ AX, 0(SP)
 	MOVQ a+16(FP), AX
@@ -113,7 +119,10 @@ hnotlast:
 hrows4:
 	MOVQ panels+32(FP), AX      // AX walks the panel words
 	MOVQ 8(SP), CX              // CX walks row 0 of the a block
-	MOVQ words+40(FP), R14      // word count
+	MOVQ bs+72(FP), R14         // R14 walks the scalar columns' row 0
+	MOVQ words+40(FP), R15
+	LEAQ (CX)(R15*8), R15
+	MOVQ R15, 24(SP)            // where CX stops
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
 	VPXORQ Z2, Z2, Z2
@@ -150,32 +159,33 @@ hkloop4:
 	VPBROADCASTQ (CX)(R13*1), Z23       // a row 3
 	STEP(Z16, Z20, Z0, Z24)
 	STEP(Z17, Z20, Z1, Z25)
-	SSTEP((CX), (4*PSTRIDE)(AX), BX)
+	SSTEP((CX), (R14), BX)
 	STEP(Z18, Z20, Z2, Z26)
 	STEP(Z19, Z20, Z3, Z27)
-	SSTEP((CX), (4*PSTRIDE+8)(AX), DX)
+	SSTEP((CX), (R14)(R9*1), DX)
 	STEP(Z16, Z21, Z4, Z24)
 	STEP(Z17, Z21, Z5, Z25)
-	SSTEP((CX)(R9*1), (4*PSTRIDE)(AX), SI)
+	SSTEP((CX)(R9*1), (R14), SI)
 	STEP(Z18, Z21, Z6, Z26)
 	STEP(Z19, Z21, Z7, Z27)
-	SSTEP((CX)(R9*1), (4*PSTRIDE+8)(AX), DI)
+	SSTEP((CX)(R9*1), (R14)(R9*1), DI)
 	STEP(Z16, Z22, Z8, Z24)
 	STEP(Z17, Z22, Z9, Z25)
-	SSTEP((CX)(R9*2), (4*PSTRIDE)(AX), R8)
+	SSTEP((CX)(R9*2), (R14), R8)
 	STEP(Z18, Z22, Z10, Z26)
 	STEP(Z19, Z22, Z11, Z27)
-	SSTEP((CX)(R9*2), (4*PSTRIDE+8)(AX), R10)
+	SSTEP((CX)(R9*2), (R14)(R9*1), R10)
 	STEP(Z16, Z23, Z12, Z24)
 	STEP(Z17, Z23, Z13, Z25)
-	SSTEP((CX)(R13*1), (4*PSTRIDE)(AX), R11)
+	SSTEP((CX)(R13*1), (R14), R11)
 	STEP(Z18, Z23, Z14, Z26)
 	STEP(Z19, Z23, Z15, Z27)
-	SSTEP((CX)(R13*1), (4*PSTRIDE+8)(AX), R12)
+	SSTEP((CX)(R13*1), (R14)(R9*1), R12)
 	ADDQ $64, AX
 	ADDQ $8, CX
-	DECQ R14
-	JNZ  hkloop4
+	ADDQ $8, R14
+	CMPQ CX, 24(SP)
+	JNE  hkloop4
 
 	// Rows of c: CX, AX, R14, R15; R13 = ldc in bytes; R9 = k.
 	MOVQ 0(SP), CX
@@ -279,7 +289,10 @@ hrows1:
 hrow1:
 	MOVQ panels+32(FP), AX
 	MOVQ 8(SP), CX
-	MOVQ words+40(FP), R14
+	MOVQ bs+72(FP), R14
+	MOVQ words+40(FP), R15
+	LEAQ (CX)(R15*8), R15
+	MOVQ R15, 24(SP)
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
 	VPXORQ Z2, Z2, Z2
@@ -295,14 +308,15 @@ hkloop1:
 	VPBROADCASTQ (CX), Z20
 	STEP(Z16, Z20, Z0, Z24)
 	STEP(Z17, Z20, Z1, Z25)
-	SSTEP((CX), (4*PSTRIDE)(AX), BX)
+	SSTEP((CX), (R14), BX)
 	STEP(Z18, Z20, Z2, Z26)
 	STEP(Z19, Z20, Z3, Z27)
-	SSTEP((CX), (4*PSTRIDE+8)(AX), DX)
+	SSTEP((CX), (R14)(R9*1), DX)
 	ADDQ $64, AX
 	ADDQ $8, CX
-	DECQ R14
-	JNZ  hkloop1
+	ADDQ $8, R14
+	CMPQ CX, 24(SP)
+	JNE  hkloop1
 
 	MOVQ 0(SP), CX
 	MOVQ k+56(FP), R9
@@ -341,8 +355,9 @@ hsstore1:
 	LEAQ (CX)(R13*4), CX        // next row of c
 	MOVQ CX, 0(SP)
 	MOVQ lda+24(FP), R9
+	SHLQ $3, R9                 // R9 = row stride of a (and b) in bytes again
 	MOVQ 8(SP), CX              // next row of a
-	LEAQ (CX)(R9*8), CX
+	ADDQ R9, CX
 	MOVQ CX, 8(SP)
 	DECQ 16(SP)
 	JNZ  hrow1

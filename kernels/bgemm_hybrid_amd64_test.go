@@ -51,7 +51,8 @@ func BenchmarkBGemmBlock(b *testing.B) {
 	const m, words = 100, 32
 	r := rand.New(rand.NewPCG(5, 6))
 	a := randBits(r, m, words*64, words)
-	panels := make([]uint64, 5*hybridPanelStride)
+	panels := make([]uint64, 4*hybridPanelStride)
+	scalarB := randBits(r, 2, words*64, words) // the scalar columns' rows
 	for i := range panels {
 		panels[i] = r.Uint64()
 	}
@@ -65,7 +66,7 @@ func BenchmarkBGemmBlock(b *testing.B) {
 	})
 	b.Run("hybrid", func(b *testing.B) {
 		for b.Loop() {
-			bgemmBlockHybridAVX512(&c[34*7], ldc, &a[0], words, &panels[0], words, m, words*64, 2)
+			bgemmBlockHybridAVX512(&c[34*7], ldc, &a[0], words, &panels[0], words, m, words*64, 2, &scalarB[0])
 		}
 		b.ReportMetric(float64(m*hybridCols*words*64)*float64(b.N)/b.Elapsed().Seconds()/1e9, "gbops")
 	})

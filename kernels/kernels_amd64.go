@@ -174,7 +174,11 @@ func bgemmAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
 		clear(c)
 		return
 	}
-	bgemmVectorColumnsAVX512(c, a, b, m, n, kw, k, bgemmHybridAVX512(c, a, b, m, n, kw, k))
+	// One buffer for both kinds of panels: Go zeroes it on every call.
+	var buf [4*hybridPanelStride + 7]uint64
+	panels := alignedPanels(buf[:])
+	done := bgemmHybridAVX512(c, a, b, m, n, kw, k, panels)
+	bgemmVectorColumnsAVX512(c, a, b, m, n, kw, k, done, panels)
 }
 
 // bgemmVectorAVX512 does every column in vector blocks.
@@ -183,14 +187,14 @@ func bgemmVectorAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
 		clear(c)
 		return
 	}
-	bgemmVectorColumnsAVX512(c, a, b, m, n, kw, k, 0)
+	var buf [panelRows*kBlockWords + 7]uint64
+	bgemmVectorColumnsAVX512(c, a, b, m, n, kw, k, 0, alignedPanels(buf[:]))
 }
 
 // bgemmVectorColumnsAVX512 computes columns start..n−1 of BGemm (kw ≥ 1)
-// in blocks of up to 32 columns.
-func bgemmVectorColumnsAVX512(c []int32, a, b []uint64, m, n, kw, k, start int) {
-	var buf [panelRows*kBlockWords + 7]uint64
-	panels := alignedPanels(buf[:])
+// in blocks of up to 32 columns; panels holds panelRows×kBlockWords words
+// and starts on a 64-byte boundary.
+func bgemmVectorColumnsAVX512(c []int32, a, b []uint64, m, n, kw, k, start int, panels []uint64) {
 	for j0 := start; j0 < n; j0 += panelRows {
 		jn := min(panelRows, n-j0)
 		jmask := uint32(uint64(1)<<jn - 1)
