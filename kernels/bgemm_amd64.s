@@ -30,6 +30,11 @@ GLOBL ·evenDwords(SB), RODATA|NOPTR, $64
 	VPOPCNTQ T, T      \
 	VPADDQ   T, ACC, ACC
 
+// STEP0 is STEP for the first word: it sets ACC (T unused).
+#define STEP0(B, A, ACC, T) \
+	VPXORQ   B, A, ACC \
+	VPOPCNTQ ACC, ACC
+
 // FIN turns the 8 lane counts in ZACC (YACC: its low half) into the
 // output for 8 columns at OFF(ROW) under column mask KP:
 //   y := count + af·old;  out := kf + mf·y
@@ -120,22 +125,36 @@ rows4:
 	MOVQ DX, AX                 // AX walks the panel words
 	MOVQ SI, CX                 // CX walks row 0 of the a block
 	MOVQ R10, R14               // word count
-	VPXORQ Z0, Z0, Z0
-	VPXORQ Z1, Z1, Z1
-	VPXORQ Z2, Z2, Z2
-	VPXORQ Z3, Z3, Z3
-	VPXORQ Z4, Z4, Z4
-	VPXORQ Z5, Z5, Z5
-	VPXORQ Z6, Z6, Z6
-	VPXORQ Z7, Z7, Z7
-	VPXORQ Z8, Z8, Z8
-	VPXORQ Z9, Z9, Z9
-	VPXORQ Z10, Z10, Z10
-	VPXORQ Z11, Z11, Z11
-	VPXORQ Z12, Z12, Z12
-	VPXORQ Z13, Z13, Z13
-	VPXORQ Z14, Z14, Z14
-	VPXORQ Z15, Z15, Z15
+
+	// The first word sets the accumulators instead of adding to zeros.
+	VMOVDQU64    (AX), Z16          // word w of b rows 0..7
+	VMOVDQU64    (AX)(R11*1), Z17   // b rows 8..15
+	VMOVDQU64    (AX)(R11*2), Z18   // b rows 16..23
+	VMOVDQU64    (AX)(R12*1), Z19   // b rows 24..31
+	VPBROADCASTQ (CX), Z20          // a row 0, word w, in every lane
+	VPBROADCASTQ (CX)(R9*1), Z21    // a row 1
+	VPBROADCASTQ (CX)(R9*2), Z22    // a row 2
+	VPBROADCASTQ (CX)(R13*1), Z23   // a row 3
+	STEP0(Z16, Z20, Z0, Z24)
+	STEP0(Z17, Z20, Z1, Z25)
+	STEP0(Z18, Z20, Z2, Z26)
+	STEP0(Z19, Z20, Z3, Z27)
+	STEP0(Z16, Z21, Z4, Z24)
+	STEP0(Z17, Z21, Z5, Z25)
+	STEP0(Z18, Z21, Z6, Z26)
+	STEP0(Z19, Z21, Z7, Z27)
+	STEP0(Z16, Z22, Z8, Z24)
+	STEP0(Z17, Z22, Z9, Z25)
+	STEP0(Z18, Z22, Z10, Z26)
+	STEP0(Z19, Z22, Z11, Z27)
+	STEP0(Z16, Z23, Z12, Z24)
+	STEP0(Z17, Z23, Z13, Z25)
+	STEP0(Z18, Z23, Z14, Z26)
+	STEP0(Z19, Z23, Z15, Z27)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JZ   kdone4
 
 kloop4:
 	VMOVDQU64    (AX), Z16          // word w of b rows 0..7
@@ -166,6 +185,8 @@ kloop4:
 	ADDQ $8, CX
 	DECQ R14
 	JNZ  kloop4
+
+kdone4:
 
 	LEAQ (DI)(R8*1), AX         // c row 1
 	LEAQ (DI)(R8*2), CX         // c row 2
@@ -218,10 +239,21 @@ row1:
 	MOVQ DX, AX
 	MOVQ SI, CX
 	MOVQ R10, R14
-	VPXORQ Z0, Z0, Z0
-	VPXORQ Z1, Z1, Z1
-	VPXORQ Z2, Z2, Z2
-	VPXORQ Z3, Z3, Z3
+
+	// The first word sets the accumulators instead of adding to zeros.
+	VMOVDQU64    (AX), Z16
+	VMOVDQU64    (AX)(R11*1), Z17
+	VMOVDQU64    (AX)(R11*2), Z18
+	VMOVDQU64    (AX)(R12*1), Z19
+	VPBROADCASTQ (CX), Z20
+	STEP0(Z16, Z20, Z0, Z24)
+	STEP0(Z17, Z20, Z1, Z25)
+	STEP0(Z18, Z20, Z2, Z26)
+	STEP0(Z19, Z20, Z3, Z27)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JZ   kdone1
 
 kloop1:
 	VMOVDQU64    (AX), Z16
@@ -237,6 +269,8 @@ kloop1:
 	ADDQ $8, CX
 	DECQ R14
 	JNZ  kloop1
+
+kdone1:
 
 	CMPQ mode+72(FP), $2
 	JNE  fin1

@@ -41,6 +41,18 @@
 	POPCNTQ R15, R15 \
 	SUBQ    R15, ACC
 
+// SSTEP0 is SSTEP for the first word: it sets ACC to −popcount(A XOR B).
+#define SSTEP0(A, B, ACC) \
+	MOVQ    A, R15   \
+	XORQ    B, R15   \
+	POPCNTQ R15, ACC \
+	NEGQ    ACC
+
+// STEP0 is STEP for the first word: it sets ACC (T unused).
+#define STEP0(B, A, ACC, T) \
+	VPXORQ   B, A, ACC \
+	VPOPCNTQ ACC, ACC
+
 // FIN and FINLAST as in bgemm_amd64.s (all 8 lanes stored: K1 = 0xff).
 #define FIN(ZACC, YACC, OFF, ROW) \
 	VPMOVQD     ZACC, YACC         \
@@ -123,30 +135,47 @@ hrows4:
 	MOVQ words+40(FP), R15
 	LEAQ (CX)(R15*8), R15
 	MOVQ R15, 24(SP)            // where CX stops
-	VPXORQ Z0, Z0, Z0
-	VPXORQ Z1, Z1, Z1
-	VPXORQ Z2, Z2, Z2
-	VPXORQ Z3, Z3, Z3
-	VPXORQ Z4, Z4, Z4
-	VPXORQ Z5, Z5, Z5
-	VPXORQ Z6, Z6, Z6
-	VPXORQ Z7, Z7, Z7
-	VPXORQ Z8, Z8, Z8
-	VPXORQ Z9, Z9, Z9
-	VPXORQ Z10, Z10, Z10
-	VPXORQ Z11, Z11, Z11
-	VPXORQ Z12, Z12, Z12
-	VPXORQ Z13, Z13, Z13
-	VPXORQ Z14, Z14, Z14
-	VPXORQ Z15, Z15, Z15
-	XORQ BX, BX                 // scalar accumulators: row r, column 32+s
-	XORQ DX, DX                 // BX r0s0, DX r0s1, SI r1s0, DI r1s1,
-	XORQ SI, SI                 // R8 r2s0, R10 r2s1, R11 r3s0, R12 r3s1
-	XORQ DI, DI
-	XORQ R8, R8
-	XORQ R10, R10
-	XORQ R11, R11
-	XORQ R12, R12
+	// Scalar accumulators (row r, column 32+s): BX r0s0, DX r0s1,
+	// SI r1s0, DI r1s1, R8 r2s0, R10 r2s1, R11 r3s0, R12 r3s1.
+
+	// The first word sets the accumulators instead of adding to zeros.
+	VMOVDQU64    (AX), Z16              // word w of b rows 0..7
+	VMOVDQU64    PSTRIDE(AX), Z17       // b rows 8..15
+	VMOVDQU64    (2*PSTRIDE)(AX), Z18   // b rows 16..23
+	VMOVDQU64    (3*PSTRIDE)(AX), Z19   // b rows 24..31
+	VPBROADCASTQ (CX), Z20              // a row 0, word w, in every lane
+	VPBROADCASTQ (CX)(R9*1), Z21        // a row 1
+	VPBROADCASTQ (CX)(R9*2), Z22        // a row 2
+	VPBROADCASTQ (CX)(R13*1), Z23       // a row 3
+	STEP0(Z16, Z20, Z0, Z24)
+	STEP0(Z17, Z20, Z1, Z25)
+	SSTEP0((CX), (R14), BX)
+	STEP0(Z18, Z20, Z2, Z26)
+	STEP0(Z19, Z20, Z3, Z27)
+	SSTEP0((CX), (R14)(R9*1), DX)
+	STEP0(Z16, Z21, Z4, Z24)
+	STEP0(Z17, Z21, Z5, Z25)
+	SSTEP0((CX)(R9*1), (R14), SI)
+	STEP0(Z18, Z21, Z6, Z26)
+	STEP0(Z19, Z21, Z7, Z27)
+	SSTEP0((CX)(R9*1), (R14)(R9*1), DI)
+	STEP0(Z16, Z22, Z8, Z24)
+	STEP0(Z17, Z22, Z9, Z25)
+	SSTEP0((CX)(R9*2), (R14), R8)
+	STEP0(Z18, Z22, Z10, Z26)
+	STEP0(Z19, Z22, Z11, Z27)
+	SSTEP0((CX)(R9*2), (R14)(R9*1), R10)
+	STEP0(Z16, Z23, Z12, Z24)
+	STEP0(Z17, Z23, Z13, Z25)
+	SSTEP0((CX)(R13*1), (R14), R11)
+	STEP0(Z18, Z23, Z14, Z26)
+	STEP0(Z19, Z23, Z15, Z27)
+	SSTEP0((CX)(R13*1), (R14)(R9*1), R12)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	ADDQ $8, R14
+	CMPQ CX, 24(SP)
+	JEQ  hkdone4
 
 hkloop4:
 	VMOVDQU64    (AX), Z16              // word w of b rows 0..7
@@ -186,6 +215,8 @@ hkloop4:
 	ADDQ $8, R14
 	CMPQ CX, 24(SP)
 	JNE  hkloop4
+
+hkdone4:
 
 	// Rows of c: CX, AX, R14, R15; R13 = ldc in bytes; R9 = k.
 	MOVQ 0(SP), CX
@@ -293,12 +324,24 @@ hrow1:
 	MOVQ words+40(FP), R15
 	LEAQ (CX)(R15*8), R15
 	MOVQ R15, 24(SP)
-	VPXORQ Z0, Z0, Z0
-	VPXORQ Z1, Z1, Z1
-	VPXORQ Z2, Z2, Z2
-	VPXORQ Z3, Z3, Z3
-	XORQ BX, BX
-	XORQ DX, DX
+
+	// The first word sets the accumulators instead of adding to zeros.
+	VMOVDQU64    (AX), Z16
+	VMOVDQU64    PSTRIDE(AX), Z17
+	VMOVDQU64    (2*PSTRIDE)(AX), Z18
+	VMOVDQU64    (3*PSTRIDE)(AX), Z19
+	VPBROADCASTQ (CX), Z20
+	STEP0(Z16, Z20, Z0, Z24)
+	STEP0(Z17, Z20, Z1, Z25)
+	SSTEP0((CX), (R14), BX)
+	STEP0(Z18, Z20, Z2, Z26)
+	STEP0(Z19, Z20, Z3, Z27)
+	SSTEP0((CX), (R14)(R9*1), DX)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	ADDQ $8, R14
+	CMPQ CX, 24(SP)
+	JEQ  hkdone1
 
 hkloop1:
 	VMOVDQU64    (AX), Z16
@@ -317,6 +360,8 @@ hkloop1:
 	ADDQ $8, R14
 	CMPQ CX, 24(SP)
 	JNE  hkloop1
+
+hkdone1:
 
 	MOVQ 0(SP), CX
 	MOVQ k+56(FP), R9
