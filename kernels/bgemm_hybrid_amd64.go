@@ -18,13 +18,17 @@ const (
 //
 //	for i := 0; i < rows; i++ {
 //		for j := 0; j < 34; j++ {
+//			out := &c[i*ldc+j]
+//			if j >= 32 {
+//				out = &cs[i*ldc+j-32]
+//			}
 //			cnt := 0
 //			for w := 0; w < words; w++ {
 //				cnt += bits.OnesCount64(a[i*lda+w] ^ b_j[w])
 //			}
-//			if mode&1 != 0 { cnt += c[i*ldc+j] } // a later k-block
-//			if mode&2 != 0 { cnt = k - 2*cnt }   // the last k-block
-//			c[i*ldc+j] = cnt
+//			if mode&1 != 0 { cnt += *out } // a later k-block
+//			if mode&2 != 0 { cnt = k - 2*cnt } // the last k-block
+//			*out = cnt
 //		}
 //	}
 //
@@ -33,7 +37,7 @@ const (
 // rows ≥ 1.
 //
 //go:noescape
-func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int, bs *uint64)
+func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int, bs *uint64, cs *int32)
 
 // interleaveHybridPanels copies words words from column w0 of b rows
 // j0..j0+31 into the hybrid panel layout.
@@ -54,10 +58,14 @@ func interleaveHybridPanels(dst []uint64, b []uint64, j0, kw, w0, words int) {
 	}
 }
 
-// bgemmHybridAVX512 computes columns [0, n/34·34) of BGemm (kw ≥ 1) with
-// hybrid blocks and returns where it stopped; the caller does the rest.
+// bgemmHybridAVX512 computes columns [0, 34h) of BGemm (kw ≥ 1) with
+// h = n/34 hybrid blocks and returns 34h; the caller does the rest. Block
+// t does the vector columns 32t..32t+31 and the scalar columns 32h+2t and
+// 32h+2t+1, so the vector columns keep the alignment of c.
 func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int, panels []uint64) (done int) {
-	for j0 := 0; j0+hybridCols <= n; j0 += hybridCols {
+	h := n / hybridCols
+	for t := 0; t < h; t++ {
+		j0, s0 := t*panelRows, h*panelRows+t*hybridScalarCols
 		for w0 := 0; w0 < kw; w0 += kBlockWords {
 			words := min(kBlockWords, kw-w0)
 			interleaveHybridPanels(panels, b, j0, kw, w0, words)
@@ -68,11 +76,10 @@ func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int, panels []uint6
 			if w0+words == kw {
 				mode |= 2
 			}
-			bgemmBlockHybridAVX512(&c[j0], n, &a[w0], kw, &panels[0], words, m, k, mode, &b[(j0+panelRows)*kw+w0])
+			bgemmBlockHybridAVX512(&c[j0], n, &a[w0], kw, &panels[0], words, m, k, mode, &b[s0*kw+w0], &c[s0])
 		}
-		done = j0 + hybridCols
 	}
-	return done
+	return h * hybridCols
 }
 
 // alignedPanels returns the part of buf from its first 64-byte boundary:

@@ -73,36 +73,44 @@
 	VPSUBD    ZLO, Z29, ZLO      \
 	VMOVDQU32 ZLO, OFF(ROW)
 
-// For a scalar accumulator ACC = −count: SACC adds the old output at
-// OFF(ROW) to the count (a later k-block), SLAST makes the last k-block's
+// For a scalar accumulator ACC = −count: SACC adds the old output OLD
+// to the count (a later k-block), SLAST makes the last k-block's
 // output k − 2·count (k in R9), SCOUNT any other k-block's output count.
-#define SACC(ACC, OFF, ROW) \
-	SUBL OFF(ROW), ACC
+#define SACC(ACC, OLD) \
+	SUBL OLD, ACC
 #define SLAST(ACC) \
 	LEAL (R9)(ACC*2), ACC
 #define SCOUNT(ACC) \
 	NEGL ACC
 
 // Frame: 0(SP) c of the current row block, 8(SP) a of the current row
-// block, 16(SP) rows left, 24(SP) where the k loop's a pointer stops.
+// block, 16(SP) rows left, 24(SP) where the k loop's a pointer stops,
+// 32(SP) cs − c in bytes.
 //
-// func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int, bs *uint64)
+// func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int, bs *uint64, cs *int32)
 //
-// For every row i < rows of a and every column j < 34:
+// For every row i < rows of a and every column j < 34, with out_j = c[i*ldc+j]
+// for j < 32 and cs[i*ldc+j−32] for the scalar columns:
 //
 //	cnt := Σ_{w<words} popcount(a_i[w] XOR b_j[w])   (b_j as above)
-//	if mode&1 != 0 { cnt += c[i*ldc+j] }
+//	if mode&1 != 0 { cnt += out_j }
 //	if mode&2 != 0 { cnt = k − 2·cnt }
-//	c[i*ldc+j] = cnt
+//	out_j = cnt
+//
+// The scalar columns' outputs go elsewhere in c (cs) so that the vector
+// block's 64-byte stores stay on 128-byte boundaries when c's are.
 //
 // 1 ≤ words ≤ kBlockWords, rows ≥ 1. Rows go four at a time, then one.
-TEXT ·bgemmBlockHybridAVX512(SB), NOSPLIT, $32-80
+TEXT ·bgemmBlockHybridAVX512(SB), NOSPLIT, $40-88
 	MOVQ c+0(FP), AX
 	MOVQ AX, 0(SP)
 	MOVQ a+16(FP), AX
 	MOVQ AX, 8(SP)
 	MOVQ rows+48(FP), AX
 	MOVQ AX, 16(SP)
+	MOVQ cs+80(FP), AX
+	SUBQ c+0(FP), AX
+	MOVQ AX, 32(SP)
 	MOVQ lda+24(FP), R9
 	SHLQ $3, R9                 // R9 = row stride of a in bytes
 	LEAQ (R9)(R9*2), R13        // R13 = 3 rows of a
@@ -258,16 +266,17 @@ hfin4:
 	FIN(Z15, Y15, 96, R15)
 
 hsfin4:
+	MOVQ 32(SP), R13            // scalar outputs: row of c + (cs − c)
 	TESTQ $1, mode+64(FP)
 	JZ    hsnoacc4
-	SACC(BX, 128, CX)
-	SACC(DX, 132, CX)
-	SACC(SI, 128, AX)
-	SACC(DI, 132, AX)
-	SACC(R8, 128, R14)
-	SACC(R10, 132, R14)
-	SACC(R11, 128, R15)
-	SACC(R12, 132, R15)
+	SACC(BX, (CX)(R13*1))
+	SACC(DX, 4(CX)(R13*1))
+	SACC(SI, (AX)(R13*1))
+	SACC(DI, 4(AX)(R13*1))
+	SACC(R8, (R14)(R13*1))
+	SACC(R10, 4(R14)(R13*1))
+	SACC(R11, (R15)(R13*1))
+	SACC(R12, 4(R15)(R13*1))
 hsnoacc4:
 	TESTQ $2, mode+64(FP)
 	JZ    hscount4
@@ -290,16 +299,18 @@ hscount4:
 	SCOUNT(R11)
 	SCOUNT(R12)
 hsstore4:
-	MOVL BX, 128(CX)
-	MOVL DX, 132(CX)
-	MOVL SI, 128(AX)
-	MOVL DI, 132(AX)
-	MOVL R8, 128(R14)
-	MOVL R10, 132(R14)
-	MOVL R11, 128(R15)
-	MOVL R12, 132(R15)
+	MOVL BX, (CX)(R13*1)
+	MOVL DX, 4(CX)(R13*1)
+	MOVL SI, (AX)(R13*1)
+	MOVL DI, 4(AX)(R13*1)
+	MOVL R8, (R14)(R13*1)
+	MOVL R10, 4(R14)(R13*1)
+	MOVL R11, (R15)(R13*1)
+	MOVL R12, 4(R15)(R13*1)
 
-	LEAQ (CX)(R13*4), CX        // next 4 rows of c
+	MOVQ ldc+8(FP), R13
+	SHLQ $4, R13
+	ADDQ R13, CX                // next 4 rows of c
 	MOVQ CX, 0(SP)
 	MOVQ lda+24(FP), R9
 	SHLQ $3, R9
@@ -379,10 +390,11 @@ hfin1:
 	FIN(Z3, Y3, 96, CX)
 
 hsfin1:
+	MOVQ 32(SP), R13
 	TESTQ $1, mode+64(FP)
 	JZ    hsnoacc1
-	SACC(BX, 128, CX)
-	SACC(DX, 132, CX)
+	SACC(BX, (CX)(R13*1))
+	SACC(DX, 4(CX)(R13*1))
 hsnoacc1:
 	TESTQ $2, mode+64(FP)
 	JZ    hscount1
@@ -393,8 +405,8 @@ hscount1:
 	SCOUNT(BX)
 	SCOUNT(DX)
 hsstore1:
-	MOVL BX, 128(CX)
-	MOVL DX, 132(CX)
+	MOVL BX, (CX)(R13*1)
+	MOVL DX, 4(CX)(R13*1)
 
 	MOVQ ldc+8(FP), R13
 	LEAQ (CX)(R13*4), CX        // next row of c

@@ -66,7 +66,7 @@ func BenchmarkBGemmBlock(b *testing.B) {
 	})
 	b.Run("hybrid", func(b *testing.B) {
 		for b.Loop() {
-			bgemmBlockHybridAVX512(&c[34*7], ldc, &a[0], words, &panels[0], words, m, words*64, 2, &scalarB[0])
+			bgemmBlockHybridAVX512(&c[34*7], ldc, &a[0], words, &panels[0], words, m, words*64, 2, &scalarB[0], &c[34*7+32])
 		}
 		b.ReportMetric(float64(m*hybridCols*words*64)*float64(b.N)/b.Elapsed().Seconds()/1e9, "gbops")
 	})
