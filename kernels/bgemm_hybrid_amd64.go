@@ -49,6 +49,9 @@ func interleaveHybridPanels(dst []uint64, b []uint64, j0, kw, w0, words int) {
 		if blocks > 0 {
 			transpose8AVX512(&panel[0], &b[row0+w0], kw, blocks)
 		}
+		if 8*blocks == words {
+			continue
+		}
 		for l := 0; l < 8; l++ {
 			row := b[row0+l*kw+w0 : row0+l*kw+w0+words]
 			for w := 8 * blocks; w < words; w++ {
