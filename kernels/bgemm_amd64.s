@@ -344,28 +344,38 @@ scalenext:
 	VZEROUPPER
 	RET
 
-// func transpose8AVX512(dst *uint64, src *uint64, ld, blocks int)
+// func transpose8AVX512(dst *uint64, dstStride int, src *uint64, ld, blocks, panels int)
 //
-// Interleaves 8 rows for the GEMM panels, 8 words at a time:
+// Interleaves panels groups of 8 rows for the GEMM panels, 8 words at a
+// time:
 //
-//	for w := 0; w < 8*blocks; w++ {
-//		for l := 0; l < 8; l++ {
-//			dst[w*8+l] = src[l*ld+w]
+//	for p := 0; p < panels; p++ {
+//		for w := 0; w < 8*blocks; w++ {
+//			for l := 0; l < 8; l++ {
+//				dst[p*dstStride+w*8+l] = src[(8*p+l)*ld+w]
+//			}
 //		}
 //	}
 //
 // as 8×8 transposes of 64-bit words (unpack, then two rounds of 128-bit
 // lane shuffles).
-TEXT ·transpose8AVX512(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ ld+16(FP), R8
+TEXT ·transpose8AVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DX          // DX, R13: the current panel's dst and src
+	MOVQ dstStride+8(FP), R14
+	SHLQ $3, R14                // panel stride of dst in bytes
+	MOVQ src+16(FP), R13
+	MOVQ ld+24(FP), R8
 	SHLQ $3, R8                 // row stride in bytes
 	LEAQ (R8)(R8*2), R9         // 3 rows
 	LEAQ (R8)(R8*4), R10        // 5 rows
 	LEAQ (R9)(R9*1), R12        // 6 rows
 	LEAQ (R12)(R8*1), R11       // 7 rows
-	MOVQ blocks+24(FP), CX
+	MOVQ panels+40(FP), BX
+
+tpanel:
+	MOVQ DX, DI
+	MOVQ R13, SI
+	MOVQ blocks+32(FP), CX
 
 tloop:
 	VMOVDQU64 (SI), Z0              // row 0, words w..w+7
@@ -412,6 +422,10 @@ tloop:
 	ADDQ $512, DI
 	DECQ CX
 	JNZ  tloop
+	ADDQ R14, DX
+	LEAQ (R13)(R8*8), R13       // 8 rows on
+	DECQ BX
+	JNZ  tpanel
 	VZEROUPPER
 	RET
 

@@ -43,15 +43,12 @@ func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint6
 // j0..j0+31 into the hybrid panel layout.
 func interleaveHybridPanels(dst []uint64, b []uint64, j0, kw, w0, words int) {
 	blocks := words / 8
-	for p := 0; p < panelRows/8; p++ {
+	if blocks > 0 {
+		transpose8AVX512(&dst[0], hybridPanelStride, &b[j0*kw+w0], kw, blocks, panelRows/8)
+	}
+	for p := 0; p < panelRows/8 && 8*blocks < words; p++ {
 		row0 := (j0 + 8*p) * kw
 		panel := dst[p*hybridPanelStride : (p+1)*hybridPanelStride]
-		if blocks > 0 {
-			transpose8AVX512(&panel[0], &b[row0+w0], kw, blocks)
-		}
-		if 8*blocks == words {
-			continue
-		}
 		for l := 0; l < 8; l++ {
 			row := b[row0+l*kw+w0 : row0+l*kw+w0+words]
 			for w := 8 * blocks; w < words; w++ {

@@ -75,19 +75,22 @@ func bgemmBlockAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, wor
 //go:noescape
 func scaleColumnsAVX512(c *float32, rows, n int, scale, shift *float32)
 
-// transpose8AVX512 interleaves 8 rows of src (row stride ld words) into
-// the panel layout, 8 words per block:
+// transpose8AVX512 interleaves panels groups of 8 rows of src (row stride
+// ld words) into the panel layout, 8 words per block, dstStride words
+// between panels:
 //
-//	for w := 0; w < 8*blocks; w++ {
-//		for l := 0; l < 8; l++ {
-//			dst[w*8+l] = src[l*ld+w]
+//	for p := 0; p < panels; p++ {
+//		for w := 0; w < 8*blocks; w++ {
+//			for l := 0; l < 8; l++ {
+//				dst[p*dstStride+w*8+l] = src[(8*p+l)*ld+w]
+//			}
 //		}
 //	}
 //
-// (blocks ≥ 1).
+// (blocks, panels ≥ 1).
 //
 //go:noescape
-func transpose8AVX512(dst *uint64, src *uint64, ld, blocks int)
+func transpose8AVX512(dst *uint64, dstStride int, src *uint64, ld, blocks, panels int)
 
 // peakStepsAVX512 runs n×16 register-only XOR/VPOPCNTQ/add steps (the GEMM
 // loop's work per 512 binary MACs) for BenchmarkAVX512StepPeak.
@@ -150,14 +153,11 @@ func interleavePanels(dst []uint64, b []uint64, j0, jn, kw, w0, words, lanes int
 // about an eighth of the 100×2048×2048 GEMM).
 func interleavePanels8(dst []uint64, b []uint64, j0, jn, kw, w0, words int) {
 	blocks := words / 8
-	for p := 0; p < jn/8; p++ {
+	if blocks > 0 && jn >= 8 {
+		transpose8AVX512(&dst[0], words*8, &b[j0*kw+w0], kw, blocks, jn/8)
+	}
+	for p := 0; p < jn/8 && 8*blocks < words; p++ {
 		row0 := (j0 + 8*p) * kw
-		if blocks > 0 {
-			transpose8AVX512(&dst[p*words*8], &b[row0+w0], kw, blocks)
-		}
-		if 8*blocks == words {
-			continue
-		}
 		for l := 0; l < 8; l++ {
 			row := b[row0+l*kw+w0 : row0+l*kw+w0+words]
 			for w := 8 * blocks; w < words; w++ {
