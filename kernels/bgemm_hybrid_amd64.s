@@ -63,6 +63,21 @@
 	VPADDD      Y29, YACC, YACC    \
 	VMOVDQU32   YACC, K1, OFF(ROW)
 
+// FINM and FINLAST2M are FIN and FINLAST2 on an explicit memory operand.
+#define FINM(ZACC, YACC, MEM) \
+	VPMOVQD     ZACC, YACC      \
+	VMOVDQU32.Z MEM, K1, Y31    \
+	VPMULLD     Y28, Y31, Y31   \
+	VPADDD      Y31, YACC, YACC \
+	VPMULLD     Y30, YACC, YACC \
+	VPADDD      Y29, YACC, YACC \
+	VMOVDQU32   YACC, K1, MEM
+#define FINLAST2M(ZLO, ZHI, MEM) \
+	VPERMT2D  ZHI, Z31, ZLO \
+	VPSLLD    $1, ZLO, ZLO  \
+	VPSUBD    ZLO, Z29, ZLO \
+	VMOVDQU32 ZLO, MEM
+
 // FINLAST2 is FIN for mode == 2 (one k-block) on two accumulators of
 // adjacent column groups: the low dwords of ZLO's and ZHI's lanes go into
 // one vector (Z31 holds the even dword indexes), then
@@ -75,17 +90,17 @@
 
 // For a scalar accumulator ACC = −count: SACC adds the old output OLD
 // to the count (a later k-block), SLAST makes the last k-block's
-// output k − 2·count (k in R9), SCOUNT any other k-block's output count.
+// output k − 2·count (k in R15), SCOUNT any other k-block's output count.
 #define SACC(ACC, OLD) \
 	SUBL OLD, ACC
 #define SLAST(ACC) \
-	LEAL (R9)(ACC*2), ACC
+	LEAL (R15)(ACC*2), ACC
 #define SCOUNT(ACC) \
 	NEGL ACC
 
 // Frame: 0(SP) c of the current row block, 8(SP) a of the current row
-// block, 16(SP) rows left, 24(SP) where the k loop's a pointer stops,
-// 32(SP) cs − c in bytes.
+// block, 16(SP) rows left for the one-row loop, 24(SP) where the k loop's
+// a pointer stops, 32(SP) cs − c in bytes, 40(SP) a after the 4-row blocks.
 //
 // func bgemmBlockHybridAVX512(c *int32, ldc int, a *uint64, lda int, panels *uint64, words int, rows int, k int, mode int, bs *uint64, cs *int32)
 //
@@ -101,19 +116,26 @@
 // block's 64-byte stores stay on 128-byte boundaries when c's are.
 //
 // 1 ≤ words ≤ kBlockWords, rows ≥ 1. Rows go four at a time, then one.
-TEXT ·bgemmBlockHybridAVX512(SB), NOSPLIT, $40-88
+TEXT ·bgemmBlockHybridAVX512(SB), NOSPLIT, $48-88
 	MOVQ c+0(FP), AX
 	MOVQ AX, 0(SP)
 	MOVQ a+16(FP), AX
 	MOVQ AX, 8(SP)
-	MOVQ rows+48(FP), AX
-	MOVQ AX, 16(SP)
 	MOVQ cs+80(FP), AX
 	SUBQ c+0(FP), AX
 	MOVQ AX, 32(SP)
 	MOVQ lda+24(FP), R9
 	SHLQ $3, R9                 // R9 = row stride of a in bytes
 	LEAQ (R9)(R9*2), R13        // R13 = 3 rows of a
+	MOVQ rows+48(FP), AX
+	MOVQ AX, DX
+	ANDQ $3, DX
+	MOVQ DX, 16(SP)             // rows left for the one-row loop
+	SHRQ $2, AX                 // 4-row blocks
+	IMULQ R9, AX
+	SHLQ $2, AX
+	ADDQ 8(SP), AX
+	MOVQ AX, 40(SP)             // a after the 4-row blocks
 
 	MOVL $0xff, AX
 	KMOVB AX, K1
@@ -133,12 +155,15 @@ hnotlast:
 	VPBROADCASTD CX, Z29
 	VPBROADCASTD DX, Y30
 
-	CMPQ 16(SP), $4
-	JLT  hrows1
+	MOVQ 8(SP), CX
+	CMPQ CX, 40(SP)
+	JEQ  hrows1
+	// CX walks row 0 of the a block; it enters each block in the register,
+	// not through 8(SP): a load right after the store would put the
+	// store-to-load forwarding latency before the loop's first loads.
 
 hrows4:
 	MOVQ panels+32(FP), AX      // AX walks the panel words
-	MOVQ 8(SP), CX              // CX walks row 0 of the a block
 	MOVQ bs+72(FP), R14         // R14 walks the scalar columns' row 0
 	MOVQ words+40(FP), R15
 	LEAQ (CX)(R15*8), R15
@@ -226,57 +251,66 @@ hkloop4:
 
 hkdone4:
 
-	// Rows of c: CX, AX, R14, R15; R13 = ldc in bytes; R9 = k.
+	// c rows 0..3 at (CX), (CX)(AX*1), (R14), (R14)(AX*1); R9 and R13
+	// keep a's strides for the next block. The epilogue is short because
+	// the loop leaves few dispatch slots free: its ops cost time here.
 	MOVQ 0(SP), CX
-	MOVQ ldc+8(FP), R13
-	SHLQ $2, R13
-	LEAQ (CX)(R13*1), AX
-	LEAQ (CX)(R13*2), R14
-	LEAQ (R14)(R13*1), R15
-	MOVQ k+56(FP), R9
+	MOVQ ldc+8(FP), AX
+	SHLQ $2, AX                 // AX = row stride of c in bytes
+	LEAQ (CX)(AX*2), R14
+	MOVQ k+56(FP), R15
 	CMPQ mode+64(FP), $2
 	JNE  hfin4
 	VMOVDQU64 ·evenDwords(SB), Z31
-	FINLAST2(Z0, Z1, 0, CX)
-	FINLAST2(Z2, Z3, 64, CX)
-	FINLAST2(Z4, Z5, 0, AX)
-	FINLAST2(Z6, Z7, 64, AX)
-	FINLAST2(Z8, Z9, 0, R14)
-	FINLAST2(Z10, Z11, 64, R14)
-	FINLAST2(Z12, Z13, 0, R15)
-	FINLAST2(Z14, Z15, 64, R15)
-	JMP  hsfin4
+	FINLAST2M(Z0, Z1, (CX))
+	FINLAST2M(Z2, Z3, 64(CX))
+	FINLAST2M(Z4, Z5, (CX)(AX*1))
+	FINLAST2M(Z6, Z7, 64(CX)(AX*1))
+	FINLAST2M(Z8, Z9, (R14))
+	FINLAST2M(Z10, Z11, 64(R14))
+	FINLAST2M(Z12, Z13, (R14)(AX*1))
+	FINLAST2M(Z14, Z15, 64(R14)(AX*1))
+	SLAST(BX)
+	SLAST(DX)
+	SLAST(SI)
+	SLAST(DI)
+	SLAST(R8)
+	SLAST(R10)
+	SLAST(R11)
+	SLAST(R12)
+	ADDQ 32(SP), CX             // scalar outputs: c + (cs − c)
+	ADDQ 32(SP), R14
+	JMP  hsstore4
 
 hfin4:
-	FIN(Z0, Y0, 0, CX)
-	FIN(Z1, Y1, 32, CX)
-	FIN(Z2, Y2, 64, CX)
-	FIN(Z3, Y3, 96, CX)
-	FIN(Z4, Y4, 0, AX)
-	FIN(Z5, Y5, 32, AX)
-	FIN(Z6, Y6, 64, AX)
-	FIN(Z7, Y7, 96, AX)
-	FIN(Z8, Y8, 0, R14)
-	FIN(Z9, Y9, 32, R14)
-	FIN(Z10, Y10, 64, R14)
-	FIN(Z11, Y11, 96, R14)
-	FIN(Z12, Y12, 0, R15)
-	FIN(Z13, Y13, 32, R15)
-	FIN(Z14, Y14, 64, R15)
-	FIN(Z15, Y15, 96, R15)
-
-hsfin4:
-	MOVQ 32(SP), R13            // scalar outputs: row of c + (cs − c)
+	FINM(Z0, Y0, (CX))
+	FINM(Z1, Y1, 32(CX))
+	FINM(Z2, Y2, 64(CX))
+	FINM(Z3, Y3, 96(CX))
+	FINM(Z4, Y4, (CX)(AX*1))
+	FINM(Z5, Y5, 32(CX)(AX*1))
+	FINM(Z6, Y6, 64(CX)(AX*1))
+	FINM(Z7, Y7, 96(CX)(AX*1))
+	FINM(Z8, Y8, (R14))
+	FINM(Z9, Y9, 32(R14))
+	FINM(Z10, Y10, 64(R14))
+	FINM(Z11, Y11, 96(R14))
+	FINM(Z12, Y12, (R14)(AX*1))
+	FINM(Z13, Y13, 32(R14)(AX*1))
+	FINM(Z14, Y14, 64(R14)(AX*1))
+	FINM(Z15, Y15, 96(R14)(AX*1))
+	ADDQ 32(SP), CX
+	ADDQ 32(SP), R14
 	TESTQ $1, mode+64(FP)
 	JZ    hsnoacc4
-	SACC(BX, (CX)(R13*1))
-	SACC(DX, 4(CX)(R13*1))
-	SACC(SI, (AX)(R13*1))
-	SACC(DI, 4(AX)(R13*1))
-	SACC(R8, (R14)(R13*1))
-	SACC(R10, 4(R14)(R13*1))
-	SACC(R11, (R15)(R13*1))
-	SACC(R12, 4(R15)(R13*1))
+	SACC(BX, (CX))
+	SACC(DX, 4(CX))
+	SACC(SI, (CX)(AX*1))
+	SACC(DI, 4(CX)(AX*1))
+	SACC(R8, (R14))
+	SACC(R10, 4(R14))
+	SACC(R11, (R14)(AX*1))
+	SACC(R12, 4(R14)(AX*1))
 hsnoacc4:
 	TESTQ $2, mode+64(FP)
 	JZ    hscount4
@@ -299,38 +333,31 @@ hscount4:
 	SCOUNT(R11)
 	SCOUNT(R12)
 hsstore4:
-	MOVL BX, (CX)(R13*1)
-	MOVL DX, 4(CX)(R13*1)
-	MOVL SI, (AX)(R13*1)
-	MOVL DI, 4(AX)(R13*1)
-	MOVL R8, (R14)(R13*1)
-	MOVL R10, 4(R14)(R13*1)
-	MOVL R11, (R15)(R13*1)
-	MOVL R12, 4(R15)(R13*1)
+	MOVL BX, (CX)
+	MOVL DX, 4(CX)
+	MOVL SI, (CX)(AX*1)
+	MOVL DI, 4(CX)(AX*1)
+	MOVL R8, (R14)
+	MOVL R10, 4(R14)
+	MOVL R11, (R14)(AX*1)
+	MOVL R12, 4(R14)(AX*1)
 
-	MOVQ ldc+8(FP), R13
-	SHLQ $4, R13
-	ADDQ R13, CX                // next 4 rows of c
+	LEAQ (R14)(AX*2), CX        // next 4 rows: of the scalar outputs,
+	SUBQ 32(SP), CX             // then of c
 	MOVQ CX, 0(SP)
-	MOVQ lda+24(FP), R9
-	SHLQ $3, R9
-	LEAQ (R9)(R9*2), R13
 	MOVQ 8(SP), CX              // next 4 rows of a
 	LEAQ (CX)(R9*4), CX
 	MOVQ CX, 8(SP)
-	MOVQ 16(SP), CX
-	SUBQ $4, CX
-	MOVQ CX, 16(SP)
-	CMPQ CX, $4
-	JGE  hrows4
+	CMPQ CX, 40(SP)
+	JNE  hrows4
 
 hrows1:
 	CMPQ 16(SP), $0
 	JEQ  hdone
+	MOVQ 8(SP), CX
 
 hrow1:
 	MOVQ panels+32(FP), AX
-	MOVQ 8(SP), CX
 	MOVQ bs+72(FP), R14
 	MOVQ words+40(FP), R15
 	LEAQ (CX)(R15*8), R15
@@ -375,7 +402,7 @@ hkloop1:
 hkdone1:
 
 	MOVQ 0(SP), CX
-	MOVQ k+56(FP), R9
+	MOVQ k+56(FP), R15
 	CMPQ mode+64(FP), $2
 	JNE  hfin1
 	VMOVDQU64 ·evenDwords(SB), Z31
