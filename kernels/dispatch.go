@@ -19,7 +19,7 @@ import (
 // through registerImpl, in increasing order of preference, behind
 // `//go:build !purego`:
 //
-//	kernels_amd64.go  "avx2", "avx512"  (available from cpuid feature bits)
+//	kernels_amd64.go  "avx2", "avx512vector", "avx512"  (available from cpuid feature bits)
 //	kernels_arm64.go  "neon"
 //
 // and the purego tag or any other architecture adds nothing. After each
