@@ -295,6 +295,144 @@ done:
 	VZEROUPPER
 	RET
 
+// FINLAST1 is FINLAST2 for one accumulator (8 columns under the 8-bit
+// mask KP): out = k − 2·count, with k in every lane of Y29.
+#define FINLAST1(ZACC, YACC, OFF, KP, ROW) \
+	VPMOVQD   ZACC, YACC         \
+	VPSLLD    $1, YACC, YACC     \
+	VPSUBD    YACC, Y29, YACC    \
+	VMOVDQU32 YACC, KP, OFF(ROW)
+
+// func bgemmBlock8AVX512(c *int32, ldc int, a *uint64, lda int, panel *uint64, words int, rows int, jmask uint32, k int, mode int)
+//
+// bgemmBlockAVX512 for at most 8 columns: one panel, rows four at a time
+// (4 STEPs per word instead of the 16 of which 12 would be wasted on
+// columns ≥ 8), then one at a time. jmask < 256.
+TEXT ·bgemmBlock8AVX512(SB), NOSPLIT, $0-80
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R8
+	SHLQ $2, R8                 // R8 = row stride of c in bytes
+	MOVQ a+16(FP), SI
+	MOVQ lda+24(FP), R9
+	SHLQ $3, R9                 // R9 = row stride of a in bytes
+	LEAQ (R9)(R9*2), R13        // R13 = 3 rows of a
+	MOVQ panel+32(FP), DX
+	MOVQ words+40(FP), R10
+	MOVQ rows+48(FP), BX
+	MOVL jmask+56(FP), AX
+	KMOVB AX, K1
+
+	MOVQ mode+72(FP), AX
+	MOVL AX, CX
+	ANDL $1, CX
+	VPBROADCASTD CX, Y28
+	XORL CX, CX
+	MOVL $1, R14
+	TESTQ $2, AX
+	JZ   n8notlast
+	MOVQ k+64(FP), CX
+	MOVL $-2, R14
+n8notlast:
+	VPBROADCASTD CX, Y29
+	VPBROADCASTD R14, Y30
+
+	CMPQ BX, $4
+	JLT  n8rows1
+
+n8rows4:
+	MOVQ DX, AX
+	MOVQ SI, CX
+	MOVQ R10, R14
+	VMOVDQU64    (AX), Z16
+	VPBROADCASTQ (CX), Z20
+	VPBROADCASTQ (CX)(R9*1), Z21
+	VPBROADCASTQ (CX)(R9*2), Z22
+	VPBROADCASTQ (CX)(R13*1), Z23
+	STEP0(Z16, Z20, Z0, Z24)
+	STEP0(Z16, Z21, Z1, Z25)
+	STEP0(Z16, Z22, Z2, Z26)
+	STEP0(Z16, Z23, Z3, Z27)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JZ   n8done4
+
+n8loop4:
+	VMOVDQU64    (AX), Z16
+	VPBROADCASTQ (CX), Z20
+	VPBROADCASTQ (CX)(R9*1), Z21
+	VPBROADCASTQ (CX)(R9*2), Z22
+	VPBROADCASTQ (CX)(R13*1), Z23
+	STEP(Z16, Z20, Z0, Z24)
+	STEP(Z16, Z21, Z1, Z25)
+	STEP(Z16, Z22, Z2, Z26)
+	STEP(Z16, Z23, Z3, Z27)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JNZ  n8loop4
+
+n8done4:
+	LEAQ (DI)(R8*1), AX         // c row 1
+	LEAQ (DI)(R8*2), CX         // c row 2
+	LEAQ (CX)(R8*1), R14        // c row 3
+	CMPQ mode+72(FP), $2
+	JNE  n8fin4
+	FINLAST1(Z0, Y0, 0, K1, DI)
+	FINLAST1(Z1, Y1, 0, K1, AX)
+	FINLAST1(Z2, Y2, 0, K1, CX)
+	FINLAST1(Z3, Y3, 0, K1, R14)
+	JMP  n8next4
+
+n8fin4:
+	FIN(Z0, Y0, 0, K1, DI)
+	FIN(Z1, Y1, 0, K1, AX)
+	FIN(Z2, Y2, 0, K1, CX)
+	FIN(Z3, Y3, 0, K1, R14)
+
+n8next4:
+	LEAQ (DI)(R8*4), DI
+	LEAQ (SI)(R9*4), SI
+	SUBQ $4, BX
+	CMPQ BX, $4
+	JGE  n8rows4
+
+n8rows1:
+	TESTQ BX, BX
+	JZ    n8end
+
+n8row1:
+	MOVQ DX, AX
+	MOVQ SI, CX
+	MOVQ R10, R14
+	VPXORQ Z0, Z0, Z0
+
+n8loop1:
+	VPBROADCASTQ (CX), Z20
+	STEP((AX), Z20, Z0, Z24)
+	ADDQ $64, AX
+	ADDQ $8, CX
+	DECQ R14
+	JNZ  n8loop1
+
+	CMPQ mode+72(FP), $2
+	JNE  n8fin1
+	FINLAST1(Z0, Y0, 0, K1, DI)
+	JMP  n8next1
+
+n8fin1:
+	FIN(Z0, Y0, 0, K1, DI)
+
+n8next1:
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ BX
+	JNZ  n8row1
+
+n8end:
+	VZEROUPPER
+	RET
+
 // func scaleColumnsAVX512(c *float32, rows, n int, scale, shift *float32)
 //
 // For i < rows, j < n: c[i*n+j] = float32(int32 bits of c[i*n+j])·scale[j] + shift[j],
