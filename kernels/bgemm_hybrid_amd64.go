@@ -11,7 +11,8 @@ import "unsafe"
 const (
 	hybridScalarCols  = 2                            // columns per block done with scalar POPCNTQ
 	hybridCols        = panelRows + hybridScalarCols // columns per hybrid block
-	hybridPanelStride = kBlockWords*8 + 72           // words between panels (constant: see the .s file)
+	hybridPanelStride = kBlockWords*8 + 72           // words between panels: PSTRIDE/8 in the .s file
+
 )
 
 // bgemmBlockHybridAVX512 is one k-block of BGemm for 34 columns:
@@ -82,9 +83,10 @@ func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int, panels []uint6
 	return h * hybridCols
 }
 
-// alignedPanels returns the part of buf from its first 64-byte boundary:
-// a Go array is only 8-byte aligned, and panel loads split across two
-// cache lines cost a quarter of the kernel's speed.
+// alignedPanels returns the part of buf from its first 64-byte boundary
+// (len(buf) − 7 words): a Go array is only 8-byte aligned, and panel
+// loads split across two cache lines cost the hybrid GEMM about 5% on
+// 100×2048×2048.
 func alignedPanels(buf []uint64) []uint64 {
 	skip := (-int(uintptr(unsafe.Pointer(&buf[0])) / 8)) & 7
 	return buf[skip : skip+len(buf)-7]
