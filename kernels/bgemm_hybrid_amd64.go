@@ -59,12 +59,11 @@ func interleaveHybridPanels(dst []uint64, b []uint64, j0, kw, w0, words int) {
 	}
 }
 
-// bgemmHybridAVX512 computes columns [0, 34h) of BGemm (kw ≥ 1) with
-// h = n/34 hybrid blocks and returns 34h; the caller does the rest. Block
-// t does the vector columns 32t..32t+31 and the scalar columns 32h+2t and
+// bgemmHybridAVX512 computes columns [0, 34h) of BGemm (kw ≥ 1,
+// h ≤ n/34) with h hybrid blocks; the caller does the rest. Block t does
+// the vector columns 32t..32t+31 and the scalar columns 32h+2t and
 // 32h+2t+1, so the vector columns keep the alignment of c.
-func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int, panels []uint64) (done int) {
-	h := n / hybridCols
+func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k, h int, panels []uint64) {
 	for t := 0; t < h; t++ {
 		j0, s0 := t*panelRows, h*panelRows+t*hybridScalarCols
 		for w0 := 0; w0 < kw; w0 += kBlockWords {
@@ -80,7 +79,6 @@ func bgemmHybridAVX512(c []int32, a, b []uint64, m, n, kw, k int, panels []uint6
 			bgemmBlockHybridAVX512(&c[j0], n, &a[w0], kw, &panels[0], words, m, k, mode, &b[s0*kw+w0], &c[s0])
 		}
 	}
-	return h * hybridCols
 }
 
 // alignedPanels returns the part of buf from its first 64-byte boundary

@@ -72,42 +72,53 @@ func BenchmarkBGemmBlock(b *testing.B) {
 	})
 }
 
-// TestBGemmHybridAndVectorBlocks checks the avx512 (hybrid blocks) and
-// avx512vector BGemm against generic on column counts around multiples of
-// the 34-column hybrid block, plain and scaled (so both the hybrid blocks and the vector
-// blocks for the leftover columns run), row counts with every tail of 4,
-// and k over 1..300 plus several 64-word k-blocks (the accumulating modes).
+// TestBGemmHybridAndVectorBlocks checks the avx512 (hybrid blocks where
+// they pay) and avx512vector BGemm, plain and scaled, and the avx512 GEMM
+// with every possible number of hybrid blocks, against generic: column
+// counts around multiples of the 34-column hybrid block (so hybrid blocks
+// and vector blocks of every width after them run), row counts with every
+// tail of 4, and k over 1..300 plus several 64-word k-blocks (the
+// accumulating modes).
 func TestBGemmHybridAndVectorBlocks(t *testing.T) {
 	if !hasAVX512(t) {
 		t.Skip("this CPU has no AVX-512 VPOPCNTQ")
 	}
 	prevImpl := Impl()
 	defer func() { _ = Use(prevImpl) }()
-	ns := []int{34, 35, 36, 66, 67, 68, 69, 70, 101, 102, 103, 33, 1}
-	for _, name := range []string{"avx512", "avx512vector"} {
-		if err := Use(name); err != nil {
-			t.Fatal(err)
-		}
-		r := rand.New(rand.NewPCG(21, 22))
-		for i, k := range kRange() {
-			m, n := 1+r.IntN(10), ns[i%len(ns)]
-			kw := Words(k) + r.IntN(2)
-			a := misalignedU64(randBits(r, m, k, kw), 1+r.IntN(7))
-			b := misalignedU64(randBits(r, n, k, kw), 1+r.IntN(7))
-			want := make([]int32, m*n)
-			bgemmGeneric(want, a, b, m, n, kw, k)
-			whole, c := guardedI32(m * n)
-			BGemm(c, a, b, m, n, kw, k)
-			what := fmt.Sprintf("%s BGemm m=%d n=%d kw=%d k=%d", name, m, n, kw, k)
+	ns := []int{34, 35, 36, 42, 43, 66, 67, 68, 69, 70, 101, 102, 103, 33, 1}
+	r := rand.New(rand.NewPCG(21, 22))
+	for i, k := range kRange() {
+		m, n := 1+r.IntN(10), ns[i%len(ns)]
+		kw := Words(k) + r.IntN(2)
+		a := misalignedU64(randBits(r, m, k, kw), 1+r.IntN(7))
+		b := misalignedU64(randBits(r, n, k, kw), 1+r.IntN(7))
+		want := make([]int32, m*n)
+		bgemmGeneric(want, a, b, m, n, kw, k)
+		check := func(what string, c []int32, whole []int32) {
+			t.Helper()
 			checkGuardsI32(t, what, whole)
 			for j := range want {
 				if c[j] != want[j] {
 					t.Fatalf("%s: c[%d,%d] = %d, generic %d", what, j/n, j%n, c[j], want[j])
 				}
 			}
-			scale, shift := randFloats(r, n), randFloats(r, n)
-			wantF := make([]float32, m*n)
-			bgemmScaledGeneric(wantF, a, b, m, n, kw, k, scale, shift)
+		}
+		for h := 0; h <= n/hybridCols; h++ {
+			whole, c := guardedI32(m * n)
+			bgemmMixedAVX512(c, a, b, m, n, kw, k, h)
+			check(fmt.Sprintf("%d hybrid blocks: m=%d n=%d kw=%d k=%d", h, m, n, kw, k), c, whole)
+		}
+		scale, shift := randFloats(r, n), randFloats(r, n)
+		wantF := make([]float32, m*n)
+		bgemmScaledGeneric(wantF, a, b, m, n, kw, k, scale, shift)
+		for _, name := range []string{"avx512", "avx512vector"} {
+			if err := Use(name); err != nil {
+				t.Fatal(err)
+			}
+			what := fmt.Sprintf("%s BGemm m=%d n=%d kw=%d k=%d", name, m, n, kw, k)
+			whole, c := guardedI32(m * n)
+			BGemm(c, a, b, m, n, kw, k)
+			check(what, c, whole)
 			wholeF, cf := guardedF32(m * n)
 			BGemmScaled(cf, a, b, m, n, kw, k, scale, shift)
 			checkGuardsF32(t, what+" (scaled)", wholeF)
@@ -116,6 +127,14 @@ func TestBGemmHybridAndVectorBlocks(t *testing.T) {
 					t.Fatalf("%s: BGemmScaled c[%d,%d] = %v, generic %v", what, j/n, j%n, cf[j], wantF[j])
 				}
 			}
+		}
+	}
+}
+
+func TestHybridBlocks(t *testing.T) {
+	for n, want := range map[int]int{2048: 60, 1024: 28, 64: 0, 68: 2, 34: 1, 33: 0, 1: 0, 0: 0} {
+		if got := hybridBlocks(n); got != want {
+			t.Errorf("hybridBlocks(%d) = %d, want %d", n, got, want)
 		}
 	}
 }

@@ -176,18 +176,51 @@ func interleavePanels8(dst []uint64, b []uint64, j0, jn, kw, w0, words int) {
 	}
 }
 
-// bgemmAVX512 does as many columns as it can in hybrid 34-column blocks
-// and the rest in vector blocks.
+// bgemmAVX512 does the columns in hybrid 34-column blocks and vector
+// blocks, as many hybrid ones as make the GEMM fastest (hybridBlocks).
 func bgemmAVX512(c []int32, a, b []uint64, m, n, kw, k int) {
 	if kw == 0 { // k = 0: every dot product is empty
 		clear(c)
 		return
 	}
+	bgemmMixedAVX512(c, a, b, m, n, kw, k, hybridBlocks(n))
+}
+
+// bgemmMixedAVX512 is BGemm (kw ≥ 1) with h ≤ n/34 hybrid blocks for
+// columns [0, 34h) and vector blocks for the rest.
+func bgemmMixedAVX512(c []int32, a, b []uint64, m, n, kw, k, h int) {
 	// One buffer for both kinds of panels: Go zeroes it on every call.
 	var buf [4*hybridPanelStride + 7]uint64
 	panels := alignedPanels(buf[:])
-	done := bgemmHybridAVX512(c, a, b, m, n, kw, k, panels)
-	bgemmVectorColumnsAVX512(c, a, b, m, n, kw, k, done, panels)
+	bgemmHybridAVX512(c, a, b, m, n, kw, k, h, panels)
+	bgemmVectorColumnsAVX512(c, a, b, m, n, kw, k, h*hybridCols, panels)
+}
+
+// hybridBlocks returns how many hybrid blocks make BGemm with n columns
+// fastest, from block costs measured on 100×2048×2048 (in hundredths of
+// a 32-column vector block): a 34-column hybrid block 101, a block of 8 or
+// fewer columns (bgemmBlock8AVX512) 35. Hybrid blocks pay only when they
+// leave fewer vector blocks: 2048 columns take 60 (and an 8-column
+// block), 1024 take 28 (and 72 columns: measured 2% faster than 30 and
+// 4 columns), 64 columns none (one hybrid block would still leave 30).
+func hybridBlocks(n int) int {
+	vectorCost := func(cols int) int {
+		switch rem := cols % panelRows; {
+		case rem == 0:
+			return cols / panelRows * 100
+		case rem <= 8:
+			return cols/panelRows*100 + 35
+		default:
+			return cols/panelRows*100 + 100
+		}
+	}
+	best, bestCost := 0, vectorCost(n)
+	for h := 1; h <= n/hybridCols; h++ {
+		if cost := h*101 + vectorCost(n-h*hybridCols); cost < bestCost {
+			best, bestCost = h, cost
+		}
+	}
+	return best
 }
 
 // bgemmVectorAVX512 does every column in vector blocks.
