@@ -413,6 +413,12 @@ func TestConvChunksAndThreads(t *testing.T) {
 		if _, err := n.TrainStep(m, rec); err != nil {
 			t.Fatal(err)
 		}
+		// The step updated the running statistics; evaluation uses them.
+		pred := make([]int32, m)
+		if err := n.Evaluate(m, pred); err != nil {
+			t.Fatal(err)
+		}
+		rec.params = append(rec.params, f64(n.Logits(m)))
 		return rec
 	}
 	whole := run(1024, 1)
