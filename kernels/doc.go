@@ -20,7 +20,10 @@
 // Every kernel has a pure-Go version (always compiled, the only one on 32-bit
 // ARM and under the purego build tag) and, where it pays, assembly versions:
 // AVX2 and AVX-512 on amd64, NEON on arm64. One implementation is chosen at
-// init (see dispatch.go); BNND_KERNELS=generic|avx2|avx512|neon forces one.
+// init (see dispatch.go); BNND_KERNELS=generic|avx2|avx512|avx512vector|neon
+// forces one. avx512 runs the forward GEMM with a few scalar POPCNT columns
+// beside the vector ones (the integer ports are otherwise idle);
+// avx512vector is the same without them.
 // Integer results are identical across implementations. Float results are
 // sums of the same terms in a different order, so they agree to within a few
 // float32 ulps of the sum of the absolute values of the terms (the tests

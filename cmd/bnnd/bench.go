@@ -93,7 +93,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if !*asJSON {
-		fmt.Fprintf(stdout, "%-8s %-15s %-20s %7s %12s %10s", "impl", "kernel", "shape", "threads", "seconds", "gbops")
+		fmt.Fprintf(stdout, "%-12s %-15s %-20s %7s %12s %10s", "impl", "kernel", "shape", "threads", "seconds", "gbops")
 		if *cref {
 			fmt.Fprintf(stdout, " %12s %8s", "cref_gbops", "ratio")
 		}
@@ -122,7 +122,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				}
 				continue
 			}
-			fmt.Fprintf(stdout, "%-8s %-15s %-20s %7d %12.6f %10.2f", rec.Impl, rec.Kernel, rec.Shape, rec.Threads, rec.Seconds, rec.GBops)
+			fmt.Fprintf(stdout, "%-12s %-15s %-20s %7d %12.6f %10.2f", rec.Impl, rec.Kernel, rec.Shape, rec.Threads, rec.Seconds, rec.GBops)
 			if rec.CrefSeconds > 0 {
 				fmt.Fprintf(stdout, " %12.2f %7.2fx", rec.CrefGBops, rec.Ratio)
 			} else if *cref {
