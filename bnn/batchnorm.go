@@ -17,10 +17,13 @@ type batchNorm struct {
 	runVar        []float32
 	mean, invStd  []float32 // statistics of the last training batch, for backward
 	sum, sumSq    []float64 // accumulators
+	// keep is the weight of the old running estimates when a training batch
+	// updates them: bnMomentum, except while EstimateStatistics averages.
+	keep float32
 }
 
 func newBatchNorm(n int) batchNorm {
-	b := batchNorm{n: n}
+	b := batchNorm{n: n, keep: bnMomentum}
 	b.gamma = make([]float32, n)
 	b.beta = make([]float32, n)
 	b.dgamma = make([]float32, n)
@@ -79,8 +82,8 @@ func (b *batchNorm) endStats(m int) {
 		v := max(b.sumSq[j]/float64(m)-mean*mean, 0)
 		b.mean[j] = float32(mean)
 		b.invStd[j] = float32(1 / math.Sqrt(v+bnEpsilon))
-		b.runMean[j] = bnMomentum*b.runMean[j] + (1-bnMomentum)*float32(mean)
-		b.runVar[j] = bnMomentum*b.runVar[j] + (1-bnMomentum)*float32(v*unbiased)
+		b.runMean[j] = b.keep*b.runMean[j] + (1-b.keep)*float32(mean)
+		b.runVar[j] = b.keep*b.runVar[j] + (1-b.keep)*float32(v*unbiased)
 	}
 }
 

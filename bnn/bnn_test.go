@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -625,5 +626,76 @@ func TestMemoryCountsBuffers(t *testing.T) {
 	}
 	if m.Total() != m.BinaryWeights+m.RealParams+m.Activations+m.GradientTiles+m.Buffers+m.InputBatch {
 		t.Error("Total is not the sum of the parts")
+	}
+}
+
+// TestEstimateStatistics: the running statistics become the mean of the
+// per-batch statistics (variance unbiased), whatever they were before, and
+// later training steps go back to the exponential average.
+func TestEstimateStatistics(t *testing.T) {
+	const batch = 6
+	n := randomNet(t, []int{40, 24}, Shape{1, 1, 30}, 4, batch, 2, 5)
+	r := rand.New(rand.NewPCG(8, 8))
+	inputs := make([][]float32, 3)
+	for i := range inputs {
+		inputs[i] = make([]float32, len(n.x))
+		for j := range inputs[i] {
+			inputs[i][j] = float32(r.NormFloat64() + float64(i)) // batches differ
+		}
+	}
+	deal := func(order ...int) func() (int, error) {
+		return func() (int, error) {
+			if len(order) == 0 {
+				return 0, errors.New("no more batches")
+			}
+			copy(n.x, inputs[order[0]])
+			order = order[1:]
+			return batch, nil
+		}
+	}
+	stats := func() (mean, vr [][]float32) {
+		for _, l := range n.layers {
+			mean = append(mean, slices.Clone(l.bn.runMean))
+			vr = append(vr, slices.Clone(l.bn.runVar))
+		}
+		return
+	}
+	var means, vars [][][]float32
+	for i := range inputs {
+		if err := n.EstimateStatistics(1, deal(i)); err != nil {
+			t.Fatal(err)
+		}
+		m, v := stats()
+		means, vars = append(means, m), append(vars, v)
+	}
+	if err := n.EstimateStatistics(3, deal(0, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	gotMean, gotVar := stats()
+	for li := range gotMean {
+		for j := range gotMean[li] {
+			wantMean := (means[0][li][j] + means[1][li][j] + means[2][li][j]) / 3
+			wantVar := (vars[0][li][j] + vars[1][li][j] + vars[2][li][j]) / 3
+			if math.Abs(float64(gotMean[li][j]-wantMean)) > 1e-4*(1+math.Abs(float64(wantMean))) ||
+				math.Abs(float64(gotVar[li][j]-wantVar)) > 1e-4*(1+float64(wantVar)) {
+				t.Fatalf("layer %d unit %d: running mean %g var %g, want %g and %g", li, j, gotMean[li][j], gotVar[li][j], wantMean, wantVar)
+			}
+		}
+	}
+	if means[0][0][0] == means[1][0][0] {
+		t.Fatal("batches with different inputs gave the same statistics: the test checks nothing")
+	}
+	if err := n.EstimateStatistics(2, deal(0)); err == nil || !strings.Contains(err.Error(), "batch 2") {
+		t.Errorf("running out of batches: error %v, want one naming batch 2", err)
+	}
+	// Training averages again with the usual momentum.
+	copy(n.x, inputs[0])
+	before := n.layers[0].bn.runMean[0]
+	if _, err := n.TrainStep(batch, newRecorder(n)); err != nil {
+		t.Fatal(err)
+	}
+	want := bnMomentum*before + (1-bnMomentum)*n.layers[0].bn.mean[0]
+	if got := n.layers[0].bn.runMean[0]; math.Abs(float64(got-want)) > 1e-5*(1+math.Abs(float64(want))) {
+		t.Errorf("after a training step the running mean is %g, want %g", got, want)
 	}
 }

@@ -372,6 +372,35 @@ func (n *Network) Evaluate(m int, pred []int32) error {
 	return nil
 }
 
+// EstimateStatistics sets every batch-norm layer's running statistics to
+// their mean over the next batches that next deals into Input (forward
+// passes only: weights and trained parameters do not change). Training keeps
+// the running statistics as an average over recent steps, whose weights have
+// flipped since — the first layer flips a few of its weights every step — so
+// evaluating right after training mixes statistics of networks that no
+// longer exist; after this it uses those of the network as it is.
+func (n *Network) EstimateStatistics(batches int, next func() (int, error)) error {
+	defer func() {
+		for _, l := range n.layers {
+			l.bn.keep = bnMomentum
+		}
+	}()
+	for k := range batches {
+		m, err := next()
+		if err != nil {
+			return fmt.Errorf("bnn: batch-norm statistics, batch %d: %w", k+1, err)
+		}
+		if m < 2 || m > n.opt.Batch {
+			return fmt.Errorf("bnn: batch-norm statistics from a batch of %d rows, want 2..%d", m, n.opt.Batch)
+		}
+		for _, l := range n.layers {
+			l.bn.keep = float32(k) / float32(k+1) // running mean of the batches so far
+		}
+		n.forward(m, true)
+	}
+	return nil
+}
+
 // Logits returns the output of the last Evaluate: m rows of len(Classes())
 // normalised logits, valid until the next Evaluate or TrainStep (whose
 // backward pass reuses the buffer).

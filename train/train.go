@@ -191,6 +191,18 @@ func RunEpoch(ctx context.Context, net *bnn.Network, opt bnn.Optimizer, b *Batch
 	}
 }
 
+// RefreshStatistics sets net's batch-norm statistics from batches batches
+// of ds (shuffled with seed, not touching any training batcher) before an
+// evaluation; see bnn.Network.EstimateStatistics. batches 0 keeps the
+// running averages of training.
+func RefreshStatistics(net *bnn.Network, ds sensors.Dataset, threads, batches int, seed uint64) error {
+	if batches <= 0 {
+		return nil
+	}
+	b := NewBatcher(ds, net, threads, seed^0x5ba7)
+	return net.EstimateStatistics(batches, b.NextAcrossEpochs)
+}
+
 // Evaluate returns the accuracy of net on the labelled examples of ds,
 // decoding each batch on threads workers. It is an error when ds has no
 // labelled example.

@@ -417,3 +417,16 @@ func TestBatcherOrderIsStable(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshStatistics(t *testing.T) {
+	ds := &indexed{n: 40, classes: 2, label: everyThird}
+	net := newNet(t, ds, 4, 1)
+	if err := RefreshStatistics(net, ds, 1, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	empty := &indexed{n: 40, classes: 2, label: func(int) int { return -1 }}
+	err := RefreshStatistics(newNet(t, empty, 4, 1), empty, 1, 3, 1)
+	if !errors.Is(err, errNoBatch) || !strings.Contains(err.Error(), "batch-norm statistics") {
+		t.Errorf("unlabelled data: error %v, want one about batch-norm statistics and %v", err, errNoBatch)
+	}
+}

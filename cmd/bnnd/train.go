@@ -160,6 +160,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	calWarmup := fs.Int("calibrate-warmup", 300, "with --momentum auto: fp32 steps before recording (momenta grow from zero with time constant 1/γ)")
 	perLayer := fs.Bool("per-layer", false, "with --momentum auto: one encoding per layer")
 	agreeSamples := fs.Int("agreement-samples", 4096, "weights per layer tracked by an fp32 shadow Bop to measure flip agreement (0 = off)")
+	statBatches := fs.Int("stat-batches", 20, "before each evaluation, batch-norm statistics from this many training batches with the current weights (0 = the running averages of training)")
 	var sf searchFlags
 	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -182,6 +183,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *decayEvery < 0 || !(*decayFactor > 0 && *decayFactor <= 1) {
 		return usagef("--decay-every must be ≥ 0 and --decay-factor in (0, 1]")
+	}
+	if *statBatches < 0 {
+		return usagef("--stat-batches %d: want ≥ 0", *statBatches)
 	}
 	auto := *momentum == "auto"
 	var formats []fp.Format
@@ -276,6 +280,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if st.Samples > 0 {
 			lastLoss, lastAcc = st.Loss(), st.Accuracy()
+		}
+		if err := train.RefreshStatistics(net, ds, tf.threads, *statBatches, tf.seed); err != nil {
+			return err
 		}
 		testAcc, err = train.Evaluate(ctx, net, testDs, tf.threads)
 		if err != nil {

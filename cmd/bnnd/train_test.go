@@ -44,6 +44,7 @@ func TestTrainUsageErrors(t *testing.T) {
 		{"--tau", "-1"},
 		{"--momentum", "auto", "--nearest-only", "--stochastic-only"},
 		{"--min-bits", "9", "--max-bits", "5"},
+		{"--stat-batches", "-1"},
 		{"extra"},
 	} {
 		code, _, stderr := runCmd(t, append([]string{"train"}, args...)...)
