@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bnnd/bnnd/bnn"
@@ -451,5 +452,40 @@ func TestCalibrate(t *testing.T) {
 	// Calibration needs fp32 momenta to start from.
 	if _, err := Calibrate(net, o, next, CalibrationOptions{Steps: 2}); err == nil {
 		t.Error("calibration from compact momenta accepted")
+	}
+}
+
+// TestCalibrateFP32Below: layers with fewer weights than the limit keep fp32
+// and stay out of the search, whether the rest share one format or not.
+func TestCalibrateFP32Below(t *testing.T) {
+	// Layers: 100→64 (6400 weights), 64→4 (256 weights).
+	for _, perLayer := range []bool{false, true} {
+		net := testNet(t, []int{64}, 100, 4, 32, 2, 1)
+		o, err := New(net, Config{Gamma: 1e-2, Tau: 1e-6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		step := 0
+		next := func() (int, error) {
+			fill(net, uint64(step))
+			step++
+			return 32, nil
+		}
+		opt := CalibrationOptions{Steps: 4, Samples: 300, PerLayer: perLayer, BestEffort: true, FP32Below: 1000,
+			Search: fp.SearchOptions{MinBits: 6, MaxBits: 6, Stochastic: true}}
+		cal, err := Calibrate(net, o, next, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cal.Formats) != 2 || cal.Formats[1] != fp.MustParseFormat("fp32") || cal.Formats[0].Bits() != 6 {
+			t.Errorf("per-layer %v: formats %v, want a 6-bit one then fp32", perLayer, cal.Formats)
+		}
+		if len(cal.Results) != 1 || !slices.Equal(cal.Scopes, []string{"layer 0"}) {
+			t.Errorf("per-layer %v: %d results for %q, want one for layer 0", perLayer, len(cal.Results), cal.Scopes)
+		}
+		opt.FP32Below = 1 << 20
+		if _, err := Calibrate(net, o, next, opt); err == nil || !strings.Contains(err.Error(), "nothing to search") {
+			t.Errorf("per-layer %v: every layer kept fp32: error %v", perLayer, err)
+		}
 	}
 }

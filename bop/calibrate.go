@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/fp"
@@ -103,13 +105,19 @@ type CalibrationOptions struct {
 	// StochasticOnly keeps only stochastic-rounding candidates in the
 	// ranking (Search.Stochastic must be set).
 	StochasticOnly bool
-	Seed           uint64
-	Search         fp.SearchOptions
+	// FP32Below keeps fp32 momenta for layers with fewer weights than this
+	// and leaves them out of the search: their momenta cost little memory,
+	// and each of their weights matters more (a first conv layer has a few
+	// hundred, each shaping a whole channel).
+	FP32Below int
+	Seed      uint64
+	Search    fp.SearchOptions
 }
 
 // Calibration is what Calibrate found.
 type Calibration struct {
-	Results []fp.SearchResult // one (for all layers) or one per layer
+	Results []fp.SearchResult // one for all searched layers, or one per layer
+	Scopes  []string          // what each result is for: "all layers", "layer 2", "layers 1,2"
 	Formats []fp.Format       // the chosen encodings (1 or one per layer)
 	Traces  []fp.Trace
 }
@@ -158,17 +166,37 @@ func Calibrate(net *bnn.Network, o *Optimizer, next func() (int, error), opt Cal
 	if opt.Search.Seed == 0 {
 		opt.Search.Seed = opt.Seed
 	}
-	groups := [][]fp.Trace{cal.Traces}
-	if opt.PerLayer {
-		groups = groups[:0]
-		for _, tr := range cal.Traces {
-			groups = append(groups, []fp.Trace{tr})
+	// Group the searched layers: all together, or one group per layer.
+	var groups [][]int
+	var kept []int
+	for i, l := range net.Layers() {
+		switch {
+		case l.Weights < opt.FP32Below:
+			kept = append(kept, i)
+		case opt.PerLayer || len(groups) == 0:
+			groups = append(groups, []int{i})
+		default:
+			groups[0] = append(groups[0], i)
 		}
 	}
-	for i, g := range groups {
+	if len(groups) == 0 {
+		return cal, fmt.Errorf("bop: every layer has fewer than %d weights and keeps fp32 momenta: nothing to search", opt.FP32Below)
+	}
+	perLayer := make([]fp.Format, len(cal.Traces))
+	for _, i := range kept {
+		perLayer[i] = fp.MustParseFormat("fp32")
+	}
+	for _, layers := range groups {
+		g := make([]fp.Trace, len(layers))
+		for k, i := range layers {
+			g[k] = cal.Traces[i]
+		}
 		scope := "all layers"
-		if opt.PerLayer {
-			scope = fmt.Sprintf("layer %d", i)
+		switch {
+		case len(layers) == 1 && (opt.PerLayer || len(kept) > 0):
+			scope = fmt.Sprintf("layer %d", layers[0])
+		case len(kept) > 0:
+			scope = "layers " + layerList(layers)
 		}
 		res, err := fp.Search(g, opt.Search)
 		if err != nil {
@@ -185,9 +213,25 @@ func Calibrate(net *bnn.Network, o *Optimizer, next func() (int, error), opt Cal
 			res.Best = closest(res.Ranking)
 		}
 		cal.Results = append(cal.Results, res)
-		cal.Formats = append(cal.Formats, res.Best.Format)
+		cal.Scopes = append(cal.Scopes, scope)
+		for _, i := range layers {
+			perLayer[i] = res.Best.Format
+		}
+	}
+	cal.Formats = perLayer
+	if !opt.PerLayer && len(kept) == 0 {
+		cal.Formats = perLayer[:1] // one format for all layers
 	}
 	return cal, nil
+}
+
+// layerList writes layer indices as "1,2,5".
+func layerList(layers []int) string {
+	s := make([]string, len(layers))
+	for k, i := range layers {
+		s[k] = strconv.Itoa(i)
+	}
+	return strings.Join(s, ",")
 }
 
 // closest is the infeasible candidate nearest to fp32 behaviour.

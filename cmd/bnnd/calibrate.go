@@ -32,6 +32,7 @@ type searchFlags struct {
 	stochasticOnly   bool
 	bestEffort       bool
 	samples          int
+	fp32Below        int
 }
 
 func (s *searchFlags) register(fs *flag.FlagSet) {
@@ -43,6 +44,7 @@ func (s *searchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.stochasticOnly, "stochastic-only", false, "choose among stochastic-rounding encodings only")
 	fs.IntVar(&s.samples, "samples", 4096, "weights sampled per layer for the trace")
 	fs.BoolVar(&s.bestEffort, "best-effort", false, "when no encoding meets the limits, take the one closest to fp32 instead of failing")
+	fs.IntVar(&s.fp32Below, "fp32-below", 0, "layers with fewer weights than this keep fp32 momenta and are left out of the search (they cost little memory)")
 }
 
 func (s *searchFlags) options(seed uint64) fp.SearchOptions {
@@ -57,6 +59,9 @@ func (s *searchFlags) check() error {
 	if !(s.maxLost >= 0 && s.maxLost <= 1) || !(s.maxFlip >= 0 && s.maxFlip <= 1) {
 		return usagef("--max-lost and --max-flip-disagree must be in [0, 1]")
 	}
+	if s.fp32Below < 0 {
+		return usagef("--fp32-below %d: want ≥ 0", s.fp32Below)
+	}
 	if s.nearestOnly && s.stochasticOnly {
 		return usagef("--nearest-only and --stochastic-only exclude each other")
 	}
@@ -69,21 +74,14 @@ func (s *searchFlags) check() error {
 // calibrateFor runs the warm-up and search for train --momentum auto and
 // prints the decision to log.
 func calibrateFor(net *bnn.Network, opt *bop.Optimizer, next func() (int, error), warmup, steps int, perLayer bool, seed uint64, sf *searchFlags, log io.Writer) ([]fp.Format, error) {
-	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: warmup, Steps: steps, Samples: sf.samples, PerLayer: perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, Seed: seed, Search: sf.options(seed)})
+	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: warmup, Steps: steps, Samples: sf.samples, PerLayer: perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, FP32Below: sf.fp32Below, Seed: seed, Search: sf.options(seed)})
 	if err != nil {
 		return nil, err
 	}
 	for i, r := range cal.Results {
-		writeRanking(log, scopeName(perLayer, i), r, 8)
+		writeRanking(log, cal.Scopes[i], r, 8)
 	}
 	return cal.Formats, nil
-}
-
-func scopeName(perLayer bool, i int) string {
-	if perLayer {
-		return fmt.Sprintf("layer %d", i)
-	}
-	return "all layers"
 }
 
 // writeRanking prints the first rows of a search's ranking.
@@ -165,7 +163,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return bat.NextAcrossEpochs()
 	}
 	warm := time.Now()
-	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: *warmup, Steps: *steps, Samples: sf.samples, PerLayer: *perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, Seed: tf.seed, Search: sf.options(tf.seed)})
+	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: *warmup, Steps: *steps, Samples: sf.samples, PerLayer: *perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, FP32Below: sf.fp32Below, Seed: tf.seed, Search: sf.options(tf.seed)})
 	if err != nil {
 		return err
 	}
@@ -181,9 +179,9 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}{Model: tf.model, Steps: *steps, Samples: sf.samples, Formats: formatStrings(cal.Formats), Seconds: time.Since(start).Seconds()}
 	out.Bits = train.MomentumBits(net, cal.Formats)
 	for i, r := range cal.Results {
-		writeRanking(stdout, scopeName(*perLayer, i), r, *rows)
+		writeRanking(stdout, cal.Scopes[i], r, *rows)
 		fmt.Fprintln(stdout)
-		sj := searchJSON{Scope: scopeName(*perLayer, i), Chosen: r.Best.Format.String()}
+		sj := searchJSON{Scope: cal.Scopes[i], Chosen: r.Best.Format.String()}
 		for _, c := range r.Ranking {
 			sj.Ranking = append(sj.Ranking, candidateJSON{Format: c.Format.String(), Bits: c.Bits, LostRatio: c.LostRatio,
 				UnderflowRatio: c.UnderflowRatio, SaturationRatio: c.SaturationRatio, FlipDisagreement: c.FlipDisagreement,

@@ -148,3 +148,19 @@ func TestCalibrateCommand(t *testing.T) {
 		t.Errorf("--steps 0: exit %d, want 2", code)
 	}
 }
+
+func TestTrainAutoFP32Below(t *testing.T) {
+	code, stdout, stderr := runCmd(t, append([]string{"train", "--epochs", "1", "--momentum", "auto", "--calibrate-steps", "4", "--calibrate-warmup", "3",
+		"--min-bits", "6", "--max-bits", "6", "--stochastic-only", "--best-effort", "--fp32-below", "1000", "--json"}, small...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "encoding search (layer 0)") {
+		t.Errorf("stderr does not show a search over layer 0 only: %s", stderr)
+	}
+	v := lastJSON(t, stdout)
+	formats := v["formats"].([]any)
+	if len(formats) != 2 || formats[1] != "fp32" || !strings.HasPrefix(formats[0].(string), "e") {
+		t.Errorf("formats %v, want a 6-bit encoding for the hidden layer and fp32 for the 160-weight output layer", formats)
+	}
+}
