@@ -96,21 +96,26 @@ func randomNet(t *testing.T, hidden []int, in Shape, classes, batch, threads int
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(seed, 99))
+	randomize(n, rand.New(rand.NewPCG(seed, 99)))
+	return n
+}
+
+// randomize fills the input batch, the labels and the batch-norm parameters
+// of n from r: non-trivial scale and shift so every term of the gradient
+// matters.
+func randomize(n *Network, r *rand.Rand) {
 	for i := range n.x {
 		n.x[i] = float32(r.NormFloat64())
 	}
 	for i := range n.labels {
-		n.labels[i] = int32(r.IntN(classes))
+		n.labels[i] = int32(r.IntN(len(n.classes)))
 	}
-	// Non-trivial batch-norm parameters so every term of the gradient matters.
 	for _, l := range n.layers {
 		for j := range l.bn.gamma {
 			l.bn.gamma[j] = float32(0.5 + r.Float64())
 			l.bn.beta[j] = float32(r.NormFloat64() * 0.3)
 		}
 	}
-	return n
 }
 
 // refLoss is the loss of the output block in float64: inputs a (m×in),

@@ -154,19 +154,7 @@ func testConvMatchesReference(t *testing.T, chunk int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(5, 5))
-	for i := range n.x {
-		n.x[i] = float32(r.NormFloat64())
-	}
-	for i := range n.labels {
-		n.labels[i] = int32(r.IntN(classes))
-	}
-	for _, l := range n.layers {
-		for j := range l.bn.gamma {
-			l.bn.gamma[j] = float32(0.5 + r.Float64())
-			l.bn.beta[j] = float32(r.NormFloat64() * 0.3)
-		}
-	}
+	randomize(n, rand.New(rand.NewPCG(5, 5)))
 	if n.chunk != chunk {
 		t.Fatalf("network runs %d images per conv chunk, want %d", n.chunk, chunk)
 	}
@@ -396,19 +384,7 @@ func TestConvChunksAndThreads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := rand.New(rand.NewPCG(6, 6))
-		for i := range n.x {
-			n.x[i] = float32(r.NormFloat64())
-		}
-		for i := range n.labels {
-			n.labels[i] = int32(r.IntN(classes))
-		}
-		for _, l := range n.layers {
-			for j := range l.bn.gamma {
-				l.bn.gamma[j] = float32(0.5 + r.Float64())
-				l.bn.beta[j] = float32(r.NormFloat64() * 0.3)
-			}
-		}
+		randomize(n, rand.New(rand.NewPCG(6, 6)))
 		rec := newRecorder(n)
 		if _, err := n.TrainStep(m, rec); err != nil {
 			t.Fatal(err)
