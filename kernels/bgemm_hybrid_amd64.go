@@ -12,7 +12,6 @@ const (
 	hybridScalarCols  = 2                            // columns per block done with scalar POPCNTQ
 	hybridCols        = panelRows + hybridScalarCols // columns per hybrid block
 	hybridPanelStride = kBlockWords*8 + 72           // words between panels: PSTRIDE/8 in the .s file
-
 )
 
 // bgemmBlockHybridAVX512 is one k-block of BGemm for 34 columns:
