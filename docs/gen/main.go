@@ -47,6 +47,7 @@ var variants = []variant{
 	{"best 8-bit stochastic", []string{"--momentum", "auto", "--min-bits", "8", "--max-bits", "8", "--stochastic-only", "--best-effort"}},
 	{"best 6-bit stochastic", []string{"--momentum", "auto", "--min-bits", "6", "--max-bits", "6", "--stochastic-only", "--best-effort"}},
 	{"best 5-bit stochastic", []string{"--momentum", "auto", "--min-bits", "5", "--max-bits", "5", "--stochastic-only", "--best-effort"}},
+	{"best 6-bit stochastic, layers < 65536 weights fp32", []string{"--momentum", "auto", "--min-bits", "6", "--max-bits", "6", "--stochastic-only", "--best-effort", "--fp32-below", "65536"}},
 }
 
 // run is one finished bnnd train run (the fields of its JSON line we use).
@@ -225,7 +226,8 @@ func writeTable(path string, runs []run) error {
 	fmt.Fprintf(&b, "activations kept for backward, gradient tiles, other buffers, input batch), counted from the allocations.\n")
 	fmt.Fprintf(&b, "Reduction = training state with fp32 momenta ÷ this run's. Flip agreement = |flips of both| ÷ |flips of either|\n")
 	fmt.Fprintf(&b, "between the encoded momenta and an fp32 shadow Bop fed the same gradients, on 4096 sampled weights per layer.\n")
-	fmt.Fprintf(&b, "The machine is shared with other jobs, so samples/s are lower bounds.\n\n")
+	fmt.Fprintf(&b, "Test accuracy is measured after each run with batch-norm statistics re-estimated on 20 training batches\n")
+	fmt.Fprintf(&b, "(`--stat-batches`, the default). The machine is shared with other jobs, so samples/s are lower bounds.\n\n")
 	for _, model := range modelsOf(runs) {
 		ref, hasRef := reference(runs, model)
 		fmt.Fprintf(&b, "## %s\n\n", model)
