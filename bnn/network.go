@@ -83,11 +83,10 @@ type layer struct {
 	w         []uint64 // out rows × kw words
 	bn        batchNorm
 	// Conv geometry (input height, width, channels); pool halves h and w.
-	h, wd, c     int
-	pool         bool
-	gemmRows     int // GEMM rows per example: h·w for conv, 1 for dense
-	actRows      int // activation rows per example after pooling
-	inPerExample int // input values per example (h·w·c for conv, in for dense)
+	h, wd, c int
+	pool     bool
+	gemmRows int // GEMM rows per example: h·w for conv, 1 for dense
+	actRows  int // activation rows per example after pooling
 	// Kept for the backward pass: 2 bits per activation. Pre-activations
 	// are recomputed in the backward pass.
 	sign, mask []uint64 // batch·actRows rows × ow words
@@ -157,7 +156,7 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 	var gradW, convRows int
 	for i, ls := range hidden {
 		l := &layer{index: i, kind: ls.Kind, out: ls.Units, realInput: i == 0, last: i == len(hidden)-1,
-			h: h, wd: w, c: c, pool: ls.Pool, gemmRows: 1, actRows: 1, inPerExample: h * w * c}
+			h: h, wd: w, c: c, pool: ls.Pool, gemmRows: 1, actRows: 1}
 		where := fmt.Sprintf("bnn: model %q layer %d", spec.Name, i+1)
 		switch ls.Kind {
 		case Dense:
