@@ -387,7 +387,10 @@ func TestFlipAgreement(t *testing.T) {
 }
 
 // TestCalibrate records a warm-up trace, searches, and converts the momenta.
-func TestCalibrate(t *testing.T) {
+// calibrationNet is a 100→64→4 network with an fp32 optimizer and a batch
+// source that counts the batches it dealt.
+func calibrationNet(t *testing.T) (*bnn.Network, *Optimizer, func() (int, error), *int) {
+	t.Helper()
 	net := testNet(t, []int{64}, 100, 4, 32, 2, 1)
 	o, err := New(net, Config{Gamma: 1e-2, Tau: 1e-6})
 	if err != nil {
@@ -399,13 +402,18 @@ func TestCalibrate(t *testing.T) {
 		step++
 		return 32, nil
 	}
+	return net, o, next, &step
+}
+
+func TestCalibrate(t *testing.T) {
+	net, o, next, step := calibrationNet(t)
 	cal, err := Calibrate(net, o, next, CalibrationOptions{Steps: 6, Samples: 500, PerLayer: true, BestEffort: true,
 		Search: fp.SearchOptions{MinBits: 6, MaxBits: 8, Stochastic: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if step != 6 || o.Steps() != 6 {
-		t.Errorf("warm-up ran %d batches, %d optimizer steps; want 6", step, o.Steps())
+	if *step != 6 || o.Steps() != 6 {
+		t.Errorf("warm-up ran %d batches, %d optimizer steps; want 6", *step, o.Steps())
 	}
 	if len(cal.Traces) != 2 || len(cal.Formats) != 2 || len(cal.Results) != 2 {
 		t.Fatalf("per-layer calibration: %d traces, %d formats, %d results; want 2 each", len(cal.Traces), len(cal.Formats), len(cal.Results))
@@ -460,17 +468,7 @@ func TestCalibrate(t *testing.T) {
 func TestCalibrateFP32Below(t *testing.T) {
 	// Layers: 100→64 (6400 weights), 64→4 (256 weights).
 	for _, perLayer := range []bool{false, true} {
-		net := testNet(t, []int{64}, 100, 4, 32, 2, 1)
-		o, err := New(net, Config{Gamma: 1e-2, Tau: 1e-6})
-		if err != nil {
-			t.Fatal(err)
-		}
-		step := 0
-		next := func() (int, error) {
-			fill(net, uint64(step))
-			step++
-			return 32, nil
-		}
+		net, o, next, _ := calibrationNet(t)
 		opt := CalibrationOptions{Steps: 4, Samples: 300, PerLayer: perLayer, BestEffort: true, FP32Below: 1000,
 			Search: fp.SearchOptions{MinBits: 6, MaxBits: 6, Stochastic: true}}
 		cal, err := Calibrate(net, o, next, opt)
