@@ -28,15 +28,17 @@ func (n *Network) Normalizer() Normalizer { return n.norm }
 //	magic   [8]byte "BNNDMODL"
 //	version uint32  (ModelVersion)
 //	length  uint64  payload bytes
-//	payload         spec name, input shape, classes, normaliser, layers
+//	payload         spec name, input shape, classes, output units (from
+//	                version 2; version 1 has one per class), normaliser, layers
 //	crc     uint32  CRC-32C (Castagnoli) of everything before it
 //
 // A layer is: kind u8, in u32, out u32, weights (out·Words(in) u64), then
 // batch-norm scale, shift, running mean, running variance (out f32 each).
 const (
 	modelMagic = "BNNDMODL"
-	// ModelVersion is the model file version this package writes and reads.
-	ModelVersion = 1
+	// ModelVersion is the model file version this package writes; it reads
+	// version 1 too.
+	ModelVersion = 2
 	// maxModelBytes bounds what ReadModel accepts, so a corrupt length field
 	// cannot make it allocate without limit.
 	maxModelBytes = 1 << 30
@@ -66,6 +68,7 @@ func (n *Network) WriteTo(w io.Writer) (int64, error) {
 	for _, c := range n.classes {
 		p.Str(c)
 	}
+	p.U32(uint32(n.opt.Outputs))
 	p.F32s(n.norm.Mean)
 	p.F32s(n.norm.Std)
 	p.U32(uint32(len(n.layers)))
@@ -106,8 +109,9 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 	if string(head[:8]) != modelMagic {
 		return nil, fmt.Errorf("bnn: %w: %q", ErrBadMagic, head[:8])
 	}
-	if v := binary.LittleEndian.Uint32(head[8:]); v != ModelVersion {
-		return nil, fmt.Errorf("bnn: %w %d (this build reads version %d)", ErrVersion, v, ModelVersion)
+	version := binary.LittleEndian.Uint32(head[8:])
+	if version != 1 && version != ModelVersion {
+		return nil, fmt.Errorf("bnn: %w %d (this build reads versions 1 to %d)", ErrVersion, version, ModelVersion)
 	}
 	length := binary.LittleEndian.Uint64(head[12:])
 	if length > maxModelBytes {
@@ -138,6 +142,13 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 	var classes []string
 	for i := 0; i < nc && d.Err() == nil; i++ {
 		classes = append(classes, d.Str(fmt.Sprintf("class %d name", i)))
+	}
+	opt.Outputs = len(classes)
+	if version >= 2 {
+		opt.Outputs = int(d.U32("output units"))
+		if d.Err() == nil && (opt.Outputs < len(classes) || opt.Outputs > len(payload)) {
+			return nil, fmt.Errorf("bnn: %w: %d output units for %d classes", ErrModelFormat, opt.Outputs, len(classes))
+		}
 	}
 	norm := Normalizer{Mean: d.F32s("normaliser mean"), Std: d.F32s("normaliser std")}
 	nl := int(d.U32("layer count"))

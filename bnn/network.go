@@ -16,6 +16,12 @@ type Options struct {
 	Batch   int    // most examples per step; every buffer is sized for it
 	Threads int    // worker goroutines for matmuls and gradient tiles (≥ 1)
 	Seed    uint64 // initial weight signs
+
+	// Outputs is the number of output units, reserved for classes added
+	// later with AddClass (a person teaching a board names them as they
+	// come); 0 means len(classes). Units of classes not yet added take no
+	// part in the loss, so they keep their initial weights until then.
+	Outputs int
 }
 
 // RealParam is one real-valued parameter vector (batch-norm scale or shift)
@@ -133,14 +139,24 @@ type Network struct {
 	params  []RealParam
 }
 
-// New builds a network for inputs of shape in and len(classes) classes, with
-// random weight signs drawn from opt.Seed.
+// New builds a network for inputs of shape in and the given classes (with
+// room for opt.Outputs classes in all), with random weight signs drawn from
+// opt.Seed.
 func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 	if in.Size() <= 0 {
 		return nil, fmt.Errorf("bnn: input shape %v is empty", in)
 	}
-	if len(classes) < 2 {
-		return nil, fmt.Errorf("bnn: need at least 2 classes, have %d", len(classes))
+	if opt.Outputs == 0 {
+		opt.Outputs = len(classes)
+	}
+	if opt.Outputs < 2 {
+		return nil, fmt.Errorf("bnn: need at least 2 classes, have %d", opt.Outputs)
+	}
+	if len(classes) > opt.Outputs {
+		return nil, fmt.Errorf("bnn: %d classes for %d output units", len(classes), opt.Outputs)
+	}
+	if err := checkClassNames(classes); err != nil {
+		return nil, err
 	}
 	if opt.Batch < 1 {
 		return nil, fmt.Errorf("bnn: batch size %d, want ≥ 1", opt.Batch)
@@ -152,7 +168,7 @@ func New(spec Spec, in Shape, classes []string, opt Options) (*Network, error) {
 	B := opt.Batch
 	// The geometry flowing through the layers: h×w×c activations per example.
 	h, w, c := in.Height, in.Width, in.Channels
-	hidden := append(append([]LayerSpec(nil), spec.Hidden...), LayerSpec{Kind: Dense, Units: len(classes)})
+	hidden := append(append([]LayerSpec(nil), spec.Hidden...), LayerSpec{Kind: Dense, Units: opt.Outputs})
 	var gradW, convRows int
 	for i, ls := range hidden {
 		l := &layer{index: i, kind: ls.Kind, out: ls.Units, realInput: i == 0, last: i == len(hidden)-1,
@@ -286,6 +302,37 @@ func (n *Network) InputShape() Shape { return n.in }
 // Classes are the class names; label i is Classes()[i].
 func (n *Network) Classes() []string { return n.classes }
 
+// Outputs is the number of output units: the most classes the network can
+// have (see Options.Outputs).
+func (n *Network) Outputs() int { return n.opt.Outputs }
+
+// AddClass adds a class and returns its label. Its output unit was part of
+// the network from the start, so nothing trained so far changes.
+func (n *Network) AddClass(name string) (int, error) {
+	if len(n.classes) >= n.opt.Outputs {
+		return -1, fmt.Errorf("bnn: cannot add class %q: the model has room for %d classes and has them all", name, n.opt.Outputs)
+	}
+	if err := checkClassNames(append(n.classes[:len(n.classes):len(n.classes)], name)); err != nil {
+		return -1, err
+	}
+	n.classes = append(n.classes, name)
+	return len(n.classes) - 1, nil
+}
+
+func checkClassNames(classes []string) error {
+	seen := make(map[string]bool, len(classes))
+	for i, c := range classes {
+		if c == "" {
+			return fmt.Errorf("bnn: class %d has an empty name", i)
+		}
+		if seen[c] {
+			return fmt.Errorf("bnn: class %q appears twice", c)
+		}
+		seen[c] = true
+	}
+	return nil
+}
+
 // Options returns the batch size, thread count and seed the network was built with.
 func (n *Network) Options() Options { return n.opt }
 
@@ -363,10 +410,13 @@ func (n *Network) Evaluate(m int, pred []int32) error {
 	if len(pred) < m {
 		return fmt.Errorf("bnn: prediction buffer holds %d rows, need %d", len(pred), m)
 	}
+	if len(n.classes) == 0 {
+		return errors.New("bnn: no classes to predict yet")
+	}
 	n.forward(m, false)
-	c := len(n.classes)
+	c, outs := len(n.classes), n.opt.Outputs
 	for i := 0; i < m; i++ {
-		pred[i] = int32(argmax(n.dx[i*c : (i+1)*c]))
+		pred[i] = int32(argmax(n.dx[i*outs : i*outs+c]))
 	}
 	return nil
 }
@@ -400,10 +450,11 @@ func (n *Network) EstimateStatistics(batches int, next func() (int, error)) erro
 	return nil
 }
 
-// Logits returns the output of the last Evaluate: m rows of len(Classes())
-// normalised logits, valid until the next Evaluate or TrainStep (whose
-// backward pass reuses the buffer).
-func (n *Network) Logits(m int) []float32 { return n.dx[:m*len(n.classes)] }
+// Logits returns the output of the last Evaluate: m rows of Outputs()
+// normalised logits, of which the first len(Classes()) belong to classes;
+// valid until the next Evaluate or TrainStep (whose backward pass reuses
+// the buffer).
+func (n *Network) Logits(m int) []float32 { return n.dx[:m*n.opt.Outputs] }
 
 var errLabel = errors.New("label out of range")
 
@@ -571,12 +622,14 @@ func applyMask(d []float32, mask []uint64, m, n, words int) {
 // softmaxLoss turns the last layer's normalised outputs (in z) into the mean
 // cross-entropy and writes ∂L/∂logits into dy.
 func (n *Network) softmaxLoss(m int) StepResult {
-	c := len(n.classes)
+	c, outs := len(n.classes), n.opt.Outputs
 	var res StepResult
 	inv := 1 / float32(m)
 	for i := 0; i < m; i++ {
-		logit := n.dx[i*c : (i+1)*c]
-		d := n.dy[i*c : (i+1)*c]
+		logit := n.dx[i*outs : i*outs+c]
+		// Units of classes not added yet get no gradient.
+		clear(n.dy[i*outs+c : (i+1)*outs])
+		d := n.dy[i*outs : i*outs+c]
 		label := int(n.labels[i])
 		mx := logit[argmax(logit)]
 		if argmax(logit) == label {
