@@ -176,8 +176,12 @@ func TestMPURegisters(t *testing.T) {
 	if got := tx([]byte{0x3A}, 1)[0]; got != 0x01 {
 		t.Errorf("awake: INT_STATUS %#02x, want DATA_RDY_INT", got)
 	}
-	// A read that starts after ACCEL_XOUT_H takes no frame; one that
-	// wraps around through it does, before its first byte.
+	// A read that ends at ACCEL_XOUT_H takes a frame; one that starts
+	// after it takes none; one that wraps around through it does.
+	q.push(Frame{Accel: [3]float64{0.25 * 9.80665, 0, 0}})
+	if got := tx([]byte{0x3A}, 2); string(got) != "\x01\x10" {
+		t.Errorf("INT_STATUS, ACCEL_XOUT_H % x, want 01 10", got)
+	}
 	q.push(Frame{Accel: [3]float64{1 * 9.80665, 0.5 * 9.80665, -9.80665}, Gyro: [3]float64{math.Pi / 180, 0, 0}})
 	if got := tx([]byte{0x3D}, 2); string(got) != "\x00\x00" {
 		t.Errorf("ACCEL_YOUT before any sample % x", got)
