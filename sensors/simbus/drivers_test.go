@@ -54,10 +54,10 @@ func TestMPUDriverRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fsA := float64(ar) * 9.80665      // m/s²
+			fsA := float64(ar) * 9.80665       // m/s²
 			fsG := float64(gr) * math.Pi / 180 // rad/s
 			lsbA := fsA / 32768
-			lsbG := fsG / 32768 * (map[mpu6050.GyroRange]float64{250: 32768 / 250. / 131, 500: 32768 / 500. / 65.5, 1000: 32768 / 1000. / 32.8, 2000: 32768 / 2000. / 16.4})[gr]
+			lsbG := math.Pi / 180 / map[mpu6050.GyroRange]float64{250: 131, 500: 65.5, 1000: 32.8, 2000: 16.4}[gr]
 			for _, frac := range [][3]float64{{0, 0.3, -0.77}, {0.9999, -1, 0.5}, {1e-6, -0.123456, 0.654321}} {
 				feed.f = Frame{}
 				for i := range 3 {
