@@ -8,6 +8,17 @@
 // every read of the data registers is one new sample from the chip's Feed,
 // whatever the configured rate or filter. That makes a replay run exactly
 // as fast as its reader and makes tests deterministic.
+//
+// A transaction's first written byte sets the register pointer, further
+// written bytes go to consecutive registers, and reads continue from the
+// pointer; the pointer wraps from 0x7F to 0x00 on the MPU-6050 and from
+// 0x3F to 0x00 on the ADXL345 (whose data sheet does not say). A read
+// that covers ACCEL_XOUT_H (MPU-6050) or DATAX0 (ADXL345) first takes a
+// frame, unless the chip is asleep or in standby, when the data registers
+// keep their last values. Values beyond the configured range saturate at
+// the output's limits: int16 on the MPU-6050; on the ADXL345 10 bits
+// (−512..511) in 10-bit mode and 10 to 13 bits in full resolution, which
+// at 3.9 mg/LSB ends 0.2 % short of the nominal range.
 package simbus
 
 import (
