@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/sensors"
+	"github.com/bnnd/bnnd/sensors/simbus"
 )
 
 func init() {
@@ -35,6 +36,9 @@ SPEC is one of:
   mnist:DIR (mnist: = the copy in the GoMNIST module)
   synthetic-imu[,seed=N][,rate=HZ][,pace=0]
 Time series also take window=N,hop=H.
+
+scan also lists the simulated bus "sim": an emulated MPU-6050 at 0x68 and
+ADXL345 at 0x53 on a board lying still.
 
 read prints one line per window (label, per-channel mean±std after
 standardisation), or with --json the full window. --csv records single raw
@@ -82,6 +86,11 @@ func runSensorsScan(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
+	}
+	// The simulated bus is listed with the real ones, so its spec lines
+	// show how to train without hardware.
+	if err := simbus.Register(); err != nil {
+		return err
 	}
 	buses, err := sensors.Scan(*bus)
 	if err != nil {

@@ -90,6 +90,22 @@ func TestSensorsScanRuns(t *testing.T) {
 	}
 }
 
+// scan lists the simulated bus with both emulated chips and their specs.
+func TestSensorsScanListsSimBus(t *testing.T) {
+	for _, args := range [][]string{{"sensors", "scan"}, {"sensors", "scan", "--bus", "sim"}} {
+		var out, errOut bytes.Buffer
+		if code := runMain(context.Background(), args, &out, &errOut); code != 0 {
+			t.Fatalf("%q: exit %d: %s", args, code, errOut.String())
+		}
+		want := "sim\n" +
+			"  0x68 MPU-6050 (id 0x68)  → spec mpu6050:sim,addr=0x68\n" +
+			"  0x53 ADXL345 (id 0xe5)  → spec adxl345:sim,addr=0x53\n"
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%q printed\n%s\nwant it to contain\n%s", args, out.String(), want)
+		}
+	}
+}
+
 // --csv records readings that csv: reads back with the same labels.
 func TestSensorsReadCSVRecordsRoundTrip(t *testing.T) {
 	var out, errOut bytes.Buffer

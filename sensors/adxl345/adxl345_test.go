@@ -6,28 +6,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bnnd/bnnd/sensors/internal/chiptest"
 	"periph.io/x/conn/v3/i2c/i2ctest"
 	"periph.io/x/conn/v3/physic"
 )
 
-func initOps(addr uint16, rateCode, format byte) []i2ctest.IO {
-	return []i2ctest.IO{
-		{Addr: addr, W: []byte{0x00}, R: []byte{0xE5}},
-		{Addr: addr, W: []byte{0x2D, 0x00}},
-		{Addr: addr, W: []byte{0x2C, rateCode}},
-		{Addr: addr, W: []byte{0x31, format}},
-		{Addr: addr, W: []byte{0x2D, 0x08}},
-	}
-}
-
 func TestInitAndSenseEachRange(t *testing.T) {
 	for r, bits := range map[Range]byte{2: 0, 4: 1, 8: 2, 16: 3} {
-		// Raw 256 = 0x0100 is 1 g in full resolution at every range; -512
-		// is -2 g; 0x0FFF (4095) is 15.97 g, in range only at ±16 g.
-		ops := append(initOps(0x1D, 0x0A, 0x08|bits),
-			i2ctest.IO{Addr: 0x1D, W: []byte{0x32}, R: []byte{0x00, 0x01, 0x00, 0xFE, 0xFF, 0x0F}},
-			i2ctest.IO{Addr: 0x1D, W: []byte{0x2D, 0x00}})
-		bus := &i2ctest.Playback{Ops: ops, DontPanic: true}
+		// Raw 256 is 1 g in full resolution at every range; -512 is -2 g;
+		// the third axis is at the range's full scale: 511 (1.99 g) at
+		// ±2 g up to 4095 (15.97 g) at ±16 g.
+		bus := &i2ctest.Playback{Ops: chiptest.ADXLSenseEachRange(bits), DontPanic: true}
 		d, err := New(bus, &Opts{Addr: 0x1D, SampleRate: 100, Range: r})
 		if err != nil {
 			t.Fatalf("±%dg: %v", r, err)
@@ -36,7 +25,8 @@ func TestInitAndSenseEachRange(t *testing.T) {
 		if err := d.Sense(&rd); err != nil {
 			t.Fatal(err)
 		}
-		want := [3]float64{256 * 0.0039 * 9.80665, -512 * 0.0039 * 9.80665, 4095 * 0.0039 * 9.80665}
+		full := map[byte]float64{0: 511, 1: 1023, 2: 2047, 3: 4095}[bits]
+		want := [3]float64{256 * 0.0039 * 9.80665, -512 * 0.0039 * 9.80665, full * 0.0039 * 9.80665}
 		for i := range want {
 			if math.Abs(rd.Accel[i]-want[i]) > 1e-9 {
 				t.Errorf("±%dg: accel %v, want %v", r, rd.Accel, want)
@@ -59,7 +49,7 @@ func TestRates(t *testing.T) {
 		code byte
 		rate float64
 	}{0.5: {0x6, 6.25}, 6.25: {0x6, 6.25}, 50: {0x9, 50}, 60: {0xA, 100}, 3200: {0xF, 3200}} {
-		bus := &i2ctest.Playback{Ops: initOps(0x53, want.code, 0x08), DontPanic: true}
+		bus := &i2ctest.Playback{Ops: chiptest.ADXLInit(0x53, want.code, 0x08), DontPanic: true}
 		d, err := New(bus, &Opts{Addr: 0x53, SampleRate: hz, Range: 2})
 		if err != nil {
 			t.Fatalf("%g Hz: %v", hz, err)
@@ -79,7 +69,7 @@ func TestRates(t *testing.T) {
 }
 
 func TestWrongID(t *testing.T) {
-	bus := &i2ctest.Playback{Ops: []i2ctest.IO{{Addr: 0x53, W: []byte{0x00}, R: []byte{0x00}}}, DontPanic: true}
+	bus := &i2ctest.Playback{Ops: chiptest.ADXLWrongID(), DontPanic: true}
 	_, err := New(bus, nil)
 	if err == nil || !strings.Contains(err.Error(), "at 0x53") || !strings.Contains(err.Error(), "DEVID is 0x00") {
 		t.Fatalf("err = %v", err)
@@ -106,7 +96,7 @@ func (b *nackBus) Tx(addr uint16, w, r []byte) error {
 func (b *nackBus) SetSpeed(physic.Frequency) error { return nil }
 
 func TestNACKMidRead(t *testing.T) {
-	ops := append(initOps(0x53, 0x0A, 0x08), i2ctest.IO{Addr: 0x53, W: []byte{0x32}, R: []byte{1, 0, 2, 0, 3, 0}})
+	ops := chiptest.ADXLSenseTwice()
 	bus := &nackBus{Playback: i2ctest.Playback{Ops: ops, DontPanic: true}, failAt: len(ops) - 1}
 	d, err := New(bus, nil)
 	if err != nil {

@@ -7,35 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bnnd/bnnd/sensors/internal/chiptest"
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2ctest"
 	"periph.io/x/conn/v3/physic"
 )
 
 func init() { Sleep = func(time.Duration) {} }
-
-// initOps is the transcript of New at addr: WHO_AM_I, reset, wake with
-// the PLL clock, SMPLRT_DIV, CONFIG (DLPF), GYRO_CONFIG, ACCEL_CONFIG.
-func initOps(addr uint16, id, div, dlpf, gyroSel, accelSel byte) []i2ctest.IO {
-	return []i2ctest.IO{
-		{Addr: addr, W: []byte{0x75}, R: []byte{id}},
-		{Addr: addr, W: []byte{0x6B, 0x80}},
-		{Addr: addr, W: []byte{0x6B, 0x01}},
-		{Addr: addr, W: []byte{0x19, div}},
-		{Addr: addr, W: []byte{0x1A, dlpf}},
-		{Addr: addr, W: []byte{0x1B, gyroSel << 3}},
-		{Addr: addr, W: []byte{0x1C, accelSel << 3}},
-	}
-}
-
-// burst is a 14-byte ACCEL_XOUT_H.. GYRO_ZOUT_L read, big-endian.
-func burst(ax, ay, az, temp, gx, gy, gz int16) []byte {
-	b := make([]byte, 0, 14)
-	for _, v := range []int16{ax, ay, az, temp, gx, gy, gz} {
-		b = append(b, byte(uint16(v)>>8), byte(v))
-	}
-	return b
-}
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
 
@@ -47,11 +25,8 @@ func TestInitAndSenseEachRange(t *testing.T) {
 		lsb   float64 // datasheet gyro sensitivity, LSB per °/s
 	}{{2, 250, 0, 131}, {4, 500, 1, 65.5}, {8, 1000, 2, 32.8}, {16, 2000, 3, 16.4}} {
 		// Raw 16384 is 1 g at ±2 g, 2 g at ±4 g, ...; raw 131 is 1 °/s at
-		// ±250 °/s, 2 °/s at ±500 ...; raw -521 is 34.998 °C.
-		ops := initOps(0x69, 0x68, 9, 3, c.sel, c.sel) // 100 Hz: div 9, DLPF 44 Hz
-		ops = append(ops, i2ctest.IO{Addr: 0x69, W: []byte{0x3B}, R: burst(16384, -16384, 8192, -521, 131, -131, 1310)})
-		ops = append(ops, i2ctest.IO{Addr: 0x69, W: []byte{0x6B, 0x41}})
-		bus := &i2ctest.Playback{Ops: ops, DontPanic: true}
+		// ±250 °/s, 2 °/s at ±500 ...; raw -3920 is 25.0006 °C.
+		bus := &i2ctest.Playback{Ops: chiptest.MPUSenseEachRange(c.sel), DontPanic: true}
 		d, err := New(bus, &Opts{Addr: 0x69, SampleRate: 100, AccelRange: c.accel, GyroRange: c.gyro})
 		if err != nil {
 			t.Fatalf("±%dg: %v", c.accel, err)
@@ -69,8 +44,8 @@ func TestInitAndSenseEachRange(t *testing.T) {
 				t.Errorf("±%dg/±%d°/s: reading %+v, want accel %v gyro %v", c.accel, c.gyro, r, wantA, wantG)
 			}
 		}
-		if math.Abs(r.Temp-34.9976) > 1e-3 {
-			t.Errorf("temp %v, want 34.998", r.Temp)
+		if math.Abs(r.Temp-25.0006) > 1e-3 {
+			t.Errorf("temp %v, want 25.0006", r.Temp)
 		}
 		if err := d.Halt(); err != nil {
 			t.Fatal(err)
@@ -85,7 +60,7 @@ func TestInitAndSenseEachRange(t *testing.T) {
 }
 
 func TestDefaultOptsAndRates(t *testing.T) {
-	bus := &i2ctest.Playback{Ops: initOps(0x68, 0x68, 9, 3, 0, 0), DontPanic: true}
+	bus := &i2ctest.Playback{Ops: chiptest.MPUDefault(), DontPanic: true}
 	d, err := New(bus, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +77,7 @@ func TestDefaultOptsAndRates(t *testing.T) {
 		}
 	}
 	// 50 Hz: SMPLRT_DIV 19, DLPF 21 Hz; an MPU-6500 id is accepted.
-	bus = &i2ctest.Playback{Ops: initOps(0x68, 0x70, 19, 4, 0, 0), DontPanic: true}
+	bus = &i2ctest.Playback{Ops: chiptest.MPU6500At50Hz(), DontPanic: true}
 	d, err = New(bus, &Opts{Addr: 0x68, SampleRate: 50, AccelRange: 2, GyroRange: 250})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +91,7 @@ func TestDefaultOptsAndRates(t *testing.T) {
 }
 
 func TestWrongID(t *testing.T) {
-	bus := &i2ctest.Playback{Ops: []i2ctest.IO{{Addr: 0x68, W: []byte{0x75}, R: []byte{0x98}}}, DontPanic: true}
+	bus := &i2ctest.Playback{Ops: chiptest.MPUWrongID(), DontPanic: true}
 	_, err := New(bus, nil)
 	if err == nil || !strings.Contains(err.Error(), "at 0x68") || !strings.Contains(err.Error(), "WHO_AM_I is 0x98") {
 		t.Fatalf("err = %v, want one naming the address and the id read", err)
@@ -160,9 +135,8 @@ func (b *nackBus) SetSpeed(physic.Frequency) error { return nil }
 var _ i2c.Bus = (*nackBus)(nil)
 
 func TestNACKMidRead(t *testing.T) {
-	ops := initOps(0x68, 0x68, 9, 3, 0, 0)
-	ops = append(ops, i2ctest.IO{Addr: 0x68, W: []byte{0x3B}, R: burst(1, 2, 3, 4, 5, 6, 7)})
-	bus := &nackBus{Playback: i2ctest.Playback{Ops: ops, DontPanic: true}, failAt: len(ops) - 1 + 0}
+	ops := chiptest.MPUSenseTwice()
+	bus := &nackBus{Playback: i2ctest.Playback{Ops: ops, DontPanic: true}, failAt: len(ops) - 1}
 	d, err := New(bus, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +157,7 @@ func TestNACKMidRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A NACK during initialisation names the register write.
-	bus = &nackBus{Playback: i2ctest.Playback{Ops: initOps(0x68, 0x68, 9, 3, 0, 0), DontPanic: true}, failAt: 3}
+	bus = &nackBus{Playback: i2ctest.Playback{Ops: chiptest.MPUDefault(), DontPanic: true}, failAt: 3}
 	if _, err := New(bus, nil); !errors.Is(err, errNACK) || !strings.Contains(err.Error(), "register 0x19") {
 		t.Fatalf("New err = %v", err)
 	}
