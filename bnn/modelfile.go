@@ -35,7 +35,8 @@ func (n *Network) Normalizer() Normalizer { return n.norm }
 // A layer is: kind u8, in u32, out u32, weights (out·Words(in) u64), then
 // batch-norm scale, shift, running mean, running variance (out f32 each).
 const (
-	modelMagic = "BNNDMODL"
+	// ModelMagic starts every model file.
+	ModelMagic = "BNNDMODL"
 	// ModelVersion is the model file version this package writes; it reads
 	// version 1 too.
 	ModelVersion = 2
@@ -83,7 +84,7 @@ func (n *Network) WriteTo(w io.Writer) (int64, error) {
 		p.F32s(l.bn.runVar)
 	}
 	var f binio.Writer
-	f.RawString(modelMagic)
+	f.RawString(ModelMagic)
 	f.U32(ModelVersion)
 	f.U64(uint64(p.Len()))
 	f.Raw(p.Bytes())
@@ -106,7 +107,7 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 		}
 		return nil, fmt.Errorf("bnn: reading model header: %w", err)
 	}
-	if string(head[:8]) != modelMagic {
+	if string(head[:8]) != ModelMagic {
 		return nil, fmt.Errorf("bnn: %w: %q", ErrBadMagic, head[:8])
 	}
 	version := binary.LittleEndian.Uint32(head[8:])

@@ -11,6 +11,7 @@ package train
 import (
 	"context"
 	"errors"
+	"math"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -207,18 +208,76 @@ func RefreshStatistics(net *bnn.Network, ds sensors.Dataset, threads, batches in
 // decoding each batch on threads workers. It is an error when ds has no
 // labelled example.
 func Evaluate(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads int) (float64, error) {
+	c, err := Confusion(ctx, net, ds, threads)
+	if err != nil {
+		return 0, err
+	}
+	return c.Accuracy(), nil
+}
+
+// ConfusionMatrix counts predictions by true class: Counts[label][predicted].
+type ConfusionMatrix struct {
+	Classes []string
+	Counts  [][]int
+}
+
+// Total is the number of examples counted.
+func (m ConfusionMatrix) Total() int {
+	n := 0
+	for _, row := range m.Counts {
+		for _, k := range row {
+			n += k
+		}
+	}
+	return n
+}
+
+// Accuracy is the fraction of examples predicted as their label.
+func (m ConfusionMatrix) Accuracy() float64 {
+	right := 0
+	for i, row := range m.Counts {
+		right += row[i]
+	}
+	return float64(right) / float64(max(m.Total(), 1))
+}
+
+// Recall is, per class, the fraction of its examples predicted as it;
+// NaN for a class without examples.
+func (m ConfusionMatrix) Recall() []float64 {
+	out := make([]float64, len(m.Counts))
+	for i, row := range m.Counts {
+		n := 0
+		for _, k := range row {
+			n += k
+		}
+		out[i] = math.NaN()
+		if n > 0 {
+			out[i] = float64(row[i]) / float64(n)
+		}
+	}
+	return out
+}
+
+// Confusion runs net over the labelled examples of ds, decoding each batch
+// on threads workers, and counts its predictions by true class. It is an
+// error when ds has no labelled example.
+func Confusion(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads int) (ConfusionMatrix, error) {
 	threads = max(threads, 1)
 	batch := net.Options().Batch
 	size := ds.Shape().Size()
 	x, labels := net.Input(), net.Labels()
+	classes := net.Classes()
+	cm := ConfusionMatrix{Classes: classes, Counts: make([][]int, len(classes))}
+	for i := range cm.Counts {
+		cm.Counts[i] = make([]int, len(classes))
+	}
 	if err := checkShape(ds, net); err != nil {
-		return 0, err
+		return cm, err
 	}
 	pred := make([]int32, batch)
-	correct, total := 0, 0
 	for start := 0; start < ds.Len(); start += batch {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return cm, err
 		}
 		m := min(batch, ds.Len()-start)
 		kernels.Parallel(threads, m, (m+threads-1)/threads, func(lo, hi int) {
@@ -227,22 +286,18 @@ func Evaluate(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads
 			}
 		})
 		if err := net.Evaluate(m, pred); err != nil {
-			return 0, err
+			return cm, err
 		}
 		for r := 0; r < m; r++ {
-			if labels[r] < 0 {
-				continue
-			}
-			total++
-			if pred[r] == labels[r] {
-				correct++
+			if l := labels[r]; l >= 0 && int(l) < len(classes) {
+				cm.Counts[l][pred[r]]++
 			}
 		}
 	}
-	if total == 0 {
-		return 0, errors.New("test data has no labelled examples")
+	if cm.Total() == 0 {
+		return cm, errors.New("test data has no labelled examples")
 	}
-	return float64(correct) / float64(total), nil
+	return cm, nil
 }
 
 // MomentumBits is the mean bits per momentum over the layers of net, with
