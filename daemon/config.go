@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/sensors"
 )
 
 // Config is everything the daemon needs to run. The zero value is not
@@ -41,14 +42,17 @@ type Config struct {
 // SourceConfig selects the sample source and how its stream is cut into
 // windows.
 type SourceConfig struct {
-	Spec   string `yaml:"spec" doc:"Source spec: synthetic-imu, mnist: (MNIST from the Go module cache), mnist:DIR, csv:GLOB, mpu6050[:BUS], adxl345[:BUS]."`
+	Spec   string `yaml:"spec" doc:"Source spec: synthetic-imu, mnist: (MNIST from the Go module cache), mnist:DIR, csv:GLOB, mpu6050[:BUS], adxl345[:BUS], or the simulated chips mpu6050:sim, adxl345:sim."`
 	Window int    `yaml:"window" doc:"Samples per window of time-series sources; 0 means the spec's window= or 64 (ignored by image sources)."`
 	Hop    int    `yaml:"hop" doc:"Samples between the starts of consecutive windows, at most window; 0 means the spec's hop= or 32."`
 }
 
-// ModelConfig selects the network.
+// ModelConfig selects the network and its classes.
 type ModelConfig struct {
-	Spec string `yaml:"spec" doc:"Model spec, e.g. mlp-s, mlp-m, or a layer list (see 'bnnd models')."`
+	Spec       string   `yaml:"spec" doc:"Model spec: mlp-s, mlp-l, cnn, or a list of hidden layer widths such as mlp:256,256."`
+	Classes    []string `yaml:"classes" doc:"Class names in order, fixed; empty means live sensors learn a class from each new label name (sources with labelled data bring their own)."`
+	MaxClasses int      `yaml:"max_classes" doc:"Most classes that labels can create when classes is empty (output units are reserved for them)."`
+	Init       string   `yaml:"init" doc:"Model file written by 'bnnd train --save' to start from when there is no checkpoint; empty starts from random weights."`
 }
 
 // TrainingConfig holds the optimizer settings and the incremental schedule.
@@ -148,7 +152,7 @@ var Commands = []string{"label", "pause", "resume", "checkpoint", "reset", "mome
 func Default() *Config {
 	return &Config{
 		Source: SourceConfig{Spec: "synthetic-imu", Window: 0, Hop: 0},
-		Model:  ModelConfig{Spec: "mlp-s"},
+		Model:  ModelConfig{Spec: "mlp-s", Classes: []string{}, MaxClasses: sensors.DefaultMaxClasses},
 		Training: TrainingConfig{
 			Momentum:        "auto",
 			Gamma:           1e-3,
@@ -441,6 +445,8 @@ func (v *validator) check() {
 	}
 
 	v.nonEmpty("model.spec", c.Model.Spec)
+	v.intRange("model.max_classes", c.Model.MaxClasses, 2, maxClasses)
+	v.checkClasses()
 
 	t := &c.Training
 	if _, err := c.MomentumFormats(); err != nil {
@@ -472,6 +478,30 @@ func (v *validator) check() {
 	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
+}
+
+// maxClasses bounds model.max_classes: the replay buffer stores labels in
+// a byte, and a Home Assistant select with hundreds of options is unusable.
+const maxClasses = 255
+
+func (v *validator) checkClasses() {
+	classes := v.c.Model.Classes
+	if len(classes) == 0 {
+		return
+	}
+	if len(classes) < 2 || len(classes) > maxClasses {
+		v.bad("model.classes", "must list 2 to %d classes (or none, to learn them from labels), got %d", maxClasses, len(classes))
+	}
+	seen := map[string]bool{}
+	for i, name := range classes {
+		key := fmt.Sprintf("model.classes[%d]", i)
+		if err := sensors.ValidateLabel(name); err != nil {
+			v.bad(key, "%v", err)
+		} else if seen[name] {
+			v.bad(key, "class %q is listed twice", name)
+		}
+		seen[name] = true
+	}
 }
 
 func (v *validator) checkMQTT() {
@@ -551,6 +581,6 @@ func (v *validator) checkMQTT() {
 		{"mqtt.intervals.prediction", in.Prediction},
 		{"mqtt.intervals.health", in.Health},
 	} {
-		v.durationRange(d.key, d.val, 100*time.Millisecond, 24*time.Hour)
+		v.durationRange(d.key, d.val, 10*time.Millisecond, 24*time.Hour)
 	}
 }

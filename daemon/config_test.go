@@ -169,7 +169,7 @@ func TestLoadProblems(t *testing.T) {
 		{"prefix wildcard", "mqtt:\n  prefix: a/#\n", `:2: mqtt.prefix: must not contain the MQTT wildcards`},
 		{"prefix slash", "mqtt:\n  prefix: /a\n", `:2: mqtt.prefix: must not start or end with /`},
 		{"device id", "mqtt:\n  device_id: pi/4\n", `:2: mqtt.device_id: may contain only letters`},
-		{"interval", "mqtt:\n  intervals:\n    progress: 1ms\n", ":3: mqtt.intervals.progress: must be between 100ms and 24h, got 1ms"},
+		{"interval", "mqtt:\n  intervals:\n    progress: 1ms\n", ":3: mqtt.intervals.progress: must be between 10ms and 24h, got 1ms"},
 		{"listen", "embedded_broker:\n  listen: localhost\n", `:2: embedded_broker.listen: must be host:port, got "localhost"`},
 		{"port", "prometheus:\n  listen: :99999\n", `:2: prometheus.listen: port must be a number in [0, 65535], got "99999"`},
 		{"keepalive", "mqtt:\n  keepalive: 0s\n", ":2: mqtt.keepalive: must be between 1s and 18h12m15s, got 0s"},

@@ -1,6 +1,9 @@
 package daemon
 
-import "flag"
+import (
+	"flag"
+	"strings"
+)
 
 // Flags are the command-line overrides of 'bnnd run'. Register them on a
 // FlagSet with RegisterFlags, parse, then call Load: only flags that were
@@ -32,6 +35,14 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	str("state-dir", "checkpoint.dir", "state `directory` for checkpoints (checkpoint.dir)", func(c *Config, v string) { c.Checkpoint.Dir = v })
 	str("log-level", "log.level", "log `level`: debug, info, warn, error (log.level)", func(c *Config, v string) { c.Log.Level = v })
 
+	str("init", "model.init", "model `file` to start from when there is no checkpoint (model.init)", func(c *Config, v string) { c.Model.Init = v })
+	str("classes", "model.classes", "comma-separated class `names`, fixed and in order (model.classes)", func(c *Config, v string) {
+		c.Model.Classes = nil
+		for _, name := range strings.Split(v, ",") {
+			c.Model.Classes = append(c.Model.Classes, strings.TrimSpace(name))
+		}
+	})
+
 	interval := fs.Duration("checkpoint-interval", 0, "time between checkpoints (checkpoint.interval), e.g. 10m")
 	f.keys["checkpoint-interval"] = "checkpoint.interval"
 	f.overrides["checkpoint-interval"] = func(c *Config) { c.Checkpoint.Interval = *interval }
@@ -39,6 +50,10 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	threads := fs.Int("threads", 0, "worker threads, 0 = one per core (training.threads)")
 	f.keys["threads"] = "training.threads"
 	f.overrides["threads"] = func(c *Config) { c.Training.Threads = *threads }
+
+	stepEvery := fs.Int("step-every", 0, "one Bop step every this many new labelled samples (training.step_every)")
+	f.keys["step-every"] = "training.step_every"
+	f.overrides["step-every"] = func(c *Config) { c.Training.StepEvery = *stepEvery }
 
 	seed := fs.Int64("seed", 0, "random seed (training.seed)")
 	f.keys["seed"] = "training.seed"

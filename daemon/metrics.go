@@ -80,7 +80,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter("bnnd_samples_seen_total", float64(s.status.SamplesSeen))
 	counter("bnnd_samples_trained_total", float64(s.status.SamplesTrained))
 	gauge("bnnd_prequential_accuracy", s.status.PrequentialAcc)
-	gauge("bnnd_holdout_accuracy", s.status.HoldoutAcc)
+	if s.status.HoldoutAcc != nil {
+		gauge("bnnd_holdout_accuracy", *s.status.HoldoutAcc)
+	}
 	gauge("bnnd_loss", s.status.Loss)
 	gauge("bnnd_samples_per_second", s.status.SamplesPerS)
 	gauge("bnnd_flips_per_step", s.status.FlipsPerStep)

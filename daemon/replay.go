@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/x448/float16"
 )
@@ -328,6 +329,16 @@ func (r *Replay) decode(dst []float32, slot int) {
 // Labels. The draw is deterministic for the seed and the
 // sequence of calls, and allocates nothing after the first batch.
 func (r *Replay) SampleBatch(x []float32, labels []int32) (int, error) {
+	return r.SampleBatchWith(x, labels, nil)
+}
+
+// SampleBatchWith is SampleBatch with the samples in slots fresh (those
+// just offered, as Offer returned them; -1 and repeats are skipped) placed
+// first, and the rest of the batch drawn uniformly from the other slots.
+// Online learning needs it: with uniform draws alone the first samples of
+// a stream are trained far more often than the last, and a new sample may
+// wait many steps for its first.
+func (r *Replay) SampleBatchWith(x []float32, labels []int32, fresh []int) (int, error) {
 	n := min(len(labels), len(r.labels))
 	if len(x) < n*r.features {
 		return 0, fmt.Errorf("replay: batch buffer has %d values, %d samples need %d", len(x), n, n*r.features)
@@ -337,7 +348,18 @@ func (r *Replay) SampleBatch(x []float32, labels []int32) (int, error) {
 	}
 	chosen := r.chosen[:0]
 	total := len(r.labels)
-	for j := total - n; j < total; j++ {
+	for _, slot := range fresh {
+		if len(chosen) == n || slot < 0 || slot >= total || slices.Contains(chosen, int32(slot)) {
+			continue
+		}
+		chosen = append(chosen, int32(slot))
+	}
+	k := len(chosen)
+	slices.Sort(chosen)
+	// Floyd's algorithm over the total-k other slots, numbered without the
+	// fresh ones; "picked" marks those numbers.
+	others := total - k
+	for j := others - (n - k); j < others; j++ {
 		t := int(r.batchRand.Uint64N(uint64(j + 1)))
 		if r.picked[t>>6]&(1<<(t&63)) != 0 {
 			t = j
@@ -345,8 +367,17 @@ func (r *Replay) SampleBatch(x []float32, labels []int32) (int, error) {
 		r.picked[t>>6] |= 1 << (t & 63)
 		chosen = append(chosen, int32(t))
 	}
+	for i := k; i < len(chosen); i++ {
+		v := chosen[i]
+		r.picked[v>>6] &^= 1 << (v & 63)
+		for _, f := range chosen[:k] { // ascending: skip the fresh slots
+			if f <= v {
+				v++
+			}
+		}
+		chosen[i] = v
+	}
 	for i, slot := range chosen {
-		r.picked[slot>>6] &^= 1 << (slot & 63)
 		r.decode(x[i*r.features:(i+1)*r.features], int(slot))
 		labels[i] = int32(r.labels[slot])
 	}

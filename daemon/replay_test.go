@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -442,5 +443,58 @@ func TestReplayGrowAndSerialise(t *testing.T) {
 	}
 	if err := r.Resize(10); err == nil {
 		t.Error("a budget without room for one sample accepted")
+	}
+}
+
+// The samples just offered lead the batch; the others are distinct,
+// never the fresh ones again, and every other slot is drawn about equally
+// often.
+func TestReplaySampleBatchWithFresh(t *testing.T) {
+	r, _ := NewReplay(4, 10, StorageUnit8, 4096, 5)
+	fill(t, r, 0, 40)
+	x := make([]float32, 8*4)
+	labels := make([]int32, 8)
+	fresh := []int{37, -1, 3, 37, 12}
+	counts := make([]int, r.Len())
+	const rounds = 20000
+	for range rounds {
+		n, err := r.SampleBatchWith(x, labels, fresh)
+		if err != nil || n != 8 {
+			t.Fatalf("batch: %d, %v", n, err)
+		}
+		if got := r.chosen[:3]; !slices.Equal(got, []int32{3, 12, 37}) {
+			t.Fatalf("batch starts with slots %v, want the fresh 3, 12, 37", got)
+		}
+		for i, slot := range r.chosen {
+			if slices.Contains(r.chosen[:i], slot) {
+				t.Fatalf("slot %d twice in %v", slot, r.chosen)
+			}
+			counts[slot]++
+			want := make([]float32, 4)
+			l, _ := r.Sample(int(slot), want)
+			if int(labels[i]) != l || !equalFloats(x[i*4:i*4+4], want) {
+				t.Fatalf("batch row %d does not match slot %d", i, slot)
+			}
+		}
+	}
+	// 5 of the 37 other slots per batch: each drawn with probability 5/37.
+	want := float64(rounds) * 5 / 37
+	for slot, c := range counts {
+		if slot == 3 || slot == 12 || slot == 37 {
+			continue
+		}
+		if math.Abs(float64(c)-want) > 5*math.Sqrt(want) {
+			t.Errorf("slot %d drawn %d times, want about %.0f", slot, c, want)
+		}
+	}
+	for _, w := range r.picked {
+		if w != 0 {
+			t.Fatal("scratch bitset not cleared after a batch")
+		}
+	}
+	// More fresh samples than the batch holds: the batch is all fresh.
+	many := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	if n, _ := r.SampleBatchWith(x, labels, many); n != 8 || !slices.Equal(r.chosen, []int32{0, 1, 2, 3, 4, 5, 6, 7}) {
+		t.Errorf("10 fresh for a batch of 8: chose %v", r.chosen)
 	}
 }

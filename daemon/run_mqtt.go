@@ -13,6 +13,7 @@ import (
 	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/fp"
 	"github.com/bnnd/bnnd/mqtt"
+	"github.com/bnnd/bnnd/sensors"
 	"github.com/bnnd/bnnd/train"
 )
 
@@ -43,7 +44,7 @@ func (r *runner) mqttConfig() (mqtt.Config, error) {
 		DeviceID:         r.deviceID,
 		Discovery:        m.Discovery.Enabled,
 		DiscoveryPrefix:  m.Discovery.Prefix,
-		Classes:          r.classes,
+		Classes:          r.net.Classes(),
 		SoftwareVersion:  r.opts.Version,
 		CommandsEnabled:  m.Commands.Enabled,
 		DisabledCommands: m.Commands.Disabled,
@@ -66,6 +67,7 @@ func (r *runner) startMQTT(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}
+	r.mq.SetLabel(r.label.Name)
 	if err := r.mq.Start(ctx); err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}
@@ -96,14 +98,7 @@ func (r *runner) handleCommand(ctx context.Context, cmd mqtt.Command) (any, erro
 func (r *runner) command(cmd mqtt.Command) (any, error) {
 	switch cmd.Name {
 	case mqtt.CmdLabel:
-		name := cmd.LabelName
-		if cmd.Label == mqtt.NoLabel {
-			name = ""
-		}
-		if err := r.labels.Set(name); err != nil {
-			return nil, err
-		}
-		return map[string]any{"label": cmd.Payload}, nil
+		return r.setLabel(cmd.LabelName, cmd.LabelHold)
 	case mqtt.CmdPause:
 		r.paused = true
 		r.notifier.SetPaused(true)
@@ -125,7 +120,7 @@ func (r *runner) command(cmd mqtt.Command) (any, error) {
 			return nil, err
 		}
 		in := r.net.InputShape()
-		if err := r.fresh(spec, in, r.net.Options(), r.opt.Formats()); err != nil {
+		if err := r.fresh(spec, in, r.net.Options(), r.opt.Formats(), nil); err != nil {
 			return nil, err
 		}
 		r.newLabelled = 0
@@ -198,6 +193,7 @@ type healthMsg struct {
 	SourceState     string  `json:"source_state"`
 	SourceHealthy   bool    `json:"source_healthy"`
 	SourceErrors    uint64  `json:"source_errors"`
+	SourceReadings  uint64  `json:"source_readings"`  // sensor readings of a live source (windows of others)
 	CheckpointAgeS  float64 `json:"checkpoint_age_s"` // -1 before the first checkpoint
 	BrokerConnected bool    `json:"broker_connected"`
 	Paused          bool    `json:"paused"`
@@ -219,10 +215,10 @@ func (r *runner) publish(now time.Time, slow bool) {
 		}
 	}
 	status := r.tracker.Status(now)
-	pub(mqtt.TopicProgress, status)
-	if r.lastPrediction.valid {
-		pub(mqtt.TopicPrediction, r.lastPrediction.message(r.classes))
+	if sensors.LabelBoxOf(r.src) != nil {
+		status.Readings = r.src.Health().Samples
 	}
+	pub(mqtt.TopicProgress, status)
 	if !slow {
 		return
 	}
@@ -266,7 +262,7 @@ func (r *runner) publish(now time.Time, slow bool) {
 			age = now.Sub(r.checkpointAt).Seconds()
 		}
 		pub(mqtt.TopicHealth, healthMsg{
-			Source: r.cfg.Source.Spec, SourceState: h.State, SourceHealthy: h.Healthy, SourceErrors: h.Errors,
+			Source: r.cfg.Source.Spec, SourceState: h.State, SourceHealthy: h.Healthy, SourceErrors: h.Errors, SourceReadings: h.Samples,
 			CheckpointAgeS: age, BrokerConnected: r.mq.Connected(), Paused: r.paused,
 		})
 	}
@@ -276,6 +272,19 @@ func (r *runner) publish(now time.Time, slow bool) {
 			replaySamples: memMsg.ReplaySamples, momentumBits: enc.MomentumBits, lostRatio: enc.LostRatio,
 			paused: r.paused, checkpointAt: r.checkpointAt,
 		})
+	}
+}
+
+// publishPrediction hands the latest prediction to MQTT when the topic's
+// interval has passed since the last one: at the window's own time, not
+// the loop's tick, so a short interval sees every window.
+func (r *runner) publishPrediction(now time.Time) {
+	if r.mq == nil || now.Sub(r.predictionSent) < r.cfg.MQTT.Intervals.Prediction {
+		return
+	}
+	r.predictionSent = now
+	if err := r.mq.Publish(mqtt.TopicPrediction, r.lastPrediction.message(r.net.Classes())); err != nil {
+		r.log.Debug("publish", "topic", mqtt.TopicPrediction, "err", err)
 	}
 }
 

@@ -8,16 +8,21 @@ import (
 )
 
 // Status is the training progress as published on <prefix>/<id>/progress.
-// Accuracies are in [0,1]; a figure not measured yet is 0 (JSON has no NaN).
+// Accuracies are in [0,1]; the hold-out accuracy is null until its first
+// evaluation (a figure not measured is never shown as 0).
 type Status struct {
-	Step           uint64  `json:"step"`            // Bop steps taken
-	SamplesSeen    uint64  `json:"samples_seen"`    // windows read from the source
-	SamplesTrained uint64  `json:"samples_trained"` // samples in all mini-batches (with repeats)
-	PrequentialAcc float64 `json:"prequential_acc"` // test-then-train accuracy, fading average
-	HoldoutAcc     float64 `json:"holdout_acc"`     // accuracy on the held-out slice, last evaluation
-	Loss           float64 `json:"loss"`            // training loss per sample, fading average over steps
-	SamplesPerS    float64 `json:"samples_per_s"`   // source throughput over the last rate interval
-	FlipsPerStep   float64 `json:"flips_per_step"`  // weights flipped per step, fading average
+	Step              uint64   `json:"step"`               // Bop steps taken
+	SamplesSeen       uint64   `json:"samples_seen"`       // windows read from the source
+	SamplesTrained    uint64   `json:"samples_trained"`    // samples in all mini-batches (with repeats)
+	SamplesStraddling uint64   `json:"samples_straddling"` // live windows during which the label changed: predicted, not trained
+	PrequentialAcc    float64  `json:"prequential_acc"`    // test-then-train accuracy, fading average
+	HoldoutAcc        *float64 `json:"holdout_acc"`        // accuracy on the held-out slice, last evaluation
+	Loss              float64  `json:"loss"`               // training loss per sample, fading average over steps
+	SamplesPerS       float64  `json:"samples_per_s"`      // source throughput over the last rate interval
+	FlipsPerStep      float64  `json:"flips_per_step"`     // weights flipped per step, fading average
+	// Readings counts a live sensor's readings since the source started,
+	// so that what the daemon reports can be matched to what it sensed.
+	Readings uint64 `json:"readings,omitempty"`
 }
 
 // Counters is the durable part of the training progress: it goes into the
@@ -30,19 +35,21 @@ type Status struct {
 // it is not biased towards 0 at the start, and unlike a window it needs no
 // memory of past samples.
 type Counters struct {
-	Step           uint64  `json:"step"`
-	SamplesSeen    uint64  `json:"samples_seen"`
-	SamplesLabeled uint64  `json:"samples_labeled"`
-	SamplesTrained uint64  `json:"samples_trained"`
-	HoldoutEvals   uint64  `json:"holdout_evals"`
-	HoldoutAcc     float64 `json:"holdout_acc"`
-	PreqSum        float64 `json:"preq_sum"`
-	PreqWeight     float64 `json:"preq_weight"`
-	LossSum        float64 `json:"loss_sum"`
-	LossWeight     float64 `json:"loss_weight"`
-	FlipsSum       float64 `json:"flips_sum"`
-	FlipsWeight    float64 `json:"flips_weight"`
-	FlipsTotal     uint64  `json:"flips_total"`
+	Step           uint64 `json:"step"`
+	SamplesSeen    uint64 `json:"samples_seen"`
+	SamplesLabeled uint64 `json:"samples_labeled"`
+	SamplesTrained uint64 `json:"samples_trained"`
+	// SamplesStraddling counts live windows over a label change.
+	SamplesStraddling uint64  `json:"samples_straddling,omitempty"`
+	HoldoutEvals      uint64  `json:"holdout_evals"`
+	HoldoutAcc        float64 `json:"holdout_acc"`
+	PreqSum           float64 `json:"preq_sum"`
+	PreqWeight        float64 `json:"preq_weight"`
+	LossSum           float64 `json:"loss_sum"`
+	LossWeight        float64 `json:"loss_weight"`
+	FlipsSum          float64 `json:"flips_sum"`
+	FlipsWeight       float64 `json:"flips_weight"`
+	FlipsTotal        uint64  `json:"flips_total"`
 }
 
 // Default horizons of the fading averages: about the last 1000 labelled
@@ -115,6 +122,9 @@ func (t *Tracker) ObservePrediction(labelled, correct bool) {
 	t.c.PreqWeight = t.accFade*t.c.PreqWeight + 1
 }
 
+// ObserveStraddling records a window during which the label changed.
+func (t *Tracker) ObserveStraddling() { t.c.SamplesStraddling++ }
+
 // ObserveStep records one Bop step on a mini-batch of batch samples with
 // mean loss loss, which flipped flips weights. A NaN or infinite loss is
 // not averaged in (it would poison every later figure); the caller reports
@@ -153,11 +163,15 @@ func (t *Tracker) Status(now time.Time) Status {
 		t.rateSince, t.rateSeen = now, t.c.SamplesSeen
 	}
 	s := Status{
-		Step:           t.c.Step,
-		SamplesSeen:    t.c.SamplesSeen,
-		SamplesTrained: t.c.SamplesTrained,
-		HoldoutAcc:     t.c.HoldoutAcc,
-		SamplesPerS:    t.rate,
+		Step:              t.c.Step,
+		SamplesSeen:       t.c.SamplesSeen,
+		SamplesTrained:    t.c.SamplesTrained,
+		SamplesStraddling: t.c.SamplesStraddling,
+		SamplesPerS:       t.rate,
+	}
+	if t.c.HoldoutEvals > 0 {
+		acc := t.c.HoldoutAcc
+		s.HoldoutAcc = &acc
 	}
 	if t.c.PreqWeight > 0 {
 		s.PrequentialAcc = t.c.PreqSum / t.c.PreqWeight

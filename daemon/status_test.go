@@ -21,7 +21,7 @@ func TestStatusJSONKeys(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	want := []string{"flips_per_step", "holdout_acc", "loss", "prequential_acc", "samples_per_s", "samples_seen", "samples_trained", "step"}
+	want := []string{"flips_per_step", "holdout_acc", "loss", "prequential_acc", "samples_per_s", "samples_seen", "samples_straddling", "samples_trained", "step"}
 	if !reflect.DeepEqual(keys, want) {
 		t.Fatalf("progress keys %v, want %v", keys, want)
 	}
@@ -60,9 +60,12 @@ func TestTrackerFadingAverages(t *testing.T) {
 	if want := (2.5 + 4) / 1.75; !near(s.FlipsPerStep, want) {
 		t.Errorf("flips per step %v, want %v", s.FlipsPerStep, want)
 	}
+	if s.HoldoutAcc != nil {
+		t.Errorf("hold-out accuracy %v before any evaluation, want null", *s.HoldoutAcc)
+	}
 	tr.ObserveHoldout(0.9)
 	tr.ObserveHoldout(math.NaN())
-	if s := tr.Status(now); s.HoldoutAcc != 0.9 {
+	if s := tr.Status(now); s.HoldoutAcc == nil || *s.HoldoutAcc != 0.9 {
 		t.Errorf("holdout %v", s.HoldoutAcc)
 	}
 	if _, err := json.Marshal(tr.Status(now)); err != nil {

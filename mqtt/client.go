@@ -67,6 +67,9 @@ type Client struct {
 	classes      []string
 	discoveryDue bool
 	statusDue    bool
+	classesDue   bool   // the retained classes topic is to be sent
+	label        string // the retained label topic's payload; "" until SetLabel
+	labelDue     bool
 	lastErr      error
 	lastErrTime  time.Time
 	stats        Stats
@@ -133,6 +136,11 @@ func New(cfg Config, handler CommandHandler, log *slog.Logger) (*Client, error) 
 	c.policy = commandPolicy{deviceID: cfg.DeviceID, maxPayload: cfg.MaxPayload, disabled: disabled,
 		classes: c.currentClasses, log: c.log}
 	return c, nil
+}
+
+// commandEnabled reports whether the client takes the command.
+func (c *Client) commandEnabled(name string) bool {
+	return c.cfg.CommandsEnabled && !c.policy.disabled[name]
 }
 
 // Topic returns the absolute topic of a relative one ("progress" →
@@ -312,6 +320,8 @@ func (c *Client) onConnect(pc paho.Client) {
 	}
 	c.statusDue = true
 	c.discoveryDue = c.cfg.Discovery
+	c.classesDue = true
+	c.labelDue = c.label != ""
 	for _, b := range c.boxes {
 		b.resend()
 	}
@@ -449,8 +459,9 @@ func (c *Client) Publish(topic string, v any) error {
 	return nil
 }
 
-// SetClasses changes the class names (label command and the discovery
-// select's options) and republishes discovery.
+// SetClasses changes the class names (label command, the discovery
+// select's and prediction sensor's options) and republishes discovery and
+// the retained classes topic.
 func (c *Client) SetClasses(classes []string) error {
 	if err := checkClasses(classes); err != nil {
 		return err
@@ -458,9 +469,24 @@ func (c *Client) SetClasses(classes []string) error {
 	c.mu.Lock()
 	c.classes = append([]string(nil), classes...)
 	c.discoveryDue = c.cfg.Discovery
+	c.classesDue = true
 	c.mu.Unlock()
 	c.poke()
 	return nil
+}
+
+// SetLabel publishes the current label ("" or "none": no label) on the
+// retained label topic, now and after every reconnect, so that Home
+// Assistant's select shows it after either side restarts.
+func (c *Client) SetLabel(name string) {
+	if name == "" {
+		name = LabelNone
+	}
+	c.mu.Lock()
+	c.label = name
+	c.labelDue = true
+	c.mu.Unlock()
+	c.poke()
 }
 
 // Connected reports whether the connection to the broker is up.
@@ -559,7 +585,7 @@ func (c *Client) flush(ctx context.Context) time.Duration {
 	classes := c.classes
 	c.mu.Unlock()
 	if discoveryDue {
-		payload, err := discoveryPayload(c.base, c.cfg.DeviceID, c.cfg.SoftwareVersion, classes)
+		payload, err := discoveryPayload(c.base, c.cfg.DeviceID, c.cfg.SoftwareVersion, classes, c.commandEnabled)
 		if err == nil && c.send(discoveryTopic(c.cfg.DiscoveryPrefix, c.cfg.DeviceID), 1, true, payload) {
 			c.mu.Lock()
 			c.stats.Discoveries++
@@ -570,6 +596,11 @@ func (c *Client) flush(ctx context.Context) time.Duration {
 			c.mu.Unlock()
 			return time.Second
 		}
+	}
+
+	if !c.sendState(&c.classesDue, TopicClasses, func() []byte { b, _ := json.Marshal(append([]string{}, classes...)); return b }) ||
+		!c.sendState(&c.labelDue, TopicLabel, func() []byte { return []byte(c.label) }) {
+		return time.Second
 	}
 
 	for {
@@ -627,6 +658,26 @@ func (c *Client) flush(ctx context.Context) time.Duration {
 		}
 	}
 	return next
+}
+
+// sendState publishes a retained state topic if *due, and reports false
+// when that failed (it stays due).
+func (c *Client) sendState(due *bool, topic string, payload func() []byte) bool {
+	c.mu.Lock()
+	send := *due
+	*due = false
+	var p []byte
+	if send {
+		p = payload()
+	}
+	c.mu.Unlock()
+	if !send || c.send(c.base+topic, 1, true, p) {
+		return true
+	}
+	c.mu.Lock()
+	*due = true
+	c.mu.Unlock()
+	return false
 }
 
 // send publishes and waits for the broker connection to take the message.

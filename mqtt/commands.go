@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +18,7 @@ import (
 
 // Command names, each received on <prefix>/<device-id>/cmd/<name>.
 const (
-	CmdLabel      = "label"      // payload: a class name, a class index, or "none"
+	CmdLabel      = "label"      // payload: a class name, a class index, "none", or {"label":NAME,"for":DURATION}
 	CmdPause      = "pause"      // payload ignored (Home Assistant sends "PRESS")
 	CmdResume     = "resume"     // payload ignored
 	CmdCheckpoint = "checkpoint" // payload ignored
@@ -48,10 +50,13 @@ type Command struct {
 	Name    string // one of CommandNames
 	Payload string // the payload, surrounding white space removed
 
-	// For CmdLabel: the class index (NoLabel for "none") and its name
-	// ("none", or "" when no class names are configured).
+	// For CmdLabel: the name ("none" clears the label; a name that is not
+	// a class yet may become one: the handler decides), its class index
+	// when it is a class already (else NoLabel), and how long it holds (0:
+	// until the next label).
 	Label     int
 	LabelName string
+	LabelHold time.Duration
 	// For CmdMomentum: the encodings as sent, syntax checked (eXmY[bZ][s],
 	// fp32, fp16, bf16 or auto). The handler checks they are usable.
 	Formats []string
@@ -133,37 +138,77 @@ func (p *commandPolicy) parseCommand(name string, payload []byte) (Command, erro
 }
 
 func (p *commandPolicy) parseLabel(cmd Command, text string) (Command, error) {
+	if strings.HasPrefix(text, "{") {
+		var req struct {
+			Label *string         `json:"label"`
+			For   json.RawMessage `json:"for"`
+		}
+		dec := json.NewDecoder(strings.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return cmd, fmt.Errorf(`label: JSON payload: %v (want {"label":"wave","for":"10s"})`, err)
+		}
+		if req.Label == nil {
+			return cmd, errors.New(`label: JSON payload has no "label" (want {"label":"wave","for":"10s"})`)
+		}
+		text = strings.TrimSpace(*req.Label)
+		if req.For != nil {
+			hold, err := parseHold(req.For)
+			if err != nil {
+				return cmd, fmt.Errorf("label: \"for\": %w", err)
+			}
+			cmd.LabelHold = hold
+		}
+	}
 	if text == "" {
-		return cmd, errors.New("label: empty payload, want a class name, a class index or \"none\"")
+		return cmd, errors.New("label: empty label, want a class name, a class index or \"none\"")
 	}
 	if strings.EqualFold(text, LabelNone) {
+		if cmd.LabelHold > 0 {
+			return cmd, errors.New("label: \"for\" needs a label to hold; \"none\" holds none")
+		}
 		cmd.LabelName = LabelNone
 		return cmd, nil
 	}
+	cmd.LabelName = text
 	classes := p.classes()
-	for i, c := range classes {
-		if c == text {
-			cmd.Label, cmd.LabelName = i, c
-			return cmd, nil
-		}
-	}
-	if i, err := strconv.Atoi(text); err == nil {
-		if len(classes) > 0 && (i < 0 || i >= len(classes)) {
-			return cmd, fmt.Errorf("label: class index %d out of range [0, %d)", i, len(classes))
-		}
-		if i < 0 {
-			return cmd, fmt.Errorf("label: class index %d is negative", i)
-		}
+	if i := slices.Index(classes, text); i >= 0 {
 		cmd.Label = i
-		if len(classes) > 0 {
-			cmd.LabelName = classes[i]
-		}
 		return cmd, nil
 	}
-	if len(classes) == 0 {
-		return cmd, fmt.Errorf("label: %q is not a class index (no class names are configured) or \"none\"", truncate(text, 64))
+	if i, err := strconv.Atoi(text); err == nil {
+		if i < 0 || i >= len(classes) {
+			return cmd, fmt.Errorf("label: class index %d out of range [0, %d)", i, len(classes))
+		}
+		cmd.Label, cmd.LabelName = i, classes[i]
 	}
-	return cmd, fmt.Errorf("label: unknown class %q (known: %s, or an index, or \"none\")", truncate(text, 64), truncate(strings.Join(classes, ", "), 256))
+	return cmd, nil
+}
+
+// parseHold reads the "for" of a label: a Go duration string ("10s",
+// "1m30s") or a number of seconds.
+func parseHold(raw json.RawMessage) (time.Duration, error) {
+	var d time.Duration
+	var text string
+	var seconds float64
+	switch {
+	case json.Unmarshal(raw, &text) == nil:
+		var err error
+		if d, err = time.ParseDuration(text); err != nil {
+			return 0, fmt.Errorf("%q is not a duration such as \"10s\" or \"2m\"", truncate(text, 32))
+		}
+	case json.Unmarshal(raw, &seconds) == nil:
+		if !(seconds > 0 && seconds < float64(math.MaxInt64/int64(time.Second))) {
+			return 0, fmt.Errorf("%g seconds: want a positive number of seconds", seconds)
+		}
+		d = time.Duration(seconds * float64(time.Second))
+	default:
+		return 0, fmt.Errorf("%s is neither a duration string nor a number of seconds", truncate(string(raw), 32))
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%v: want a positive duration", d)
+	}
+	return d, nil
 }
 
 // execute validates and runs one command and always returns a result: a

@@ -40,6 +40,13 @@ const (
 	TopicHealth     = "health"
 )
 
+// Retained state topics, relative to <prefix>/<device-id>/: the latest
+// value is kept by the broker and sent again after every reconnect.
+const (
+	TopicLabel   = "label"   // the current label, or "none" (plain text)
+	TopicClasses = "classes" // the class names in index order (JSON list)
+)
+
 // TelemetryTopics lists every topic Publish accepts, in a fixed order.
 var TelemetryTopics = []string{TopicProgress, TopicMemory, TopicEncoding, TopicPrediction, TopicHealth}
 

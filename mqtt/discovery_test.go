@@ -44,15 +44,26 @@ func checkDiscovery(t *testing.T, payload, base, id string) []string {
 	wantPlatforms := map[string]string{
 		"prequential_accuracy": "sensor", "holdout_accuracy": "sensor", "samples_per_s": "sensor",
 		"training_memory": "sensor", "rss": "sensor", "momentum_bits": "sensor", "lost_ratio": "sensor",
+		"prediction": "sensor", "prediction_score": "sensor", "paused": "binary_sensor",
 		"label": "select", "checkpoint": "button", "pause": "button", "resume": "button",
 	}
 	if len(d.Cmps) != len(wantPlatforms) {
 		t.Errorf("%d components, want %d", len(d.Cmps), len(wantPlatforms))
 	}
 	telemetry := map[string][]string{ // the keys each topic's JSON must carry
-		base + TopicProgress: {KeyPrequentialAcc, KeyHoldoutAcc, KeySamplesPerS},
-		base + TopicMemory:   {KeyTrainingBytes, KeyRSSBytes},
-		base + TopicEncoding: {KeyMomentumBits, KeyLostRatio},
+		base + TopicProgress:   {KeyPrequentialAcc, KeyHoldoutAcc, KeySamplesPerS},
+		base + TopicMemory:     {KeyTrainingBytes, KeyRSSBytes},
+		base + TopicEncoding:   {KeyMomentumBits, KeyLostRatio},
+		base + TopicPrediction: {KeyClass, KeyScore},
+		base + TopicHealth:     {KeyPaused},
+	}
+	for _, key := range []string{"samples_per_s", "training_memory", "rss", "momentum_bits", "lost_ratio"} {
+		if c := d.Cmps[key]; c["ent_cat"] != "diagnostic" {
+			t.Errorf("%s: entity category %v, want diagnostic", key, c["ent_cat"])
+		}
+	}
+	if tpl, _ := d.Cmps["holdout_accuracy"]["val_tpl"].(string); !strings.Contains(tpl, "'None'") {
+		t.Errorf("hold-out accuracy template %q does not show unknown before the first evaluation", tpl)
 	}
 	keyRef := regexp.MustCompile(`value_json\.([a-z_]+)`)
 	uniq := map[string]bool{}
@@ -72,7 +83,7 @@ func checkDiscovery(t *testing.T, payload, base, id string) []string {
 		}
 		uniq[u] = true
 		switch p {
-		case "sensor":
+		case "sensor", "binary_sensor":
 			keys, ok := telemetry[c["stat_t"].(string)]
 			if !ok {
 				t.Errorf("%s: state topic %v is not a telemetry topic", key, c["stat_t"])
@@ -82,8 +93,8 @@ func checkDiscovery(t *testing.T, payload, base, id string) []string {
 				t.Errorf("%s: value template %v reads no documented key of %v", key, c["val_tpl"], c["stat_t"])
 			}
 		case "select":
-			if c["cmd_t"] != base+"cmd/label" {
-				t.Errorf("label select commands %v", c["cmd_t"])
+			if c["cmd_t"] != base+"cmd/label" || c["stat_t"] != base+TopicLabel {
+				t.Errorf("label select commands %v, state %v", c["cmd_t"], c["stat_t"])
 			}
 			for _, o := range c["ops"].([]any) {
 				options = append(options, o.(string))
@@ -121,7 +132,7 @@ func TestDiscovery(t *testing.T) {
 			Classes:         []string{"sit", "walk"}, CommandsEnabled: true}, func(ctx context.Context, cmd Command) (any, error) { return nil, nil })
 
 		m := rec.waitFor(topic, 5*time.Second, nil)
-		if got := checkDiscovery(t, m.payload, base, id); !reflect.DeepEqual(got, []string{"none", "sit", "walk"}) {
+		if got := checkDiscovery(t, m.payload, base, id); !reflect.DeepEqual(got, []string{LabelNoneOption, "sit", "walk"}) {
 			t.Errorf("label options %v", got)
 		}
 		late := subscribe(t, b.url, nil, topic)
@@ -135,7 +146,7 @@ func TestDiscovery(t *testing.T) {
 		// Discovery is idempotent and may be republished with the old classes
 		// (on connect, on Home Assistant's status) before SetClasses; what
 		// matters is that one with the new classes follows.
-		wantOptions := []string{"none", "0", "1", "2"}
+		wantOptions := []string{LabelNoneOption, "0", "1", "2"}
 		rec.waitFor(topic, 5*time.Second, func(m recMsg) bool {
 			return reflect.DeepEqual(checkDiscovery(t, m.payload, base, id), wantOptions)
 		})
@@ -151,4 +162,29 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%d discovery messages, want 3 (start, SetClasses, HA online)", st.Discoveries)
 		}
 	})
+}
+
+// Only enabled commands appear; before the first class there is no
+// prediction sensor (an enum needs options).
+func TestDiscoveryFollowsConfiguration(t *testing.T) {
+	payload, err := discoveryPayload("bnnd/x/", "x", "1", nil, func(cmd string) bool { return cmd != CmdPause && cmd != CmdLabel })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Cmps map[string]map[string]any `json:"cmps"`
+	}
+	if err := json.Unmarshal(payload, &d); err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"pause", "label", "prediction"} {
+		if _, ok := d.Cmps[absent]; ok {
+			t.Errorf("component %q present", absent)
+		}
+	}
+	for _, present := range []string{"resume", "checkpoint", "prediction_score", "paused"} {
+		if _, ok := d.Cmps[present]; !ok {
+			t.Errorf("component %q missing", present)
+		}
+	}
 }

@@ -46,7 +46,7 @@ func parseCSVSpec(s *spec) (string, csvConfig, error) {
 		}
 	}
 	if v, ok := s.str("label"); ok {
-		if err := validLabel(v); err != nil || v == "" || v == "none" {
+		if err := ValidateLabel(v); err != nil {
 			return "", cfg, s.errorf("label=%q is not a usable class name", v)
 		}
 		cfg.fixedLabel = v
@@ -292,7 +292,7 @@ func (l *csvLoader) read(r io.Reader, path string) error {
 			if useLabelCol {
 				name := strings.TrimSpace(rec[labelCol])
 				if name != "" && name != "none" {
-					if err := validLabel(name); err != nil {
+					if err := ValidateLabel(name); err != nil {
 						return fmt.Errorf("%s:%d: %w", path, line, err)
 					}
 				}

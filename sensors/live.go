@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,10 +79,14 @@ type liveParams struct {
 	failLimit     int
 	window, hop   int
 	warmupSamples int
+	// pace scales the sample clock: 1 is real time, 0 reads as fast as
+	// windows are taken (simulated chips only).
+	pace float64
+	sim  simParams // the simulated chip's feed, when bus is "sim"
 }
 
 func parseLiveSpec(s *spec, opt LoadOptions) (liveParams, error) {
-	p := liveParams{kind: s.kind, bus: s.arg}
+	p := liveParams{kind: s.kind, bus: s.arg, pace: 1}
 	defAddr := int64(0x68)
 	if s.kind == "adxl345" {
 		defAddr = 0x53
@@ -125,6 +130,11 @@ func parseLiveSpec(s *spec, opt LoadOptions) (liveParams, error) {
 		return p, err
 	}
 	p.warmupSamples = int(wu)
+	if p.bus == simBusName {
+		if p.sim, err = parseSimParams(s, &p); err != nil {
+			return p, err
+		}
+	}
 	return p, s.checkUsed()
 }
 
@@ -138,16 +148,30 @@ func openLiveSpec(s *spec, opt LoadOptions) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := hostInit(); err != nil {
-		return nil, s.errorf("initialising periph host drivers: %v", err)
-	}
-	bus, err := i2creg.Open(p.bus)
-	if err != nil {
+	var bus i2c.BusCloser
+	if p.bus == simBusName {
+		bus, err = openSimBus(s.raw, p, opt.Labels)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if err := hostInit(); err != nil {
+			return nil, s.errorf("initialising periph host drivers: %v", err)
+		}
 		name := p.bus
 		if name == "" {
-			name = "(first bus)"
+			name, err = firstRealBus()
 		}
-		return nil, fmt.Errorf("sensors: spec %q: opening I²C bus %s: %w", s.raw, name, err)
+		if err == nil {
+			bus, err = i2creg.Open(name)
+		}
+		if err != nil {
+			name := p.bus
+			if name == "" {
+				name = "(first bus)"
+			}
+			return nil, fmt.Errorf("sensors: spec %q: opening I²C bus %s: %w", s.raw, name, err)
+		}
 	}
 	src, err := openLive(s.raw, p, bus, opt)
 	if err != nil {
@@ -156,6 +180,17 @@ func openLiveSpec(s *spec, opt LoadOptions) (Source, error) {
 	}
 	src.closer = bus
 	return src, nil
+}
+
+// firstRealBus names the first I²C bus that is not the simulated one:
+// once that is registered it must not stand in for missing hardware.
+func firstRealBus() (string, error) {
+	for _, ref := range i2creg.All() {
+		if ref.Name != simBusName {
+			return ref.Name, nil
+		}
+	}
+	return "", errors.New("no I²C bus found (is I²C enabled, and is /dev/i2c-* readable?); without a board, use bus sim")
 }
 
 // OpenBus opens a live-sensor spec (mpu6050 or adxl345) on a bus the
@@ -193,8 +228,6 @@ type liveSource struct {
 	closer  interface{ Close() error }
 	p       liveParams
 	period  time.Duration
-	classes []string
-	index   map[string]int
 	labels  *LabelBox
 
 	out       chan liveItem
@@ -230,20 +263,14 @@ func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSour
 		dev:     dev,
 		p:       p,
 		period:  time.Duration(float64(time.Second) / p.rate),
-		classes: opt.Classes,
-		index:   map[string]int{},
 		labels:  opt.Labels,
 		out:     make(chan liveItem, liveQueue),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		health:  Health{Healthy: true, State: "warming up"},
 	}
-	if l.classes == nil && opt.Labels != nil {
-		// A box made with NewLabelBox(classes...) names the classes.
-		l.classes = opt.Labels.Classes()
-	}
-	for i, c := range l.classes {
-		l.index[c] = i
+	if p.pace > 0 {
+		l.period = time.Duration(float64(l.period) / p.pace)
 	}
 	var acc *normAccumulator
 	norm, err := opt.fixedNorm(channels)
@@ -274,10 +301,21 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 	// hiccups (one failed read retried, a scheduling delay) keep them.
 	maxGap := l.period * 5 / 2
 	warm := 0
+	// A real chip samples on its own clock: reads follow a fixed grid, and
+	// a reader that falls behind loses samples. A simulated chip has no
+	// clock of its own: it is read a period after the last read (or at
+	// once, unpaced) and waits for windows to be taken, so a slow machine
+	// slows the simulation instead of losing what it plays.
+	realTime := l.p.pace > 0 && l.p.bus != simBusName
+	var lastRead time.Time
 	for {
 		wait := backoff
-		if wait == 0 {
+		switch {
+		case wait > 0:
+		case realTime:
 			wait = time.Until(start.Add(time.Duration(slot) * l.period))
+		case l.p.pace > 0 && !lastRead.IsZero():
+			wait = time.Until(lastRead.Add(l.period))
 		}
 		if wait > 0 {
 			timer.Reset(wait)
@@ -295,6 +333,16 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 		}
 		err := l.dev.read(buf)
 		now := time.Now()
+		lastRead = now
+		if errors.Is(err, io.EOF) {
+			// A simulated chip's recording ended: the source ends too,
+			// after the windows already queued.
+			l.mu.Lock()
+			l.health.Healthy, l.health.State = false, "ended"
+			l.mu.Unlock()
+			l.sendWait(liveItem{err: io.EOF})
+			return
+		}
 		if err != nil {
 			if backoff == 0 {
 				backoff = minBackoff
@@ -310,6 +358,7 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 			l.health.Retries++ // the read that succeeded was a retry
 		}
 		l.health.Samples++
+		reading := l.health.Samples
 		l.health.Consecutive = 0
 		if !l.health.Healthy && l.health.State == "unhealthy" {
 			l.health.Healthy = true
@@ -318,7 +367,9 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 				l.health.State = "warming up"
 			}
 		}
-		if cur > slot {
+		if !realTime {
+			// no sample clock to be late for
+		} else if cur > slot {
 			l.health.Missed += uint64(cur - slot)
 			slot = cur
 		} else if now.Sub(start.Add(time.Duration(slot)*l.period)) > l.period/2 {
@@ -326,8 +377,12 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 		}
 		norm := l.norm
 		l.mu.Unlock()
-		if !lastGood.IsZero() && now.Sub(lastGood) > maxGap {
+		if realTime && !lastGood.IsZero() && now.Sub(lastGood) > maxGap {
 			win.reset() // a window must not span the gap
+		}
+		label, labelSeq := Label{Index: -1}, uint64(0)
+		if l.labels != nil {
+			label, labelSeq = l.labels.Current(now)
 		}
 		lastGood = now
 		backoff = 0
@@ -343,22 +398,37 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 				l.mu.Unlock()
 			}
 		}
-		if !win.push(buf) || norm == nil {
+		if !win.pushTagged(buf, labelSeq) || norm == nil {
 			continue
 		}
 		sh := Shape{Channels: channels, Height: 1, Width: l.p.window}
-		smp := Sample{Data: make([]float32, sh.Size()), Shape: sh, Label: -1, Time: now}
+		smp := Sample{Data: make([]float32, sh.Size()), Shape: sh, Label: -1, Time: now, Reading: reading}
 		win.read(smp.Data)
 		norm.Apply(smp.Data)
-		if l.labels != nil {
-			if name, ok := l.labels.Get(); ok {
-				smp.LabelName = name
-				if i, ok := l.index[name]; ok {
-					smp.Label = i
-				}
-			}
+		// A window is labelled only when one label held from its first
+		// sample to its last.
+		if first, last := win.spanTags(); first != last {
+			smp.Straddles = true
+		} else if label.Index >= 0 {
+			smp.Label, smp.LabelName = label.Index, label.Name
 		}
-		l.send(liveItem{s: smp})
+		if realTime {
+			l.send(liveItem{s: smp})
+		} else if !l.sendWait(liveItem{s: smp}) {
+			return
+		}
+	}
+}
+
+// sendWait queues an item, waiting for room: a simulated source runs at
+// most at the speed its windows are taken. It reports false when the
+// source closed.
+func (l *liveSource) sendWait(it liveItem) bool {
+	select {
+	case l.out <- it:
+		return true
+	case <-l.stop:
+		return false
 	}
 }
 
@@ -413,13 +483,16 @@ func (l *liveSource) Next(ctx context.Context) (Sample, error) {
 	}
 	select {
 	case it := <-l.out:
-		if it.err != nil {
-			return Sample{}, it.err
+		return l.take(it)
+	case <-l.done:
+		// The reader ended (a recording played out): what it queued
+		// first, then the end again for every later call.
+		select {
+		case it := <-l.out:
+			return l.take(it)
+		default:
+			return Sample{}, io.EOF
 		}
-		l.mu.Lock()
-		l.health.Windows++
-		l.mu.Unlock()
-		return it.s, nil
 	case <-l.stop:
 		return Sample{}, ErrClosed
 	case <-ctx.Done():
@@ -427,7 +500,26 @@ func (l *liveSource) Next(ctx context.Context) (Sample, error) {
 	}
 }
 
-func (l *liveSource) Classes() []string { return l.classes }
+func (l *liveSource) take(it liveItem) (Sample, error) {
+	if it.err != nil {
+		return Sample{}, it.err
+	}
+	l.mu.Lock()
+	l.health.Windows++
+	l.mu.Unlock()
+	return it.s, nil
+}
+
+// LabelBox is where the source takes its labels from.
+func (l *liveSource) LabelBox() *LabelBox { return l.labels }
+
+// Classes are the classes the label box has named so far.
+func (l *liveSource) Classes() []string {
+	if l.labels == nil {
+		return nil
+	}
+	return l.labels.Classes()
+}
 
 func (l *liveSource) ChannelNames() []string { return LiveChannels[l.p.kind] }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -107,7 +108,7 @@ func TestLiveIntermittentFailures(t *testing.T) {
 		return nil
 	}}
 	labels := NewLabelBox("still", "walk")
-	if err := labels.Set("walk"); err != nil {
+	if _, err := labels.Set("walk", 0, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	src, err := OpenBus("mpu6050,rate=500,window=6,hop=3,fail=3", bus, LoadOptions{Norm: identity6, Labels: labels})
@@ -330,29 +331,34 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestLabelBox(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	var free LabelBox
-	if _, ok := free.Get(); ok {
-		t.Error("zero box has a label")
+	if l, _ := free.Current(now); l.Index != -1 || l.Name != "" {
+		t.Errorf("zero box has label %+v", l)
 	}
-	if err := free.Set("anything"); err != nil {
-		t.Fatal(err)
+	l, err := free.Set("anything", 0, now)
+	if err != nil || !l.NewClass || l.Index != 0 {
+		t.Fatalf("Set on a zero box: %+v, %v", l, err)
 	}
-	if n, ok := free.Get(); !ok || n != "anything" {
-		t.Errorf("Get = %q %v", n, ok)
+	if l, _ := free.Current(now); l.Name != "anything" || l.Index != 0 {
+		t.Errorf("Current = %+v", l)
 	}
 	b := NewLabelBox("walk", "run")
-	for _, bad := range []string{"swim", " walk", "a\x00b", strings.Repeat("x", 65)} {
-		if err := b.Set(bad); err == nil {
+	for _, bad := range []string{"swim", " walk", "a\x00b", "a\nb", strings.Repeat("x", 65)} {
+		if _, err := b.Set(bad, 0, now); err == nil {
 			t.Errorf("Set(%q) accepted", bad)
 		}
 	}
-	if err := b.Set("run"); err != nil {
+	if _, err := b.Set("swim", 0, now); !errors.Is(err, ErrUnknownClass) {
+		t.Errorf("a name outside fixed classes: %v", err)
+	}
+	if l, err := b.Set("run", 0, now); err != nil || l.Index != 1 || l.NewClass {
+		t.Fatalf("Set(run) = %+v, %v", l, err)
+	}
+	if _, err := b.Set("none", 0, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Set("none"); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := b.Get(); ok {
+	if l, _ := b.Current(now); l.Index != -1 {
 		t.Error(`"none" did not clear the label`)
 	}
 	var wg sync.WaitGroup
@@ -361,12 +367,150 @@ func TestLabelBox(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 200; j++ {
-				b.Set([]string{"walk", "run", ""}[j%3])
-				b.Get()
+				b.Set([]string{"walk", "run", ""}[j%3], 0, now)
+				b.Current(now)
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// New names become classes in the order they come, up to the limit; the
+// error past it names the limit.
+func TestLabelBoxGrows(t *testing.T) {
+	now := time.Now()
+	b := NewGrowingLabelBox([]string{"idle"}, 3)
+	for i, name := range []string{"wave", "idle", "knock"} {
+		l, err := b.Set(name, 0, now)
+		if err != nil {
+			t.Fatalf("Set(%q): %v", name, err)
+		}
+		want := []int{1, 0, 2}[i]
+		if l.Index != want || l.NewClass != (name != "idle") {
+			t.Errorf("Set(%q) = %+v, want index %d", name, l, want)
+		}
+	}
+	if got := b.Classes(); !slices.Equal(got, []string{"idle", "wave", "knock"}) {
+		t.Errorf("classes %q", got)
+	}
+	_, err := b.Set("jump", 0, now)
+	if !errors.Is(err, ErrClassLimit) || !strings.Contains(err.Error(), "3 classes") {
+		t.Errorf("a fourth class with limit 3: %v", err)
+	}
+	if l, _ := b.Current(now); l.Name != "knock" {
+		t.Errorf("a refused label changed the current one to %+v", l)
+	}
+	for _, bad := range []struct {
+		name string
+		hold time.Duration
+	}{{"none", time.Second}, {"wave", -time.Second}, {"wave", MaxLabelHold + 1}, {"none ", 0}} {
+		if _, err := b.Set(bad.name, bad.hold, now); err == nil {
+			t.Errorf("Set(%q, %v) accepted", bad.name, bad.hold)
+		}
+	}
+}
+
+// A timed label clears itself at its time, and that counts as a change.
+func TestLabelBoxHold(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	b := NewGrowingLabelBox(nil, 4)
+	changed := b.Changed()
+	l, err := b.Set("wave", 10*time.Second, now)
+	if err != nil || !l.Until.Equal(now.Add(10*time.Second)) {
+		t.Fatalf("Set = %+v, %v", l, err)
+	}
+	<-changed
+	cur, seq := b.Current(now.Add(9 * time.Second))
+	if cur.Name != "wave" {
+		t.Fatalf("label before its time: %+v", cur)
+	}
+	cur, seq2 := b.Current(now.Add(10 * time.Second))
+	if cur.Name != "" || cur.Index != -1 || seq2 == seq {
+		t.Errorf("label at its time: %+v, seq %d then %d", cur, seq, seq2)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("the label clearing itself was not signalled")
+	}
+	// Setting the same label again is no change; another is.
+	b.Set("wave", 0, now)
+	_, s1 := b.Current(now)
+	b.Set("wave", 0, now)
+	_, s2 := b.Current(now)
+	b.Set("tap", 0, now)
+	_, s3 := b.Current(now)
+	if s1 != s2 || s3 == s2 {
+		t.Errorf("change counts %d %d %d", s1, s2, s3)
+	}
+}
+
+// A live window is labelled only when one label held over all its samples;
+// windows over a change are marked, never labelled.
+func TestLiveWindowLabelsFollowTime(t *testing.T) {
+	labels := NewGrowingLabelBox(nil, 4)
+	// The sample with counter c is read at attempt c-1, and a label set
+	// during that read applies to it: walk covers samples 31..60, run
+	// 81 on.
+	bus := &fakeMPU{fail: func(a int) error {
+		switch a {
+		case 30:
+			labels.Set("walk", 0, time.Now())
+		case 60:
+			labels.Set("none", 0, time.Now())
+		case 80:
+			labels.Set("run", 0, time.Now())
+		}
+		return nil
+	}}
+	src, err := OpenBus("mpu6050,rate=1000,window=8,hop=2", bus, LoadOptions{Norm: identity6, Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var labelled, straddling int
+	for {
+		s, err := src.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := counterOf(s.Data[0])
+		last := first + 7
+		if first > 120 {
+			break
+		}
+		in := func(lo, hi int) bool { return first >= lo && last <= hi }
+		want, straddles := -1, false
+		switch {
+		case in(31, 60):
+			want = 0
+		case in(81, 1<<30):
+			want = 1
+		case in(1, 30), in(61, 80):
+		default:
+			straddles = true
+		}
+		if s.Label != want || s.Straddles != straddles {
+			t.Errorf("window of samples %d..%d: label %d %q, straddles %v; want label %d, straddles %v", first, last, s.Label, s.LabelName, s.Straddles, want, straddles)
+		}
+		labelled += b2i(s.Label >= 0)
+		straddling += b2i(s.Straddles)
+	}
+	if labelled == 0 || straddling == 0 {
+		t.Errorf("%d labelled and %d straddling windows: the test saw too few", labelled, straddling)
+	}
+	if got := src.Classes(); !slices.Equal(got, []string{"walk", "run"}) {
+		t.Errorf("source classes %q", got)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func TestProbe(t *testing.T) {

@@ -3,12 +3,10 @@ package sensors
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 )
 
 // Sample is one example from a streaming Source: a window of a time series
@@ -19,6 +17,12 @@ type Sample struct {
 	Label     int    // index into Classes(), -1 = none (prediction only)
 	LabelName string // "" when unlabelled; set even when not among Classes()
 	Time      time.Time
+	// Straddles marks a live window during which the label changed: it
+	// belongs to no one class, so it is predicted but not trained.
+	Straddles bool
+	// Reading counts the sensor readings of a live source up to the last
+	// one of this window (1 for the first reading).
+	Reading uint64
 }
 
 // Source is a stream of samples for the daemon: live sensors, recordings
@@ -61,84 +65,6 @@ type Health struct {
 	Consecutive  int    // current run of failed reads
 	LastError    string
 	LastErrorAt  time.Time
-}
-
-// LabelBox holds the current label of a live source; the daemon sets it
-// (from MQTT) and the source stamps it on each window it emits. It is safe
-// for concurrent use. The zero value accepts any name.
-type LabelBox struct {
-	mu      sync.RWMutex
-	name    string
-	allowed map[string]bool
-	list    []string
-}
-
-// NewLabelBox returns a box that only accepts the given class names (and
-// "none"/"" to clear). With no classes any valid name is accepted.
-func NewLabelBox(classes ...string) *LabelBox {
-	b := &LabelBox{}
-	if len(classes) > 0 {
-		b.allowed = make(map[string]bool, len(classes))
-		for _, c := range classes {
-			b.allowed[c] = true
-		}
-		b.list = append([]string(nil), classes...)
-	}
-	return b
-}
-
-// maxLabelLen bounds label names (they travel in MQTT payloads and files).
-const maxLabelLen = 64
-
-// Set makes name the current label; "" or "none" clears it (windows are
-// then unlabelled). A name that is too long, has control characters or
-// spaces at either end, or is not among the box's classes is an error.
-func (b *LabelBox) Set(name string) error {
-	if name == "none" {
-		name = ""
-	}
-	if name != "" {
-		if err := validLabel(name); err != nil {
-			return err
-		}
-		if b.allowed != nil && !b.allowed[name] {
-			return fmt.Errorf("sensors: label %q is not one of the classes %q", name, b.list)
-		}
-	}
-	b.mu.Lock()
-	b.name = name
-	b.mu.Unlock()
-	return nil
-}
-
-func validLabel(name string) error {
-	if len(name) > maxLabelLen {
-		return fmt.Errorf("sensors: label %.20q... is longer than %d bytes", name, maxLabelLen)
-	}
-	if strings.TrimSpace(name) != name {
-		return fmt.Errorf("sensors: label %q has surrounding spaces", name)
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return fmt.Errorf("sensors: label %q has a control or invalid character", name)
-		}
-	}
-	return nil
-}
-
-// Classes returns the names the box accepts (nil = any name).
-func (b *LabelBox) Classes() []string {
-	if b.list == nil {
-		return nil
-	}
-	return append([]string(nil), b.list...)
-}
-
-// Get returns the current label and whether there is one.
-func (b *LabelBox) Get() (name string, ok bool) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.name, b.name != ""
 }
 
 // Open opens a streaming source (see the package documentation for specs).
@@ -252,9 +178,10 @@ func (r *replaySource) Close() error {
 type windower struct {
 	c, window, hop int
 	ring           []float32
-	head           int // next slot to write
-	filled         int // samples in the ring (≤ window)
-	since          int // samples since the last window
+	head           int      // next slot to write
+	filled         int      // samples in the ring (≤ window)
+	since          int      // samples since the last window
+	tags           []uint64 // per sample, for pushTagged (nil otherwise)
 }
 
 func newWindower(channels, window, hop int) *windower {
@@ -279,6 +206,22 @@ func (w *windower) push(sample []float32) bool {
 		return true
 	}
 	return false
+}
+
+// pushTagged is push with a tag kept per sample (the label's change count),
+// so that spanTags tells whether one label held over the whole window.
+func (w *windower) pushTagged(sample []float32, tag uint64) bool {
+	if w.tags == nil {
+		w.tags = make([]uint64, w.window)
+	}
+	w.tags[w.head] = tag
+	return w.push(sample)
+}
+
+// spanTags returns the tags of the oldest and the newest sample of the
+// current (full) window.
+func (w *windower) spanTags() (oldest, newest uint64) {
+	return w.tags[w.head], w.tags[(w.head+w.window-1)%w.window]
 }
 
 // read copies the current window, oldest sample first, into dst.

@@ -50,6 +50,10 @@ func rotateAbout(v, axis vec3, angle float64) vec3 { // Rodrigues, axis unit len
 type imuSim struct {
 	rng  *rand.Rand
 	rate float64
+	// mounted keeps the first segment's orientation, sensor bias and noise
+	// for all: one board, fixed to a machine or a door, does not tilt
+	// between activities.
+	mounted, oriented bool
 
 	act     int
 	left, t int // samples left in the segment, sample index within it
@@ -63,8 +67,8 @@ type imuSim struct {
 	accNoise, gyroNoise float64
 }
 
-func newIMUSim(seed uint64, rate float64) *imuSim {
-	return &imuSim{rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), rate: rate}
+func newIMUSim(seed uint64, rate float64, mounted bool) *imuSim {
+	return &imuSim{rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), rate: rate, mounted: mounted}
 }
 
 func (s *imuSim) uniform(lo, hi float64) float64 { return lo + (hi-lo)*s.rng.Float64() }
@@ -82,23 +86,30 @@ func (s *imuSim) newSegment() {
 	s.act = s.rng.IntN(len(SyntheticClasses))
 	s.left = max(1, int(s.uniform(minSegmentSeconds, maxSegmentSeconds)*s.rate))
 	s.t = 0
-	// Device held with a random tilt (roll, pitch within ±35°) and heading.
-	roll, pitch, yaw := s.uniform(-0.6, 0.6), s.uniform(-0.6, 0.6), s.uniform(-math.Pi, math.Pi)
-	cr, sr, cp, sp, cy, sy := math.Cos(roll), math.Sin(roll), math.Cos(pitch), math.Sin(pitch), math.Cos(yaw), math.Sin(yaw)
-	// Rows of R^T where R = Rz(yaw)·Ry(pitch)·Rx(roll) maps device to world.
-	s.world2dev = [3]vec3{
-		{cy * cp, sy * cp, -sp},
-		{cy*sp*sr - sy*cr, sy*sp*sr + cy*cr, cp * sr},
-		{cy*sp*cr + sy*sr, sy*sp*cr - cy*sr, cp * cr},
+	if !s.mounted || !s.oriented {
+		// Device held with a random tilt (roll, pitch within ±35°) and heading.
+		roll, pitch, yaw := s.uniform(-0.6, 0.6), s.uniform(-0.6, 0.6), s.uniform(-math.Pi, math.Pi)
+		cr, sr, cp, sp, cy, sy := math.Cos(roll), math.Sin(roll), math.Cos(pitch), math.Sin(pitch), math.Cos(yaw), math.Sin(yaw)
+		// Rows of R^T where R = Rz(yaw)·Ry(pitch)·Rx(roll) maps device to world.
+		s.world2dev = [3]vec3{
+			{cy * cp, sy * cp, -sp},
+			{cy*sp*sr - sy*cr, sy*sp*sr + cy*cr, cp * sr},
+			{cy*sp*cr + sy*sr, sy*sp*cr - cy*sr, cp * cr},
+		}
+		s.oriented = true
 	}
 	for i := range s.phase {
 		s.phase[i] = s.uniform(0, 2*math.Pi)
 	}
 	s.axis = s.unitVector()
-	s.accBias = vec3{s.uniform(-0.3, 0.3), s.uniform(-0.3, 0.3), s.uniform(-0.3, 0.3)}
-	s.gyroBias = vec3{s.uniform(-0.03, 0.03), s.uniform(-0.03, 0.03), s.uniform(-0.03, 0.03)}
-	s.accNoise = s.uniform(0.1, 0.4)
-	s.gyroNoise = s.uniform(0.02, 0.08)
+	if !s.mounted || s.accNoise == 0 {
+		// One chip's bias and noise; a new device in each segment
+		// unless mounted.
+		s.accBias = vec3{s.uniform(-0.3, 0.3), s.uniform(-0.3, 0.3), s.uniform(-0.3, 0.3)}
+		s.gyroBias = vec3{s.uniform(-0.03, 0.03), s.uniform(-0.03, 0.03), s.uniform(-0.03, 0.03)}
+		s.accNoise = s.uniform(0.1, 0.4)
+		s.gyroNoise = s.uniform(0.02, 0.08)
+	}
 	switch SyntheticClasses[s.act] {
 	case "still":
 		s.amp = s.uniform(0, 0.3) // slight hand tremor
@@ -171,9 +182,10 @@ func (s *imuSim) next(dst []float32) int {
 }
 
 type syntheticParams struct {
-	seed  uint64
-	n     int
-	rate  float64
+	seed    uint64
+	n       int
+	rate    float64
+	mounted bool
 	label string
 }
 
@@ -194,7 +206,11 @@ func parseSyntheticSpec(s *spec) (syntheticParams, error) {
 	if err != nil {
 		return p, err
 	}
-	return syntheticParams{seed: uint64(seed), n: int(n), rate: rate}, nil
+	mounted, err := s.intOpt("mounted", 0, 0, 1)
+	if err != nil {
+		return p, err
+	}
+	return syntheticParams{seed: uint64(seed), n: int(n), rate: rate, mounted: mounted == 1}, nil
 }
 
 func loadSyntheticSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
@@ -228,7 +244,7 @@ func loadSyntheticSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
 // syntheticSeries simulates segments until they hold about p.n windows in
 // all splits together (stopping at a segment boundary).
 func syntheticSeries(p syntheticParams, window, hop int) *series {
-	sim := newIMUSim(p.seed, p.rate)
+	sim := newIMUSim(p.seed, p.rate, p.mounted)
 	ser := &series{channels: 6, channelNames: SyntheticChannels, labelNames: SyntheticClasses}
 	var sample [6]float32
 	windows := 0

@@ -79,7 +79,7 @@ func openSynthetic(s *spec, opt LoadOptions) (Source, error) {
 		norm = w.norm
 	}
 	return &synthSource{
-		sim:     newIMUSim(p.seed, p.rate),
+		sim:     newIMUSim(p.seed, p.rate, p.mounted),
 		win:     newWindower(6, window, hop),
 		labels:  make([]int, window),
 		norm:    norm,

@@ -167,9 +167,11 @@ func runSensorsRead(ctx context.Context, args []string, stdout, stderr io.Writer
 		*raw, *window, *hop = true, 1, 1
 	}
 	opts := sensors.LoadOptions{Window: *window, Hop: *hop, Raw: *raw}
+	// Live sensors stamp the --label; simulated chips replaying a
+	// recording stamp its label column.
+	opts.Labels = sensors.NewGrowingLabelBox(nil, 0)
 	if *label != "" {
-		opts.Labels = sensors.NewLabelBox()
-		if err := opts.Labels.Set(*label); err != nil {
+		if _, err := opts.Labels.Set(*label, 0, time.Now()); err != nil {
 			return usagef("--label: %v", err)
 		}
 	}
