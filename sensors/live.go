@@ -334,13 +334,19 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 		err := l.dev.read(buf)
 		now := time.Now()
 		lastRead = now
-		if errors.Is(err, io.EOF) {
-			// A simulated chip's recording ended: the source ends too,
-			// after the windows already queued.
+		if errors.Is(err, io.EOF) || errors.Is(err, errStopSource) {
+			// A simulated chip's recording ended, or cannot go on: the
+			// source ends too, after the windows already queued.
 			l.mu.Lock()
 			l.health.Healthy, l.health.State = false, "ended"
+			if err != io.EOF {
+				l.health.LastError, l.health.LastErrorAt = err.Error(), now
+			}
 			l.mu.Unlock()
-			l.sendWait(liveItem{err: io.EOF})
+			if errors.Is(err, io.EOF) {
+				err = io.EOF
+			}
+			l.sendWait(liveItem{err: err})
 			return
 		}
 		if err != nil {

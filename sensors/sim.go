@@ -1,6 +1,7 @@
 package sensors
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +13,11 @@ import (
 // simBusName is the I²C bus of the simulated chips (mpu6050:sim,
 // adxl345:sim): register-level emulators that the real drivers talk to.
 const simBusName = simbus.Name
+
+// errStopSource marks a read error that retrying cannot cure: a label in
+// a recording that the label box refuses (a name past the class limit)
+// ends the source with that error.
+var errStopSource = errors.New("sensors: source stopped")
 
 // simParams are the options of a simulated chip's spec.
 type simParams struct {
@@ -84,8 +90,10 @@ func openSimBus(raw string, p liveParams, labels *LabelBox) (i2c.BusCloser, erro
 		if labels == nil {
 			return nil
 		}
-		_, err := labels.Set(name, 0, time.Now())
-		return err
+		if _, err := labels.Set(name, 0, time.Now()); err != nil {
+			return fmt.Errorf("%w: %w", errStopSource, err)
+		}
+		return nil
 	}
 	var feed simbus.Feed
 	if p.sim.replay != "" {
