@@ -155,8 +155,8 @@ func TestResultQueueBounded(t *testing.T) {
 }
 
 func testPolicy() *commandPolicy {
-	return &commandPolicy{deviceID: "pi-1", maxPayload: 256, disabled: map[string]bool{CmdReset: true},
-		classes: func() []string { return []string{"sit", "walk"} }}
+	return &commandPolicy{maxPayload: 256, disabled: map[string]bool{CmdReset: true},
+		classes: func() []string { return []string{"sit", "walk"} }, burst: -1}
 }
 
 func TestExecuteDisabledAndHandlerErrors(t *testing.T) {
@@ -187,12 +187,14 @@ func TestExecuteDisabledAndHandlerErrors(t *testing.T) {
 // well-formed result, and the handler only sees validated commands.
 func FuzzCommandPayload(f *testing.F) {
 	for _, name := range append(CommandNames, "result", "", "x/y") {
-		for _, payload := range []string{"", "walk", "1", "-1", "none", "pi-1", "e4m3b28s", "e4m3b28s,fp16", "e99m99b-9999s", "\xff", strings.Repeat(",", 70), "{\"label\":1}", "9999999999999999999999"} {
+		for _, payload := range []string{"", "walk", "1", "-1", "none", "pi-1", "e4m3b28s", "e4m3b28s,fp16", "e99m99b-9999s", "e1m0!", "request", "token-0123456789abcdef", "\xff", strings.Repeat(",", 70), "{\"label\":1}", "9999999999999999999999"} {
 			f.Add(name, []byte(payload))
 		}
 	}
 	p := testPolicy()
 	p.disabled = nil
+	p.resetToken = "token-0123456789abcdef"
+	var code string // the reset code valid before the command
 	handler := func(_ context.Context, cmd Command) (any, error) {
 		if !isCommand(cmd.Name) || !utf8.ValidString(cmd.Payload) || len(cmd.Payload) > p.maxPayload {
 			panic("handler got an unvalidated command")
@@ -203,7 +205,7 @@ func FuzzCommandPayload(f *testing.F) {
 				panic("label out of range reached the handler")
 			}
 		case CmdReset:
-			if cmd.Payload != "pi-1" {
+			if cmd.Payload != p.resetToken && (code == "" || cmd.Payload != code) {
 				panic("reset without confirmation reached the handler")
 			}
 		case CmdMomentum:
@@ -214,6 +216,7 @@ func FuzzCommandPayload(f *testing.F) {
 		return cmd, nil
 	}
 	f.Fuzz(func(t *testing.T, name string, payload []byte) {
+		code = p.resetCode
 		r := p.execute(context.Background(), handler, time.Second, name, payload, time.Now)
 		if strings.Contains(r.Error, "internal error") {
 			t.Fatalf("validation let through a bad command: %s", r.Error)
