@@ -24,7 +24,7 @@ const (
 
 // BrokerUser is one more user of the embedded broker. The password is
 // either in a file (plain text, trailing newline ignored) or given as a
-// bcrypt hash (mosquitto_passwd -H bcrypt, htpasswd -B), never in clear in
+// bcrypt hash (bnnd mqtt-credentials -hash, htpasswd -B), never in clear in
 // the configuration.
 type BrokerUser struct {
 	Username     string
@@ -141,7 +141,7 @@ func (o BrokerOptions) problems(addr string) []*FieldError {
 		if (u.PasswordFile == "") == (u.PasswordHash == "") {
 			bad(field, "set exactly one of password_file and password_hash")
 		} else if u.PasswordHash != "" && !isBcrypt(u.PasswordHash) {
-			bad(field+".password_hash", "not a bcrypt hash ($2a$, $2b$ or $2y$; make one with mosquitto_passwd -H bcrypt or htpasswd -nbB)")
+			bad(field+".password_hash", "not a bcrypt hash ($2a$, $2b$ or $2y$; make one with 'bnnd mqtt-credentials -hash' or htpasswd -nbB)")
 		}
 		if u.Access != "" && u.Access != AccessRead && u.Access != AccessReadWrite {
 			bad(field+".access", "%q: want read or readwrite", truncate(u.Access, 32))

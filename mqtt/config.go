@@ -226,7 +226,7 @@ func (c Config) Problems() []*FieldError {
 		bad("password", "set only one of password, password_file and password_env")
 	}
 	if (c.Password != "" || c.PasswordFile != "" || c.PasswordEnv != "") && c.Username == "" {
-		bad("username", "a password is set but username is empty")
+		bad("password", "a password is set but username is empty")
 	}
 	if !idPattern.MatchString(c.DeviceID) {
 		bad("device_id", "%q: want 1 to 64 characters from A-Z a-z 0-9 _ -", c.DeviceID)
