@@ -81,13 +81,17 @@ install: build
 			--home /var/lib/bnnd --no-create-home --gecos 'bnnd training daemon' bnnd; \
 		adduser --quiet bnnd i2c; \
 		chgrp bnnd '$(SYSCONFDIR)/bnnd/bnnd.yaml'; \
+		install -d -o bnnd -g bnnd -m 0700 /var/lib/bnnd; \
+		'$(BINDIR)/bnnd' mqtt-credentials -state-dir /var/lib/bnnd -owner bnnd:bnnd; \
 		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
 		echo 'installed; start it with: systemctl enable --now bnnd'; \
 	else \
 		echo 'staged; on the target, as root:'; \
 		echo '  getent group i2c || addgroup --system i2c'; \
 		echo '  adduser --system --group --home /var/lib/bnnd --no-create-home bnnd; adduser bnnd i2c'; \
-		echo '  chgrp bnnd $(SYSCONFDIR)/bnnd/bnnd.yaml; systemctl daemon-reload; systemctl enable --now bnnd'; \
+		echo '  chgrp bnnd $(SYSCONFDIR)/bnnd/bnnd.yaml; install -d -o bnnd -g bnnd -m 0700 /var/lib/bnnd'; \
+		echo '  $(BINDIR)/bnnd mqtt-credentials -state-dir /var/lib/bnnd -owner bnnd:bnnd'; \
+		echo '  systemctl daemon-reload; systemctl enable --now bnnd'; \
 	fi
 
 # The comparison table of issue 4: trains every model with each momentum
