@@ -239,7 +239,10 @@ func TestResetConfirmation(t *testing.T) {
 	clock := time.Unix(1000, 0)
 	now := func() time.Time { return clock }
 	resets := 0
-	h := func(_ context.Context, cmd Command) (any, error) { resets++; return map[string]bool{"reset": true}, nil }
+	h := func(_ context.Context, cmd Command) (any, error) {
+		resets++
+		return map[string]bool{"reset": true}, nil
+	}
 	run := func(payload string) Result {
 		return p.execute(context.Background(), h, time.Second, CmdReset, []byte(payload), now)
 	}
