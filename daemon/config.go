@@ -520,7 +520,7 @@ func (v *validator) checkMQTT() {
 	default:
 		u, err := url.Parse(m.Broker)
 		if err != nil {
-			v.bad("mqtt.broker", "must be a URL, embedded or none: %v", err)
+			v.bad("mqtt.broker", "must be a URL, embedded or none: %s", strings.ReplaceAll(err.Error(), m.Broker, mqtt.RedactURL(m.Broker)))
 			break
 		}
 		switch u.Scheme {
@@ -528,10 +528,10 @@ func (v *validator) checkMQTT() {
 		case "ssl", "tls", "mqtts", "wss":
 			tls = true
 		default:
-			v.bad("mqtt.broker", "scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got %q", m.Broker)
+			v.bad("mqtt.broker", "scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got %q", mqtt.RedactURL(m.Broker))
 		}
 		if u.Host == "" {
-			v.bad("mqtt.broker", "URL has no host, got %q (write e.g. tcp://localhost:1883)", m.Broker)
+			v.bad("mqtt.broker", "URL has no host, got %q (write e.g. tcp://localhost:1883)", mqtt.RedactURL(m.Broker))
 		} else if p := u.Port(); p != "" && !isPort(p) {
 			v.bad("mqtt.broker", "port must be a number in [0, 65535], got %q", p)
 		}
@@ -552,7 +552,7 @@ func (v *validator) checkMQTT() {
 	if !tls && m.Broker != "" && m.Broker != BrokerEmbedded && m.Broker != BrokerNone {
 		for _, k := range []struct{ key, val string }{{"mqtt.ca_file", m.CAFile}, {"mqtt.cert_file", m.CertFile}, {"mqtt.key_file", m.KeyFile}} {
 			if k.val != "" {
-				v.bad(k.key, "is set but broker %q does not use TLS (use ssl://, mqtts:// or wss://)", m.Broker)
+				v.bad(k.key, "is set but broker %q does not use TLS (use ssl://, mqtts:// or wss://)", mqtt.RedactURL(m.Broker))
 			}
 		}
 	}

@@ -196,6 +196,7 @@ func TestLoadProblems(t *testing.T) {
 		{"token file", "mqtt:\n  commands:\n    reset_token_file: /nonexistent/token\n", ":3: mqtt.commands.reset_token_file: open /nonexistent/token"},
 		{"costly", "mqtt:\n  commands:\n    costly_interval: 10ms\n", ":3: mqtt.commands.costly_interval: 10ms: want 1s to 24h"},
 		{"reconnect", "mqtt:\n  reconnect_max: 2h\n", ":2: mqtt.reconnect_max: 2h0m0s: want 100ms to 1h"},
+		{"password in url", "mqtt:\n  broker: ftp://me:hunter2@h\n", `:2: mqtt.broker: scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got "ftp://me:xxxxx@h"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, tc.yaml)
