@@ -41,7 +41,7 @@ type BrokerLimits struct {
 	MaxRetainedBytes    int           // topic and payload bytes of all retained messages
 	MaxInflight         int           // QoS 1/2 messages in flight and writes pending per client
 	MaxClients          int           // clients connected at once
-	MessageExpiry       time.Duration // drop undelivered and retained messages older than this; negative: never
+	MessageExpiry       time.Duration // drop undelivered and retained messages older than this; 0: never
 	SessionExpiry       time.Duration // forget a disconnected persistent session after this
 }
 
@@ -163,7 +163,7 @@ func (o BrokerOptions) problems(addr string) []*FieldError {
 	if l.MaxClients < 2 || l.MaxClients > 100000 {
 		bad("embedded_broker.max_clients", "%d: want 2 to 100000 (bnnd itself is one)", l.MaxClients)
 	}
-	if l.MessageExpiry > 0 && l.MessageExpiry < time.Minute {
+	if l.MessageExpiry < 0 || l.MessageExpiry > 0 && l.MessageExpiry < time.Minute {
 		bad("embedded_broker.message_expiry", "%v: want 0s (never) or at least 1m", l.MessageExpiry)
 	}
 	if l.SessionExpiry < time.Second || l.SessionExpiry > 7*24*time.Hour {
@@ -244,6 +244,9 @@ func StartBroker(o BrokerOptions, log *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("mqtt: embedded broker: %w", err)
 	}
 	limits := &limitsHook{srv: srv, maxCount: l.MaxRetainedMessages, maxBytes: l.MaxRetainedBytes, sizes: map[string]int{}}
+	if o.own != nil {
+		limits.own = o.own.Username
+	}
 	if err := srv.AddHook(limits, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: embedded broker: %w", err)
 	}

@@ -517,3 +517,48 @@ func TestBrokerPasswordNeverLogged(t *testing.T) {
 		t.Errorf("the log does not name the broker (redacted):\n%s", logs.String())
 	}
 }
+
+// TestOwnRetainedMessagesDespiteFullCaps: a user with write rights who
+// fills the retained caps cannot keep the daemon from announcing itself.
+func TestOwnRetainedMessagesDespiteFullCaps(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "op.pw")
+	if err := os.WriteFile(pw, []byte("operator-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	id := deviceID(t)
+	c := startClient(t, Config{DeviceID: id, EmbeddedAddr: addr, Discovery: true, Classes: []string{"sit", "walk"},
+		EmbeddedBroker: BrokerOptions{
+			Users:  []BrokerUser{{Username: "operator", PasswordFile: pw, Access: AccessReadWrite}},
+			Limits: BrokerLimits{MaxRetainedMessages: 16, MaxRetainedBytes: 64 << 10},
+		}}, nil)
+	op, err := connectProbe(t, "tcp://"+addr, probeOpts{user: "operator", password: "operator-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		tok := op.c.Publish(fmt.Sprintf("fill/%d", i), 1, true, bytes.Repeat([]byte("f"), 8<<10))
+		select {
+		case <-tok.Done():
+		case <-op.lost:
+		}
+		if tok.Error() != nil || !op.c.IsConnectionOpen() {
+			break
+		}
+	}
+	if err := c.SetClasses([]string{"sit", "walk", "climb"}); err != nil {
+		t.Fatal(err)
+	}
+	// Once sent, the new discovery can only reach a new subscriber retained.
+	if st := waitStats(c, func(s Stats) bool { return s.Discoveries >= 2 }); st.Discoveries < 2 {
+		t.Fatalf("discovery not republished: %+v", st)
+	}
+	rec := subscribeAs(t, "tcp://"+addr, nil, Credentials{"operator", "operator-secret"}, discoveryTopic(DefaultDiscoveryPrefix, id))
+	rec.waitFor(discoveryTopic(DefaultDiscoveryPrefix, id), 10*time.Second, func(m recMsg) bool {
+		return m.retained && strings.Contains(m.payload, "climb")
+	})
+	if st := c.Stats(); st.ConnectionsLost != 0 {
+		t.Errorf("the daemon's client lost its connection %d times", st.ConnectionsLost)
+	}
+}

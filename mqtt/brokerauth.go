@@ -131,6 +131,10 @@ type limitsHook struct {
 	srv      *mochi.Server
 	maxCount int
 	maxBytes int
+	// own is the daemon's user: its status and discovery are retained
+	// even when others have filled the caps, or a user with write rights
+	// could keep the daemon from announcing itself.
+	own string
 
 	mu      sync.Mutex
 	sizes   map[string]int // retained topic → topic and payload bytes
@@ -145,8 +149,9 @@ func (h *limitsHook) Provides(b byte) bool {
 }
 
 // reserve accounts for a retained message on topic of size bytes (0: the
-// retained message is cleared) and reports whether it fits.
-func (h *limitsHook) reserve(topic string, size int) bool {
+// retained message is cleared) and reports whether it fits; forced ones
+// are accounted for but always fit.
+func (h *limitsHook) reserve(topic string, size int, forced bool) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old, had := h.sizes[topic]
@@ -161,7 +166,7 @@ func (h *limitsHook) reserve(topic string, size int) bool {
 	if !had {
 		count++
 	}
-	if count > h.maxCount || h.total-old+size > h.maxBytes {
+	if !forced && (count > h.maxCount || h.total-old+size > h.maxBytes) {
 		h.refused++
 		return false
 	}
@@ -185,7 +190,8 @@ func retainedSize(topic string, payload []byte) int {
 }
 
 func (h *limitsHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if !pk.FixedHeader.Retain || h.reserve(pk.TopicName, retainedSize(pk.TopicName, pk.Payload)) {
+	own := h.own != "" && string(cl.Properties.Username) == h.own
+	if !pk.FixedHeader.Retain || h.reserve(pk.TopicName, retainedSize(pk.TopicName, pk.Payload), own) {
 		return pk, nil
 	}
 	h.mu.Lock()
@@ -208,14 +214,15 @@ func (h *limitsHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pac
 
 // OnWill keeps a will within the retained limits: one over them is still
 // delivered, but not retained.
-func (h *limitsHook) OnWill(_ *mochi.Client, will mochi.Will) (mochi.Will, error) {
-	if will.Retain && !h.reserve(will.TopicName, retainedSize(will.TopicName, will.Payload)) {
+func (h *limitsHook) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error) {
+	own := h.own != "" && string(cl.Properties.Username) == h.own
+	if will.Retain && !h.reserve(will.TopicName, retainedSize(will.TopicName, will.Payload), own) {
 		will.Retain = false
 	}
 	return will, nil
 }
 
-func (h *limitsHook) OnRetainedExpired(topic string) { h.reserve(topic, 0) }
+func (h *limitsHook) OnRetainedExpired(topic string) { h.reserve(topic, 0, false) }
 
 func isBcrypt(s string) bool {
 	if !strings.HasPrefix(s, "$2a$") && !strings.HasPrefix(s, "$2b$") && !strings.HasPrefix(s, "$2y$") {
