@@ -533,6 +533,9 @@ func TestOwnRetainedMessagesDespiteFullCaps(t *testing.T) {
 			Users:  []BrokerUser{{Username: "operator", PasswordFile: pw, Access: AccessReadWrite}},
 			Limits: BrokerLimits{MaxRetainedMessages: 16, MaxRetainedBytes: 64 << 10},
 		}}, nil)
+	if st := waitStats(c, func(s Stats) bool { return s.Discoveries >= 1 }); st.Discoveries < 1 {
+		t.Fatalf("no discovery: %+v", st)
+	}
 	op, err := connectProbe(t, "tcp://"+addr, probeOpts{user: "operator", password: "operator-secret"})
 	if err != nil {
 		t.Fatal(err)
