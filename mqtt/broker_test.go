@@ -531,26 +531,32 @@ func TestOwnRetainedMessagesDespiteFullCaps(t *testing.T) {
 	c := startClient(t, Config{DeviceID: id, EmbeddedAddr: addr, Discovery: true, Classes: []string{"sit", "walk"},
 		EmbeddedBroker: BrokerOptions{
 			Users:  []BrokerUser{{Username: "operator", PasswordFile: pw, Access: AccessReadWrite}},
-			Limits: BrokerLimits{MaxRetainedMessages: 16, MaxRetainedBytes: 64 << 10},
+			Limits: BrokerLimits{MaxRetainedMessages: 1000, MaxRetainedBytes: 64 << 10},
 		}}, nil)
 	if st := waitStats(c, func(s Stats) bool { return s.Discoveries >= 1 }); st.Discoveries < 1 {
 		t.Fatalf("no discovery: %+v", st)
 	}
-	op, err := connectProbe(t, "tcp://"+addr, probeOpts{user: "operator", password: "operator-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		tok := op.c.Publish(fmt.Sprintf("fill/%d", i), 1, true, bytes.Repeat([]byte("f"), 8<<10))
-		select {
-		case <-tok.Done():
-		case <-op.lost:
+	// Fill the bytes to the brim: big messages, then smaller ones, each
+	// size until the broker refuses one (and drops the connection).
+	n := 0
+	for _, size := range []int{8 << 10, 512, 16, 1} {
+		op, err := connectProbe(t, "tcp://"+addr, probeOpts{user: "operator", password: "operator-secret"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if tok.Error() != nil || !op.c.IsConnectionOpen() {
-			break
+		for ; ; n++ {
+			tok := op.c.Publish(fmt.Sprintf("fill/%d", n), 1, true, bytes.Repeat([]byte("f"), size))
+			select {
+			case <-tok.Done():
+			case <-op.lost:
+			}
+			if tok.Error() != nil || !op.c.IsConnectionOpen() {
+				break
+			}
 		}
+		op.waitLost(t, "went over the retained bytes cap")
 	}
-	if err := c.SetClasses([]string{"sit", "walk", "climb"}); err != nil {
+	if err := c.SetClasses([]string{"sit", "walk", "climbing-the-stairs"}); err != nil {
 		t.Fatal(err)
 	}
 	// Once sent, the new discovery can only reach a new subscriber retained.
@@ -559,7 +565,7 @@ func TestOwnRetainedMessagesDespiteFullCaps(t *testing.T) {
 	}
 	rec := subscribeAs(t, "tcp://"+addr, nil, Credentials{"operator", "operator-secret"}, discoveryTopic(DefaultDiscoveryPrefix, id))
 	rec.waitFor(discoveryTopic(DefaultDiscoveryPrefix, id), 10*time.Second, func(m recMsg) bool {
-		return m.retained && strings.Contains(m.payload, "climb")
+		return m.retained && strings.Contains(m.payload, "climbing-the-stairs")
 	})
 	if st := c.Stats(); st.ConnectionsLost != 0 {
 		t.Errorf("the daemon's client lost its connection %d times", st.ConnectionsLost)
