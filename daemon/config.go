@@ -134,7 +134,7 @@ type EmbeddedBrokerConfig struct {
 	MaxPacketSize    ByteSize           `yaml:"max_packet_size" doc:"Largest MQTT packet a client may send; bigger ones close its connection before they are read."`
 	MaxRetained      int                `yaml:"max_retained_messages" doc:"Retained messages kept at once; more are refused."`
 	MaxRetainedBytes ByteSize           `yaml:"max_retained_bytes" doc:"Topic and payload bytes of all retained messages; more are refused."`
-	MaxInflight      int                `yaml:"max_inflight" doc:"QoS 1/2 messages in flight, and messages waiting to be written, per client."`
+	MaxInflight      int                `yaml:"max_inflight" doc:"QoS 1/2 messages in flight, and messages waiting to be written, per client (a QoS 1 subscriber gets at most this many retained messages at once)."`
 	MaxClients       int                `yaml:"max_clients" doc:"Clients connected at once (bnnd itself is one)."`
 	MessageExpiry    time.Duration      `yaml:"message_expiry" doc:"Drop undelivered and retained messages older than this; 0s never (bnnd's own retained status must stay)."`
 	SessionExpiry    time.Duration      `yaml:"session_expiry" doc:"Forget a disconnected client's persistent session (and its queued messages) after this."`

@@ -61,6 +61,7 @@ type Client struct {
 	policy  commandPolicy
 	broker  string // URL actually used
 	shown   string // broker with the password of its user info hidden, for logs and errors
+	user    string // the user name we log in with, for messages
 
 	paho   paho.Client
 	embedd *Broker
@@ -202,7 +203,10 @@ func (c *Client) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.broker, c.shown = u.String(), u.Redacted()
+	c.broker, c.shown, c.user = u.String(), u.Redacted(), username
+	if username == "" && u.User != nil {
+		c.user = u.User.Username()
+	}
 	if !c.cfg.Embedded() {
 		if tlsCfg, err = c.cfg.tlsConfig(u); err != nil {
 			return err
@@ -309,7 +313,7 @@ func (c *Client) connectLoop(ctx context.Context) {
 
 func (c *Client) recordConnectError(err error) {
 	if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) {
-		err = fmt.Errorf("mqtt: %s refused user %q: %w (%w)", c.shown, c.cfg.Username, ErrAuth, err)
+		err = fmt.Errorf("mqtt: %s refused user %q: %w (%w)", c.shown, c.user, ErrAuth, err)
 	} else {
 		err = fmt.Errorf("mqtt: cannot connect to %s: %w", c.shown, redactError{err, c.broker, c.shown})
 	}
