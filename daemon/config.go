@@ -578,6 +578,9 @@ func (v *validator) checkMQTT() {
 			v.bad(fmt.Sprintf("mqtt.commands.disabled[%d]", i), "unknown command %q (known: %s)", name, strings.Join(Commands, ", "))
 		}
 	}
+	if m.Commands.CostlyBurst == 0 || m.Commands.CostlyBurst < -1 {
+		v.bad("mqtt.commands.costly_burst", "must be at least 1, or -1 for no limit (to refuse a command, list it in mqtt.commands.disabled), got %d", m.Commands.CostlyBurst)
+	}
 	in := &m.Intervals
 	for _, d := range []struct {
 		key string

@@ -195,6 +195,7 @@ func TestLoadProblems(t *testing.T) {
 		{"retained", "embedded_broker:\n  max_retained_bytes: 100GiB\n", ":2: embedded_broker.max_retained_bytes"},
 		{"token file", "mqtt:\n  commands:\n    reset_token_file: /nonexistent/token\n", ":3: mqtt.commands.reset_token_file: open /nonexistent/token"},
 		{"costly", "mqtt:\n  commands:\n    costly_interval: 10ms\n", ":3: mqtt.commands.costly_interval: 10ms: want 1s to 24h"},
+		{"costly burst", "mqtt:\n  commands:\n    costly_burst: 0\n", ":3: mqtt.commands.costly_burst: must be at least 1, or -1 for no limit"},
 		{"reconnect", "mqtt:\n  reconnect_max: 2h\n", ":2: mqtt.reconnect_max: 2h0m0s: want 100ms to 1h"},
 		{"password in url", "mqtt:\n  broker: ftp://me:hunter2@h\n", `:2: mqtt.broker: scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got "ftp://me:xxxxx@h"`},
 	} {
