@@ -104,8 +104,10 @@ type BrokerOptions struct {
 	// "homeassistant" (Start fills them from Config).
 	Prefix, DiscoveryPrefix string
 
-	// own is the daemon's user, set by Client.start.
-	own *Credentials
+	// own is the daemon's user and ownTopics its retained topics (status,
+	// discovery), set by Client.start.
+	own       *Credentials
+	ownTopics []string
 	// allowAll admits every client with every right: tests of the client
 	// against a plain broker only; no configuration can set it.
 	allowAll bool
@@ -246,6 +248,10 @@ func StartBroker(o BrokerOptions, log *slog.Logger) (*Broker, error) {
 	limits := &limitsHook{srv: srv, maxCount: l.MaxRetainedMessages, maxBytes: l.MaxRetainedBytes, sizes: map[string]int{}}
 	if o.own != nil {
 		limits.own = o.own.Username
+		limits.ownTopics = map[string]bool{}
+		for _, t := range o.ownTopics {
+			limits.ownTopics[t] = true
+		}
 	}
 	if err := srv.AddHook(limits, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: embedded broker: %w", err)

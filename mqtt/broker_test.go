@@ -534,9 +534,11 @@ func TestOwnRetainedMessagesDespiteFullCaps(t *testing.T) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	id := deviceID(t)
+	creds := filepath.Join(dir, CredentialsFileName)
 	c := startClient(t, Config{DeviceID: id, EmbeddedAddr: addr, Discovery: true, Classes: []string{"sit", "walk"},
 		EmbeddedBroker: BrokerOptions{
-			Users:  []BrokerUser{{Username: "operator", PasswordFile: pw, Access: AccessReadWrite}},
+			CredentialsFile: creds,
+			Users:           []BrokerUser{{Username: "operator", PasswordFile: pw, Access: AccessReadWrite}},
 			Limits: BrokerLimits{MaxRetainedMessages: 1000, MaxRetainedBytes: 64 << 10},
 		}}, nil)
 	if st := waitStats(c, func(s Stats) bool { return s.Discoveries >= 1 }); st.Discoveries < 1 {
@@ -576,4 +578,15 @@ func TestOwnRetainedMessagesDespiteFullCaps(t *testing.T) {
 	if st := c.Stats(); st.ConnectionsLost != 0 {
 		t.Errorf("the daemon's client lost its connection %d times", st.ConnectionsLost)
 	}
+	// The daemon's login lifts the caps for its own two topics only.
+	own, err := ReadCredentials(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := connectProbe(t, "tcp://"+addr, probeOpts{user: own.Username, password: own.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.c.Publish("fill/by-the-daemons-login", 1, true, bytes.Repeat([]byte("f"), 1<<10))
+	p.waitLost(t, "retained past the caps with the daemon's login")
 }

@@ -131,10 +131,13 @@ type limitsHook struct {
 	srv      *mochi.Server
 	maxCount int
 	maxBytes int
-	// own is the daemon's user: its status and discovery are retained
-	// even when others have filled the caps, or a user with write rights
-	// could keep the daemon from announcing itself.
-	own string
+	// own is the daemon's user and ownTopics its status and discovery
+	// topics: those are retained even when others have filled the caps, or
+	// a user with write rights could keep the daemon from announcing
+	// itself. Only those two: the daemon's login is in a file that people
+	// read to use mosquitto_pub, and must not lift the caps elsewhere.
+	own       string
+	ownTopics map[string]bool
 
 	mu      sync.Mutex
 	sizes   map[string]int // retained topic → topic and payload bytes
@@ -190,8 +193,7 @@ func retainedSize(topic string, payload []byte) int {
 }
 
 func (h *limitsHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	own := h.own != "" && string(cl.Properties.Username) == h.own
-	if !pk.FixedHeader.Retain || h.reserve(pk.TopicName, retainedSize(pk.TopicName, pk.Payload), own) {
+	if !pk.FixedHeader.Retain || h.reserve(pk.TopicName, retainedSize(pk.TopicName, pk.Payload), h.exempt(cl, pk.TopicName)) {
 		return pk, nil
 	}
 	h.mu.Lock()
@@ -215,14 +217,17 @@ func (h *limitsHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Pac
 // OnWill keeps a will within the retained limits: one over them is still
 // delivered, but not retained.
 func (h *limitsHook) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error) {
-	own := h.own != "" && string(cl.Properties.Username) == h.own
-	if will.Retain && !h.reserve(will.TopicName, retainedSize(will.TopicName, will.Payload), own) {
+	if will.Retain && !h.reserve(will.TopicName, retainedSize(will.TopicName, will.Payload), h.exempt(cl, will.TopicName)) {
 		will.Retain = false
 	}
 	return will, nil
 }
 
 func (h *limitsHook) OnRetainedExpired(topic string) { h.reserve(topic, 0, false) }
+
+func (h *limitsHook) exempt(cl *mochi.Client, topic string) bool {
+	return h.own != "" && string(cl.Properties.Username) == h.own && h.ownTopics[topic]
+}
 
 func isBcrypt(s string) bool {
 	if !strings.HasPrefix(s, "$2a$") && !strings.HasPrefix(s, "$2b$") && !strings.HasPrefix(s, "$2y$") {

@@ -185,6 +185,7 @@ func (c *Client) start(ctx context.Context) error {
 		}
 		o := c.cfg.EmbeddedBroker
 		o.Addr, o.Prefix, o.DiscoveryPrefix, o.own = c.cfg.EmbeddedAddr, c.cfg.Prefix, c.cfg.DiscoveryPrefix, &own
+		o.ownTopics = []string{c.base + "status", discoveryTopic(c.cfg.DiscoveryPrefix, c.cfg.DeviceID)}
 		b, err := StartBroker(o, c.log)
 		if err != nil {
 			return err

@@ -89,7 +89,8 @@ func processRSS(t *testing.T, pid int) int64 {
 }
 
 // TestRunProcessEmbeddedBrokerDefences runs 'bnnd run' with its embedded
-// broker as installed (defaults only): it creates its login, logs where
+// broker's default limits (but max_inflight, raised so that one subscriber
+// can count every retained message kept): it creates its login, logs where
 // the login is (never the password), refuses anonymous clients, and a
 // client with the login cannot grow the daemon by retaining messages:
 // 200 retained 1 MB messages and 200 retained 16 KB ones leave its RSS
@@ -103,7 +104,7 @@ func TestRunProcessEmbeddedBrokerDefences(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "bnnd.yaml")
 	text := fmt.Sprintf("source:\n  spec: synthetic-imu,pace=0\nmodel:\n  spec: mlp:32\ntraining:\n  momentum: e4m3b28s\n  threads: 1\n"+
 		"replay:\n  budget: 128KiB\ncheckpoint:\n  dir: %s\nmqtt:\n  device_id: %s\n  intervals:\n    memory: 200ms\n"+
-		"embedded_broker:\n  listen: %s\n", state, id, addr)
+		"embedded_broker:\n  listen: %s\n  max_inflight: 256\n", state, id, addr)
 	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +168,8 @@ func TestRunProcessEmbeddedBrokerDefences(t *testing.T) {
 	after := processRSS(t, p.cmd.Process.Pid)
 
 	// What the broker kept: a new subscriber gets every retained message
-	// before anything it publishes itself after subscribing. QoS 0, since
-	// at QoS 1 the broker sends at most max_inflight of them at once.
+	// before anything it publishes itself after subscribing (the broker
+	// queues at most max_inflight messages for a client).
 	held := subscribeAs(t, addr, own, "flood/end")
 	kept := map[int]int{}
 	keptBytes := 0
