@@ -539,7 +539,7 @@ func TestOwnRetainedMessagesDespiteFullCaps(t *testing.T) {
 		EmbeddedBroker: BrokerOptions{
 			CredentialsFile: creds,
 			Users:           []BrokerUser{{Username: "operator", PasswordFile: pw, Access: AccessReadWrite}},
-			Limits: BrokerLimits{MaxRetainedMessages: 1000, MaxRetainedBytes: 64 << 10},
+			Limits:          BrokerLimits{MaxRetainedMessages: 1000, MaxRetainedBytes: 64 << 10},
 		}}, nil)
 	if st := waitStats(c, func(s Stats) bool { return s.Discoveries >= 1 }); st.Discoveries < 1 {
 		t.Fatalf("no discovery: %+v", st)
