@@ -12,9 +12,11 @@ build:
 # MPU-6050 (the real driver on an emulated I²C chip, moved by the synthetic
 # activities). For the first three minutes the simulation labels what it
 # does through the label path, as a person would; then the daemon only
-# predicts. The embedded MQTT broker listens on 127.0.0.1:1883: watch with
-# mosquitto_sub -t 'bnnd/#' -v. Checkpoints go to var/state; Ctrl-C stops it
-# cleanly and the next 'make run' resumes. 'make run-mnist' streams MNIST.
+# predicts. The embedded MQTT broker listens on 127.0.0.1:1883; watch with
+# mosquitto_sub -u bnnd -P "$(sed -n 's/^password=//p' var/state/mqtt-credentials)" -t 'bnnd/#' -v
+# (the broker's login is created there on the first run). Checkpoints go to
+# var/state; Ctrl-C stops it cleanly and the next 'make run' resumes.
+# 'make run-mnist' streams MNIST instead.
 run: build
 	./bin/bnnd run --source 'mpu6050:sim,teach=3m,window=64,hop=16' --step-every 2 --state-dir var/state
 
@@ -86,13 +88,17 @@ install: build
 			--home /var/lib/bnnd --no-create-home --gecos 'bnnd training daemon' bnnd; \
 		adduser --quiet bnnd i2c; \
 		chgrp bnnd '$(SYSCONFDIR)/bnnd/bnnd.yaml'; \
+		install -d -o bnnd -g bnnd -m 0700 /var/lib/bnnd; \
+		'$(BINDIR)/bnnd' mqtt-credentials -state-dir /var/lib/bnnd -owner bnnd:bnnd; \
 		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
 		echo 'installed; start it with: systemctl enable --now bnnd'; \
 	else \
 		echo 'staged; on the target, as root:'; \
 		echo '  getent group i2c || addgroup --system i2c'; \
 		echo '  adduser --system --group --home /var/lib/bnnd --no-create-home bnnd; adduser bnnd i2c'; \
-		echo '  chgrp bnnd $(SYSCONFDIR)/bnnd/bnnd.yaml; systemctl daemon-reload; systemctl enable --now bnnd'; \
+		echo '  chgrp bnnd $(SYSCONFDIR)/bnnd/bnnd.yaml; install -d -o bnnd -g bnnd -m 0700 /var/lib/bnnd'; \
+		echo '  $(BINDIR)/bnnd mqtt-credentials -state-dir /var/lib/bnnd -owner bnnd:bnnd'; \
+		echo '  systemctl daemon-reload; systemctl enable --now bnnd'; \
 	fi
 
 # The comparison table of issue 4: trains every model with each momentum

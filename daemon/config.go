@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/mqtt"
 	"github.com/bnnd/bnnd/sensors"
 )
 
@@ -93,6 +94,7 @@ type MQTTConfig struct {
 	CertFile     string           `yaml:"cert_file" doc:"PEM client certificate for TLS client authentication (with key_file)."`
 	KeyFile      string           `yaml:"key_file" doc:"PEM private key of cert_file."`
 	KeepAlive    time.Duration    `yaml:"keepalive" doc:"MQTT keep-alive interval, 1s ... 18h12m15s."`
+	ReconnectMax time.Duration    `yaml:"reconnect_max" doc:"Longest wait between two attempts to reach a lost broker (the wait doubles from 1s up to this), 100ms ... 1h."`
 	Prefix       string           `yaml:"prefix" doc:"Topic prefix: topics are <prefix>/<device_id>/..."`
 	DeviceID     string           `yaml:"device_id" doc:"Device id in topics and Home Assistant; empty means the host name. Letters, digits, '_' and '-'."`
 	Discovery    DiscoveryConfig  `yaml:"discovery" doc:"Home Assistant MQTT discovery."`
@@ -108,8 +110,11 @@ type DiscoveryConfig struct {
 
 // CommandsConfig says which MQTT commands are accepted.
 type CommandsConfig struct {
-	Enabled  bool     `yaml:"enabled" doc:"Accept commands at all."`
-	Disabled []string `yaml:"disabled" doc:"Commands to refuse, from: label, pause, resume, checkpoint, reset, momentum."`
+	Enabled        bool          `yaml:"enabled" doc:"Accept commands at all."`
+	Disabled       []string      `yaml:"disabled" doc:"Commands to refuse, from: label, pause, resume, checkpoint, reset, momentum."`
+	ResetTokenFile string        `yaml:"reset_token_file" doc:"File holding a token (16 characters or more) that confirms a reset in one message; empty: reset only with the code answered to \"request\"."`
+	CostlyBurst    int           `yaml:"costly_burst" doc:"checkpoint, momentum and reset each run at most this many times in a row, then once per costly_interval (-1: no limit)."`
+	CostlyInterval time.Duration `yaml:"costly_interval" doc:"Time in which one more costly command is allowed, 1s ... 24h."`
 }
 
 // PublishIntervals is the minimum time between messages per topic.
@@ -123,7 +128,28 @@ type PublishIntervals struct {
 
 // EmbeddedBrokerConfig configures the built-in broker.
 type EmbeddedBrokerConfig struct {
-	Listen string `yaml:"listen" doc:"host:port the embedded broker listens on."`
+	Listen           string             `yaml:"listen" doc:"host:port the embedded broker listens on. Other than loopback it needs tls_cert_file/tls_key_file or allow_insecure_lan."`
+	CredentialsFile  string             `yaml:"credentials_file" doc:"User and password of bnnd's own client, created (mode 0600) on first start; use them with mosquitto_sub -u/-P. Empty means <state dir>/mqtt-credentials."`
+	AnonymousRead    bool               `yaml:"anonymous_read" doc:"Let clients without a login read the telemetry (never the commands, never publish)."`
+	Users            []BrokerUserConfig `yaml:"users" doc:"More users, each {username, password_file or password_hash (bcrypt, from 'bnnd mqtt-credentials -hash' or htpasswd -nbB), access: read or readwrite}."`
+	TLSCertFile      string             `yaml:"tls_cert_file" doc:"PEM certificate of a TLS listener (with tls_key_file): clients then connect with ssl://."`
+	TLSKeyFile       string             `yaml:"tls_key_file" doc:"PEM private key of tls_cert_file."`
+	AllowInsecureLAN bool               `yaml:"allow_insecure_lan" doc:"Allow a listen address other than loopback without TLS: passwords then cross the network in clear."`
+	MaxPacketSize    ByteSize           `yaml:"max_packet_size" doc:"Largest MQTT packet a client may send; bigger ones close its connection before they are read."`
+	MaxRetained      int                `yaml:"max_retained_messages" doc:"Retained messages kept at once; more are refused."`
+	MaxRetainedBytes ByteSize           `yaml:"max_retained_bytes" doc:"Topic and payload bytes of all retained messages; more are refused."`
+	MaxInflight      int                `yaml:"max_inflight" doc:"QoS 1/2 messages in flight, and messages waiting to be written, per client (a QoS 1 subscriber gets at most this many retained messages at once)."`
+	MaxClients       int                `yaml:"max_clients" doc:"Clients connected at once (bnnd itself is one)."`
+	MessageExpiry    time.Duration      `yaml:"message_expiry" doc:"Drop undelivered and retained messages older than this; 0s never (bnnd's own retained status must stay)."`
+	SessionExpiry    time.Duration      `yaml:"session_expiry" doc:"Forget a disconnected client's persistent session (and its queued messages) after this."`
+}
+
+// BrokerUserConfig is one more user of the embedded broker.
+type BrokerUserConfig struct {
+	Username     string `yaml:"username" doc:"Login name."`
+	PasswordFile string `yaml:"password_file" doc:"File holding the password (trailing newline ignored)."`
+	PasswordHash string `yaml:"password_hash" doc:"bcrypt hash of the password."`
+	Access       string `yaml:"access" doc:"read or readwrite."`
 }
 
 // PrometheusConfig configures the metrics endpoint.
@@ -168,11 +194,13 @@ func Default() *Config {
 		Replay:     ReplayConfig{Budget: 4 << 20},
 		Checkpoint: CheckpointConfig{Dir: "", Interval: 10 * time.Minute, KeepPrevious: true},
 		MQTT: MQTTConfig{
-			Broker:    BrokerEmbedded,
-			KeepAlive: 30 * time.Second,
-			Prefix:    "bnnd",
-			Discovery: DiscoveryConfig{Enabled: true, Prefix: "homeassistant"},
-			Commands:  CommandsConfig{Enabled: true, Disabled: []string{}},
+			Broker:       BrokerEmbedded,
+			KeepAlive:    30 * time.Second,
+			ReconnectMax: mqtt.DefaultReconnectMax,
+			Prefix:       "bnnd",
+			Discovery:    DiscoveryConfig{Enabled: true, Prefix: "homeassistant"},
+			Commands: CommandsConfig{Enabled: true, Disabled: []string{},
+				CostlyBurst: mqtt.DefaultCostlyBurst, CostlyInterval: mqtt.DefaultCostlyInterval},
 			Intervals: PublishIntervals{
 				Progress:   time.Second,
 				Memory:     10 * time.Second,
@@ -181,9 +209,18 @@ func Default() *Config {
 				Health:     30 * time.Second,
 			},
 		},
-		EmbeddedBroker: EmbeddedBrokerConfig{Listen: "127.0.0.1:1883"},
-		Prometheus:     PrometheusConfig{Listen: ""},
-		Log:            LogConfig{Level: "info", Format: "text"},
+		EmbeddedBroker: EmbeddedBrokerConfig{
+			Listen:           "127.0.0.1:1883",
+			Users:            []BrokerUserConfig{},
+			MaxPacketSize:    mqtt.DefaultMaxPacketSize,
+			MaxRetained:      mqtt.DefaultMaxRetainedMessages,
+			MaxRetainedBytes: mqtt.DefaultMaxRetainedBytes,
+			MaxInflight:      mqtt.DefaultMaxInflight,
+			MaxClients:       mqtt.DefaultMaxClients,
+			SessionExpiry:    mqtt.DefaultSessionExpiry,
+		},
+		Prometheus: PrometheusConfig{Listen: ""},
+		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -473,6 +510,7 @@ func (v *validator) check() {
 	v.checkMQTT()
 
 	v.hostPort("embedded_broker.listen", c.EmbeddedBroker.Listen)
+	v.checkMQTTPackage()
 	if c.Prometheus.Listen != "" {
 		v.hostPort("prometheus.listen", c.Prometheus.Listen)
 	}
@@ -512,7 +550,7 @@ func (v *validator) checkMQTT() {
 	default:
 		u, err := url.Parse(m.Broker)
 		if err != nil {
-			v.bad("mqtt.broker", "must be a URL, embedded or none: %v", err)
+			v.bad("mqtt.broker", "must be a URL, embedded or none: %s", strings.ReplaceAll(err.Error(), m.Broker, mqtt.RedactURL(m.Broker)))
 			break
 		}
 		switch u.Scheme {
@@ -520,10 +558,10 @@ func (v *validator) checkMQTT() {
 		case "ssl", "tls", "mqtts", "wss":
 			tls = true
 		default:
-			v.bad("mqtt.broker", "scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got %q", m.Broker)
+			v.bad("mqtt.broker", "scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got %q", mqtt.RedactURL(m.Broker))
 		}
 		if u.Host == "" {
-			v.bad("mqtt.broker", "URL has no host, got %q (write e.g. tcp://localhost:1883)", m.Broker)
+			v.bad("mqtt.broker", "URL has no host, got %q (write e.g. tcp://localhost:1883)", mqtt.RedactURL(m.Broker))
 		} else if p := u.Port(); p != "" && !isPort(p) {
 			v.bad("mqtt.broker", "port must be a number in [0, 65535], got %q", p)
 		}
@@ -544,7 +582,7 @@ func (v *validator) checkMQTT() {
 	if !tls && m.Broker != "" && m.Broker != BrokerEmbedded && m.Broker != BrokerNone {
 		for _, k := range []struct{ key, val string }{{"mqtt.ca_file", m.CAFile}, {"mqtt.cert_file", m.CertFile}, {"mqtt.key_file", m.KeyFile}} {
 			if k.val != "" {
-				v.bad(k.key, "is set but broker %q does not use TLS (use ssl://, mqtts:// or wss://)", m.Broker)
+				v.bad(k.key, "is set but broker %q does not use TLS (use ssl://, mqtts:// or wss://)", mqtt.RedactURL(m.Broker))
 			}
 		}
 	}
@@ -569,6 +607,9 @@ func (v *validator) checkMQTT() {
 		if !known {
 			v.bad(fmt.Sprintf("mqtt.commands.disabled[%d]", i), "unknown command %q (known: %s)", name, strings.Join(Commands, ", "))
 		}
+	}
+	if m.Commands.CostlyBurst == 0 || m.Commands.CostlyBurst < -1 {
+		v.bad("mqtt.commands.costly_burst", "must be at least 1, or -1 for no limit (to refuse a command, list it in mqtt.commands.disabled), got %d", m.Commands.CostlyBurst)
 	}
 	in := &m.Intervals
 	for _, d := range []struct {

@@ -65,6 +65,11 @@ func TestMarshalRoundTrip(t *testing.T) {
 	c.MQTT.Commands.Disabled = []string{"reset", "momentum"}
 	c.Checkpoint.Interval = 90 * time.Second
 	c.Prometheus.Listen = ":9100"
+	c.EmbeddedBroker.Users = []BrokerUserConfig{
+		{Username: "ha", PasswordHash: "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", Access: "readwrite"},
+		{Username: "grafana", PasswordFile: "/etc/bnnd/grafana.pw"},
+	}
+	c.EmbeddedBroker.MaxRetainedBytes = 3 << 20
 	text, err := c.MarshalYAML()
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +179,25 @@ func TestLoadProblems(t *testing.T) {
 		{"port", "prometheus:\n  listen: :99999\n", `:2: prometheus.listen: port must be a number in [0, 65535], got "99999"`},
 		{"keepalive", "mqtt:\n  keepalive: 0s\n", ":2: mqtt.keepalive: must be between 1s and 18h12m15s, got 0s"},
 		{"empty spec", "model:\n  spec: ''\n", ":2: model.spec: must not be empty"},
+		// Checked by package mqtt, reported here with key and line.
+		{"password without user", "mqtt:\n  broker: tcp://h:1883\n  password: a\n", ":3: mqtt.password: a password is set but username is empty"},
+		{"user for embedded", "mqtt:\n  username: me\n", ":2: mqtt.username: the embedded broker's own user is generated"},
+		{"lan without tls", "embedded_broker:\n  listen: 0.0.0.0:1883\n", ":2: embedded_broker.listen: 0.0.0.0:1883 is reachable from other machines"},
+		{"all interfaces", "embedded_broker:\n  listen: :1883\n", "allow_insecure_lan: true"},
+		{"lan ip", "embedded_broker:\n  listen: 192.168.1.5:1883\n", "or listen on 127.0.0.1"},
+		{"tls half", "embedded_broker:\n  listen: 0.0.0.0:8883\n  tls_cert_file: c.pem\n", ":3: embedded_broker.tls_cert_file: tls_cert_file and tls_key_file must be set together"},
+		{"bad hash", "embedded_broker:\n  users:\n    - username: ha\n      password_hash: secret\n", ":4: embedded_broker.users[0].password_hash: not a bcrypt hash"},
+		{"two secrets", "embedded_broker:\n  users:\n    - {username: ha, password_file: f, password_hash: h}\n", ":3: embedded_broker.users[0]: set exactly one of password_file and password_hash"},
+		{"access", "embedded_broker:\n  users:\n    - {username: ha, password_file: f, access: admin}\n", `:3: embedded_broker.users[0].access: "admin": want read or readwrite`},
+		{"user key", "embedded_broker:\n  users:\n    - {name: ha}\n", ":3: embedded_broker.users[0].name: unknown key"},
+		{"users scalar", "embedded_broker:\n  users: ha\n", ":2: embedded_broker.users: expected a list of mappings"},
+		{"packet size", "embedded_broker:\n  max_packet_size: 1KiB\n", ":2: embedded_broker.max_packet_size: 1024: want 4KiB to 256MiB"},
+		{"retained", "embedded_broker:\n  max_retained_bytes: 100GiB\n", ":2: embedded_broker.max_retained_bytes"},
+		{"token file", "mqtt:\n  commands:\n    reset_token_file: /nonexistent/token\n", ":3: mqtt.commands.reset_token_file: open /nonexistent/token"},
+		{"costly", "mqtt:\n  commands:\n    costly_interval: 10ms\n", ":3: mqtt.commands.costly_interval: 10ms: want 1s to 24h"},
+		{"costly burst", "mqtt:\n  commands:\n    costly_burst: 0\n", ":3: mqtt.commands.costly_burst: must be at least 1, or -1 for no limit"},
+		{"reconnect", "mqtt:\n  reconnect_max: 2h\n", ":2: mqtt.reconnect_max: 2h0m0s: want 100ms to 1h"},
+		{"password in url", "mqtt:\n  broker: ftp://me:hunter2@h\n", `:2: mqtt.broker: scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got "ftp://me:xxxxx@h"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, tc.yaml)

@@ -316,6 +316,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) {
 		}
 		v.SetFloat(f)
 	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			d.structList(n, v, key)
+			return
+		}
 		if v.Type().Elem().Kind() != reflect.String {
 			panic("daemon: config field type not supported: " + v.Type().String())
 		}
@@ -341,6 +345,26 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) {
 	default:
 		panic("daemon: config field type not supported: " + v.Type().String())
 	}
+}
+
+// structList decodes a list of mappings (embedded_broker.users), each item
+// over a zero value of the element type.
+func (d *decoder) structList(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind != yaml.SequenceNode {
+		d.bad(n, key, "expected a list of mappings such as [{username: a, ...}], got %s", describe(n))
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), 0, len(n.Content))
+	for i, item := range n.Content {
+		itemKey := fmt.Sprintf("%s[%d]", key, i)
+		elem := reflect.New(v.Type().Elem()).Elem()
+		if r := resolve(item); r != nil && r.Kind == yaml.MappingNode {
+			d.cfg.setOrigin(itemKey, d.at(r))
+		}
+		d.value(item, elem, itemKey)
+		out = reflect.Append(out, elem)
+	}
+	v.Set(out)
 }
 
 // field is one yaml key of a config struct.
@@ -492,6 +516,11 @@ func encodeValue(v reflect.Value) *yaml.Node {
 	case reflect.Slice:
 		s := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 		for i := 0; i < v.Len(); i++ {
+			if v.Index(i).Kind() == reflect.Struct {
+				s.Style = 0 // a list of mappings reads better one item per block
+				s.Content = append(s.Content, encodeValue(v.Index(i)))
+				continue
+			}
 			s.Content = append(s.Content, scalar("!!str", v.Index(i).String()))
 		}
 		return s

@@ -18,44 +18,15 @@ import (
 )
 
 func (r *runner) mqttConfig() (mqtt.Config, error) {
-	m := &r.cfg.MQTT
 	clientID, err := r.cfg.ResolvedClientID()
 	if err != nil {
 		return mqtt.Config{}, err
 	}
-	broker := m.Broker
-	if broker == "" {
-		broker = BrokerEmbedded
+	stateDir, err := r.cfg.StateDir()
+	if err != nil {
+		return mqtt.Config{}, err
 	}
-	in := &m.Intervals
-	return mqtt.Config{
-		Broker:           broker,
-		EmbeddedAddr:     r.cfg.EmbeddedBroker.Listen,
-		ClientID:         clientID,
-		Username:         m.Username,
-		Password:         m.Password,
-		PasswordFile:     m.PasswordFile,
-		PasswordEnv:      m.PasswordEnv,
-		CAFile:           m.CAFile,
-		CertFile:         m.CertFile,
-		KeyFile:          m.KeyFile,
-		KeepAlive:        m.KeepAlive,
-		Prefix:           m.Prefix,
-		DeviceID:         r.deviceID,
-		Discovery:        m.Discovery.Enabled,
-		DiscoveryPrefix:  m.Discovery.Prefix,
-		Classes:          r.net.Classes(),
-		SoftwareVersion:  r.opts.Version,
-		CommandsEnabled:  m.Commands.Enabled,
-		DisabledCommands: m.Commands.Disabled,
-		Rates: map[string]time.Duration{
-			mqtt.TopicProgress:   in.Progress,
-			mqtt.TopicMemory:     in.Memory,
-			mqtt.TopicEncoding:   in.Encoding,
-			mqtt.TopicPrediction: in.Prediction,
-			mqtt.TopicHealth:     in.Health,
-		},
-	}, nil
+	return r.cfg.MQTTClientConfig(r.deviceID, clientID, stateDir, r.net.Classes(), r.opts.Version), nil
 }
 
 func (r *runner) startMQTT(ctx context.Context) error {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bnnd/bnnd/mqtt"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/bnnd/bnnd/fp"
@@ -179,9 +180,14 @@ type mqttWatcher struct {
 var watcherID atomic.Int64
 
 func watch(t *testing.T, addr, filter string) *mqttWatcher {
+	return watchAs(t, addr, mqtt.Credentials{}, filter)
+}
+
+// watchAs is watch logged in as who (the embedded broker wants a login).
+func watchAs(t *testing.T, addr string, who mqtt.Credentials, filter string) *mqttWatcher {
 	w := &mqttWatcher{t: t}
 	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("watcher-%d", watcherID.Add(1))).SetConnectRetry(true).
-		SetConnectRetryInterval(100 * time.Millisecond)
+		SetConnectRetryInterval(100 * time.Millisecond).SetUsername(who.Username).SetPassword(who.Password)
 	w.client = paho.NewClient(opts)
 	if tok := w.client.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 		t.Fatalf("watcher connect: %v", tok.Error())
@@ -261,7 +267,12 @@ func TestRunOverMQTT(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w := watch(t, addr, "bnnd/testdev/#")
+	// The credentials file exists before the broker listens.
+	own, err := mqtt.ReadCredentials(filepath.Join(cfg.Checkpoint.Dir, mqtt.CredentialsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := watchAs(t, addr, own, "bnnd/testdev/#")
 	base := "bnnd/testdev/"
 	w.wait(base+"status", 0, 20*time.Second, func(p string) bool { return p == "online" })
 
@@ -311,7 +322,7 @@ func TestRunOverMQTT(t *testing.T) {
 		}
 		return res
 	}
-	if res := command("pause", ""); res["ok"] != true {
+	if res := command("pause", "PRESS"); res["ok"] != true {
 		t.Fatalf("pause: %v", res)
 	}
 	// Progress computed before the pause may still be in flight: compare
@@ -326,7 +337,7 @@ func TestRunOverMQTT(t *testing.T) {
 	if s1.SamplesSeen != s2.SamplesSeen {
 		t.Errorf("training went on while paused: %d then %d samples", s1.SamplesSeen, s2.SamplesSeen)
 	}
-	if res := command("resume", ""); res["ok"] != true {
+	if res := command("resume", "PRESS"); res["ok"] != true {
 		t.Fatalf("resume: %v", res)
 	}
 	if res := command("momentum", "e5m2b20"); res["ok"] != true {
@@ -340,7 +351,7 @@ func TestRunOverMQTT(t *testing.T) {
 	if res := command("label", "walk"); res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), "carry their labels") {
 		t.Errorf("label on a source with labelled data: %v", res)
 	}
-	if res := command("checkpoint", ""); res["ok"] != true {
+	if res := command("checkpoint", "PRESS"); res["ok"] != true {
 		t.Fatalf("checkpoint: %v", res)
 	}
 	_, meta := loadCounters(t, cfg.Checkpoint.Dir)
@@ -350,8 +361,16 @@ func TestRunOverMQTT(t *testing.T) {
 	if res := command("reset", "someone-else"); res["ok"] != false {
 		t.Errorf("reset with the wrong id: %v", res)
 	}
-	if res := command("reset", "testdev"); res["ok"] != true {
-		t.Fatalf("reset: %v", res)
+	if res := command("reset", "testdev"); res["ok"] != false {
+		t.Errorf("reset confirmed by the device id: %v", res)
+	}
+	asked := command("reset", "request")
+	code, _ := asked["result"].(map[string]any)["confirm_with"].(string)
+	if asked["ok"] != true || len(code) < 16 {
+		t.Fatalf("reset request: %v", asked)
+	}
+	if res := command("reset", code); res["ok"] != true {
+		t.Fatalf("reset with the code: %v", res)
 	}
 	c, _ := loadCounters(t, cfg.Checkpoint.Dir)
 	if c.Step != 0 || c.SamplesSeen != 0 {

@@ -2,11 +2,14 @@ package mqtt
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +59,9 @@ type Client struct {
 	handler CommandHandler
 	base    string // <prefix>/<device-id>/
 	policy  commandPolicy
-	broker  string // URL actually used (for messages)
+	broker  string // URL actually used
+	shown   string // broker with the password of its user info hidden, for logs and errors
+	user    string // the user name we log in with, for messages
 
 	paho   paho.Client
 	embedd *Broker
@@ -133,8 +138,15 @@ func New(cfg Config, handler CommandHandler, log *slog.Logger) (*Client, error) 
 	for _, n := range cfg.DisabledCommands {
 		disabled[n] = true
 	}
-	c.policy = commandPolicy{deviceID: cfg.DeviceID, maxPayload: cfg.MaxPayload, disabled: disabled,
-		classes: c.currentClasses, log: c.log}
+	c.policy = commandPolicy{maxPayload: cfg.MaxPayload, disabled: disabled,
+		classes: c.currentClasses, log: c.log, burst: cfg.CostlyBurst, interval: cfg.CostlyInterval}
+	if cfg.ResetTokenFile != "" {
+		tok, err := readResetToken(cfg.ResetTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: commands.reset_token_file: %w", err)
+		}
+		c.policy.resetToken = tok
+	}
 	return c, nil
 }
 
@@ -171,13 +183,28 @@ func (c *Client) Start(ctx context.Context) error {
 
 func (c *Client) start(ctx context.Context) error {
 	brokerURL := c.cfg.Broker
+	username := c.cfg.Username
+	var password string
+	var tlsCfg *tls.Config
 	if c.cfg.Embedded() {
-		b, err := StartBroker(c.cfg.EmbeddedAddr, c.log)
+		own, err := c.ownCredentials()
+		if err != nil {
+			return err
+		}
+		o := c.cfg.EmbeddedBroker
+		o.Addr, o.Prefix, o.DiscoveryPrefix, o.own = c.cfg.EmbeddedAddr, c.cfg.Prefix, c.cfg.DiscoveryPrefix, &own
+		o.ownTopics = []string{c.base + "status", c.base + TopicLabel, c.base + TopicClasses, discoveryTopic(c.cfg.DiscoveryPrefix, c.cfg.DeviceID)}
+		b, err := StartBroker(o, c.log)
 		if err != nil {
 			return err
 		}
 		c.embedd = b
-		brokerURL = "tcp://" + b.Addr()
+		brokerURL, username, password = b.URL(), own.Username, own.Password
+		if b.scheme == "ssl" {
+			// Our own connection stays on this machine: the certificate
+			// names the LAN address, not the one we dial.
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // loopback to our own listener
+		}
 	}
 	cfgForURL := c.cfg
 	cfgForURL.Broker = brokerURL
@@ -185,20 +212,23 @@ func (c *Client) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.broker = u.String()
-	tlsCfg, err := c.cfg.tlsConfig(u)
-	if err != nil {
-		return err
+	c.broker, c.shown, c.user = u.String(), u.Redacted(), username
+	if username == "" && u.User != nil {
+		c.user = u.User.Username()
 	}
-	password, err := c.cfg.password()
-	if err != nil {
-		return err
+	if !c.cfg.Embedded() {
+		if tlsCfg, err = c.cfg.tlsConfig(u); err != nil {
+			return err
+		}
+		if password, err = c.cfg.password(); err != nil {
+			return err
+		}
 	}
 
 	opts := paho.NewClientOptions().
 		AddBroker(c.broker).
 		SetClientID(c.cfg.ClientID).
-		SetUsername(c.cfg.Username).
+		SetUsername(username).
 		SetPassword(password).
 		SetProtocolVersion(4). // explicit: no silent retry with MQTT 3.1 on refusal
 		SetCleanSession(true).
@@ -219,7 +249,8 @@ func (c *Client) start(ctx context.Context) error {
 				c.hookBeforeReconnect()
 			}
 		}).
-		SetConnectionNotificationHandler(c.onNotification)
+		SetConnectionNotificationHandler(c.onNotification).
+		SetCustomOpenConnectionFn(c.openConnection)
 	if tlsCfg != nil {
 		opts.SetTLSConfig(tlsCfg)
 	}
@@ -231,13 +262,38 @@ func (c *Client) start(ctx context.Context) error {
 	go func() { defer c.wg.Done(); c.connectLoop(runCtx) }()
 	go func() { defer c.wg.Done(); c.publishLoop(runCtx) }()
 	go func() { defer c.wg.Done(); c.dispatchLoop(runCtx) }()
-	c.log.Info("mqtt: starting", "broker", c.broker, "client_id", c.cfg.ClientID, "embedded", c.embedd != nil)
+	c.log.Info("mqtt: starting", "broker", c.shown, "client_id", c.cfg.ClientID, "embedded", c.embedd != nil)
 	return nil
 }
 
+// ownCredentials are the embedded broker's user for our own client: kept
+// in the credentials file, or for this run only without one. The password
+// is never logged, only where to find it.
+func (c *Client) ownCredentials() (Credentials, error) {
+	path := c.cfg.EmbeddedBroker.CredentialsFile
+	if path == "" {
+		raw := make([]byte, 24)
+		if _, err := rand.Read(raw); err != nil {
+			return Credentials{}, fmt.Errorf("mqtt: embedded broker credentials: %w", err)
+		}
+		return Credentials{Username: ownUsername, Password: base64.RawURLEncoding.EncodeToString(raw)}, nil
+	}
+	own, created, err := EnsureCredentials(path)
+	if err != nil {
+		return own, err
+	}
+	if created {
+		c.log.Info("mqtt: created the embedded broker's credentials (user and password for mosquitto_sub -u/-P)",
+			"user", own.Username, "file", path)
+	} else {
+		c.log.Info("mqtt: embedded broker requires a login; credentials in file", "user", own.Username, "file", path)
+	}
+	return own, nil
+}
+
 // BrokerURL is the broker the client connects to (the embedded broker's
-// address once Start ran with the embedded broker).
-func (c *Client) BrokerURL() string { return c.broker }
+// address once Start ran with the embedded broker), its password hidden.
+func (c *Client) BrokerURL() string { return c.shown }
 
 // connectLoop makes the first connection, retrying with exponential backoff
 // and jitter; after that paho's auto-reconnect takes over.
@@ -254,7 +310,7 @@ func (c *Client) connectLoop(ctx context.Context) {
 			return
 		}
 		c.recordConnectError(tok.Error())
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := delay/2 + mrand.N(delay/2+1)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -266,9 +322,9 @@ func (c *Client) connectLoop(ctx context.Context) {
 
 func (c *Client) recordConnectError(err error) {
 	if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) {
-		err = fmt.Errorf("mqtt: %s refused user %q: %w (%w)", c.broker, c.cfg.Username, ErrAuth, err)
+		err = fmt.Errorf("mqtt: %s refused user %q: %w (%w)", c.shown, c.user, ErrAuth, err)
 	} else {
-		err = fmt.Errorf("mqtt: cannot connect to %s: %w", c.broker, err)
+		err = fmt.Errorf("mqtt: cannot connect to %s: %w", c.shown, redactError{err, c.broker, c.shown})
 	}
 	c.mu.Lock()
 	repeated := c.lastErr != nil && c.lastErr.Error() == err.Error()
@@ -332,7 +388,7 @@ func (c *Client) onConnect(pc paho.Client) {
 	close(c.connCh)
 	c.connCh = make(chan struct{})
 	c.connMu.Unlock()
-	c.log.Info("mqtt: connected", "broker", c.broker)
+	c.log.Info("mqtt: connected", "broker", c.shown)
 	c.poke()
 }
 
@@ -340,9 +396,9 @@ func (c *Client) onConnectionLost(_ paho.Client, err error) {
 	c.connected.Store(false)
 	c.mu.Lock()
 	c.stats.ConnectionsLost++
-	c.lastErr, c.lastErrTime = fmt.Errorf("mqtt: connection to %s lost: %w", c.broker, err), c.now()
+	c.lastErr, c.lastErrTime = fmt.Errorf("mqtt: connection to %s lost: %w", c.shown, err), c.now()
 	c.mu.Unlock()
-	c.log.Warn("mqtt: connection lost; reconnecting", "err", err)
+	c.log.Warn("mqtt: connection lost; reconnecting", "broker", c.shown, "err", err)
 }
 
 func (c *Client) poke() {
@@ -359,6 +415,13 @@ func (c *Client) onCommand(_ paho.Client, m paho.Message) {
 	if name == resultTopic || m.Retained() {
 		return // our own acknowledgements; retained commands are stale, not requests
 	}
+	if len(m.Payload()) == 0 {
+		// How MQTT clears a retained message: the broker passes the empty
+		// message on to us, and it must not pause or reset anything.
+		c.log.Debug("mqtt: empty command payload ignored (a cleared retained message)", "command", truncate(name, maxNameInReply))
+		return
+	}
+	name = truncate(name, maxNameInReply)
 	c.mu.Lock()
 	c.stats.Commands++
 	c.mu.Unlock()
@@ -369,7 +432,7 @@ func (c *Client) onCommand(_ paho.Client, m paho.Message) {
 		c.stats.CommandsRefused++
 		c.stats.CommandErrors++
 		c.mu.Unlock()
-		c.queueResult(Result{Command: truncate(name, 64), Error: name + ": busy: too many commands waiting, try again", Time: c.now()})
+		c.queueResult(Result{Command: name, Error: name + ": busy: too many commands waiting, try again", Time: c.now()})
 	}
 }
 
@@ -512,7 +575,7 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 			if last != nil {
 				return fmt.Errorf("mqtt: not connected: %w", last)
 			}
-			return fmt.Errorf("mqtt: not connected to %s: %w", c.broker, ctx.Err())
+			return fmt.Errorf("mqtt: not connected to %s: %w", c.shown, ctx.Err())
 		}
 	}
 }

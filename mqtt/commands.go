@@ -2,18 +2,22 @@ package mqtt
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"regexp"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/bnnd/bnnd/fp"
 )
 
 // Command names, each received on <prefix>/<device-id>/cmd/<name>.
@@ -22,8 +26,8 @@ const (
 	CmdPause      = "pause"      // payload ignored (Home Assistant sends "PRESS")
 	CmdResume     = "resume"     // payload ignored
 	CmdCheckpoint = "checkpoint" // payload ignored
-	CmdReset      = "reset"      // payload: the device id, as confirmation
-	CmdMomentum   = "momentum"   // payload: encodings, comma separated (one, or one per layer)
+	CmdReset      = "reset"      // payload: "request", then the code answered on cmd/result (or the reset token)
+	CmdMomentum   = "momentum"   // payload: encodings, comma separated (one, or one per layer); a trailing ! forces one
 
 	// LabelNone is the label payload that clears the current label.
 	LabelNone = "none"
@@ -35,6 +39,17 @@ const (
 
 // CommandNames lists every command in a fixed order.
 var CommandNames = []string{CmdLabel, CmdPause, CmdResume, CmdCheckpoint, CmdReset, CmdMomentum}
+
+// CostlyCommands write to the SD card or rebuild training state; each is
+// rate-limited (Config.CostlyBurst, CostlyInterval).
+var CostlyCommands = []string{CmdCheckpoint, CmdReset, CmdMomentum}
+
+// resetRequest is the reset payload that asks for a confirmation code.
+const resetRequest = "request"
+
+// maxNameInReply bounds how much of an unknown command name is echoed in
+// results and logs: the name is whatever a client put in the topic.
+const maxNameInReply = 64
 
 func isCommand(name string) bool {
 	for _, n := range CommandNames {
@@ -57,9 +72,12 @@ type Command struct {
 	Label     int
 	LabelName string
 	LabelHold time.Duration
-	// For CmdMomentum: the encodings as sent, syntax checked (eXmY[bZ][s],
-	// fp32, fp16, bf16 or auto). The handler checks they are usable.
+	// For CmdMomentum: the encodings, each accepted by fp.ParseFormat (or
+	// auto), without the ! that forces one. Unforced ones are inside the
+	// encoding search's range (see checkSearchRange). The handler checks
+	// they fit the model.
 	Formats []string
+	Forced  bool // some format was forced with a trailing !
 }
 
 // CommandHandler carries out one command. It runs on the command dispatcher
@@ -77,19 +95,38 @@ type Result struct {
 	Time    time.Time `json:"time"`
 }
 
-// formatPattern is the syntax of one encoding spec (DESIGN.md §4).
-var formatPattern = regexp.MustCompile(`^(?:fp32|fp16|bf16|auto|e[0-9]{1,2}m[0-9]{1,2}(?:b-?[0-9]{1,4})?s?)$`)
-
 // maxFormats bounds the per-layer list of the momentum command.
 const maxFormats = 64
 
-// commandPolicy is what the dispatcher needs to validate a command.
+// The encoding search's default code widths (fp.SearchOptions): a format
+// outside them was never ranked against the momenta, so the momentum
+// command asks for a ! to use one.
+const (
+	searchMinBits = 4
+	searchMaxBits = 16
+)
+
+// commandPolicy is what the dispatcher needs to validate a command. It is
+// used by the dispatcher goroutine only.
 type commandPolicy struct {
-	deviceID   string
 	maxPayload int
 	disabled   map[string]bool
 	classes    func() []string
 	log        *slog.Logger
+
+	resetToken string // "" : codes only
+	resetCode  string // the code answered to the last reset request
+	resetUntil time.Time
+
+	burst    int // <0: costly commands are not limited
+	interval time.Duration
+	buckets  map[string]*bucket
+}
+
+// bucket is a token bucket: tokens refill at one per interval up to burst.
+type bucket struct {
+	tokens float64
+	at     time.Time
 }
 
 // parseCommand validates a command payload. Errors are meant for the user
@@ -97,7 +134,7 @@ type commandPolicy struct {
 func (p *commandPolicy) parseCommand(name string, payload []byte) (Command, error) {
 	cmd := Command{Name: name, Label: NoLabel}
 	if !isCommand(name) {
-		return cmd, fmt.Errorf("unknown command %q (known: %s)", name, strings.Join(CommandNames, ", "))
+		return cmd, fmt.Errorf("unknown command %q (known: %s)", truncate(name, maxNameInReply), strings.Join(CommandNames, ", "))
 	}
 	if p.disabled[name] {
 		return cmd, fmt.Errorf("command %q is disabled by configuration", name)
@@ -114,27 +151,123 @@ func (p *commandPolicy) parseCommand(name string, payload []byte) (Command, erro
 	case CmdLabel:
 		return p.parseLabel(cmd, text)
 	case CmdReset:
-		if text != p.deviceID {
-			return cmd, fmt.Errorf("reset: payload must be the device id %q to confirm, got %q", p.deviceID, truncate(text, 64))
+		if text == "" {
+			return cmd, errors.New(resetHelp)
 		}
 	case CmdMomentum:
-		if text == "" {
-			return cmd, errors.New("momentum: empty payload, want an encoding such as e4m3b28s, fp16 or auto (comma separated for one per layer)")
-		}
-		parts := strings.Split(text, ",")
-		if len(parts) > maxFormats {
-			return cmd, fmt.Errorf("momentum: %d encodings, at most %d", len(parts), maxFormats)
-		}
-		for i, f := range parts {
-			f = strings.TrimSpace(f)
-			if !formatPattern.MatchString(f) {
-				return cmd, fmt.Errorf("momentum: encoding %d %q: want eXmY[bZ][s] (e.g. e4m3b28s), fp32, fp16, bf16 or auto", i+1, truncate(f, 32))
-			}
-			parts[i] = f
-		}
-		cmd.Formats = parts
+		return parseMomentum(cmd, text)
 	}
 	return cmd, nil
+}
+
+const resetHelp = `reset: send "request" on cmd/reset, then the code answered on cmd/result within 30s ` +
+	`(or the token of mqtt.commands.reset_token_file)`
+
+func parseMomentum(cmd Command, text string) (Command, error) {
+	if text == "" {
+		return cmd, errors.New("momentum: empty payload, want an encoding such as e4m3b28s, fp16 or auto (comma separated for one per layer)")
+	}
+	parts := strings.Split(text, ",")
+	if len(parts) > maxFormats {
+		return cmd, fmt.Errorf("momentum: %d encodings, at most %d", len(parts), maxFormats)
+	}
+	for i, name := range parts {
+		name = strings.TrimSpace(name)
+		forced := strings.HasSuffix(name, "!")
+		name = strings.TrimSuffix(name, "!")
+		parts[i] = name
+		if name == "auto" {
+			continue
+		}
+		f, err := fp.ParseFormat(name)
+		if err != nil {
+			return cmd, fmt.Errorf("momentum: encoding %d %q: %v", i+1, truncate(name, 32), err)
+		}
+		if forced {
+			cmd.Forced = true
+		} else if err := checkSearchRange(f); err != nil {
+			return cmd, fmt.Errorf("momentum: encoding %d %s: %v; append ! (%s!) to use it anyway", i+1, name, err, name)
+		}
+	}
+	cmd.Formats = parts
+	return cmd, nil
+}
+
+// checkSearchRange refuses what the encoding search would never pick:
+// codes narrower or wider than its range, and formats without mantissa
+// bits, which have no subnormals to hold the small momenta (every step a
+// power of two) — e1m0 is both. fp32, the uncompressed reference, is
+// always allowed.
+func checkSearchRange(f fp.Format) error {
+	if f.Exp == fp.FP32.Exp && f.Mant == fp.FP32.Mant && f.Bias == fp.FP32.Bias && f.IEEE {
+		return nil
+	}
+	if b := f.Bits(); b < searchMinBits || b > searchMaxBits {
+		return fmt.Errorf("%d-bit codes are outside the encoding search's range of %d to %d bits", b, searchMinBits, searchMaxBits)
+	}
+	if f.Mant == 0 {
+		return errors.New("no mantissa bits: no subnormal range for the small momenta")
+	}
+	return nil
+}
+
+// confirmReset decides a reset payload: "request" gets a fresh one-time
+// code as the answer; the current code (before it expires) or the token
+// lets the reset run (nil, nil).
+func (p *commandPolicy) confirmReset(text string, now time.Time) (answer any, err error) {
+	if text == resetRequest {
+		raw := make([]byte, 16)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, fmt.Errorf("reset: no code: %w", err)
+		}
+		p.resetCode, p.resetUntil = hex.EncodeToString(raw), now.Add(ResetNonceTTL)
+		return map[string]any{
+			"confirm_with": p.resetCode,
+			"expires":      p.resetUntil,
+			"how":          fmt.Sprintf("publish this code on cmd/reset within %v to reset the model; it works once", ResetNonceTTL),
+		}, nil
+	}
+	if p.resetToken != "" && subtle.ConstantTimeCompare([]byte(text), []byte(p.resetToken)) == 1 {
+		return nil, nil
+	}
+	if p.resetCode != "" && subtle.ConstantTimeCompare([]byte(text), []byte(p.resetCode)) == 1 {
+		p.resetCode = ""
+		if now.After(p.resetUntil) {
+			return nil, fmt.Errorf("reset: the code has expired (valid %v); send %q for a new one", ResetNonceTTL, resetRequest)
+		}
+		return nil, nil
+	}
+	return nil, errors.New(resetHelp)
+}
+
+// allow takes a token from a costly command's bucket, or says when the
+// next one comes.
+func (p *commandPolicy) allow(name string, now time.Time) error {
+	costly := false
+	for _, n := range CostlyCommands {
+		costly = costly || n == name
+	}
+	if !costly || p.burst < 0 {
+		return nil
+	}
+	if p.buckets == nil {
+		p.buckets = map[string]*bucket{}
+	}
+	b := p.buckets[name]
+	if b == nil {
+		b = &bucket{tokens: float64(p.burst), at: now}
+		p.buckets[name] = b
+	}
+	if now.After(b.at) {
+		b.tokens = min(float64(p.burst), b.tokens+float64(now.Sub(b.at))/float64(p.interval))
+		b.at = now
+	}
+	if b.tokens < 1 {
+		wait := time.Duration((1 - b.tokens) * float64(p.interval)).Round(time.Second)
+		return fmt.Errorf("%s: rate limited: at most %d in a row, then one every %v; try again in %v", name, p.burst, p.interval, max(wait, time.Second))
+	}
+	b.tokens--
+	return nil
 }
 
 func (p *commandPolicy) parseLabel(cmd Command, text string) (Command, error) {
@@ -214,7 +347,7 @@ func parseHold(raw json.RawMessage) (time.Duration, error) {
 // execute validates and runs one command and always returns a result: a
 // handler panic is recovered here as a last line of defence.
 func (p *commandPolicy) execute(ctx context.Context, handler CommandHandler, timeout time.Duration, name string, payload []byte, now func() time.Time) (res Result) {
-	res.Command = truncate(name, 64)
+	res.Command = truncate(name, maxNameInReply)
 	defer func() {
 		if r := recover(); r != nil {
 			res.OK, res.Result = false, nil
@@ -226,6 +359,16 @@ func (p *commandPolicy) execute(ctx context.Context, handler CommandHandler, tim
 		}
 	}()
 	cmd, err := p.parseCommand(name, payload)
+	if err == nil && name == CmdReset {
+		var answer any
+		if answer, err = p.confirmReset(cmd.Payload, now()); answer != nil {
+			res.OK, res.Result, res.Time = true, answer, now()
+			return res
+		}
+	}
+	if err == nil {
+		err = p.allow(name, now())
+	}
 	if err == nil && handler == nil {
 		err = fmt.Errorf("%s: no command handler is installed", name)
 	}

@@ -21,10 +21,18 @@ const (
 	DefaultEmbeddedAddr    = "127.0.0.1:1883"
 	DefaultKeepAlive       = 30 * time.Second
 	DefaultConnectTimeout  = 10 * time.Second
-	DefaultReconnectMax    = 60 * time.Second
-	DefaultRate            = time.Second
-	DefaultMaxPayload      = 4096
-	DefaultCommandTimeout  = 30 * time.Second
+	// DefaultReconnectMax keeps the daemon back within seconds of a broker's
+	// return: paho doubles its wait after each failed attempt, and a 60 s
+	// ceiling left the telemetry away for up to a minute after a restart.
+	DefaultReconnectMax   = 5 * time.Second
+	DefaultRate           = time.Second
+	DefaultMaxPayload     = 4096
+	DefaultCommandTimeout = 30 * time.Second
+	DefaultCostlyBurst    = 3
+	DefaultCostlyInterval = time.Minute
+	// ResetNonceTTL is how long the code answered to a reset request
+	// confirms a reset.
+	ResetNonceTTL = 30 * time.Second
 
 	// BrokerEmbedded (or an empty Config.Broker) makes Start run the embedded
 	// broker on Config.EmbeddedAddr and connect to it.
@@ -86,6 +94,18 @@ type Config struct {
 	DisabledCommands []string      // command names answered with an error
 	MaxPayload       int           // command payload limit in bytes; default 4096
 	CommandTimeout   time.Duration // context deadline given to the handler; default 30s
+	// ResetTokenFile holds a token that confirms a reset in one message, as
+	// an alternative to the request/code exchange; empty: codes only.
+	ResetTokenFile string
+	// The costly commands (CostlyCommands) are each a token bucket of
+	// CostlyBurst tokens, one refilled every CostlyInterval; defaults 3
+	// and 1m. A negative CostlyBurst turns the limit off.
+	CostlyBurst    int
+	CostlyInterval time.Duration
+
+	// EmbeddedBroker configures the broker Start runs when Embedded();
+	// EmbeddedAddr is its listen address.
+	EmbeddedBroker BrokerOptions
 
 	// Rates is the minimum interval between two messages of one telemetry
 	// topic (key: "progress", …). Missing topics get DefaultRate (1 s).
@@ -138,36 +158,70 @@ func (c Config) withDefaults() Config {
 	if c.CommandTimeout == 0 {
 		c.CommandTimeout = DefaultCommandTimeout
 	}
+	if c.CostlyBurst == 0 {
+		c.CostlyBurst = DefaultCostlyBurst
+	}
+	if c.CostlyInterval == 0 {
+		c.CostlyInterval = DefaultCostlyInterval
+	}
+	c.EmbeddedBroker.Limits = c.EmbeddedBroker.Limits.withDefaults()
 	return c
 }
 
+// FieldError is one problem with one Config field. Field is the field's
+// configuration name ("password", "embedded_broker.listen", …), so that a
+// caller with its own key names can map it.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "mqtt: " + e.Field + ": " + e.Msg }
+
 // Validate checks the configuration (after defaults) and returns every
-// problem found, each naming the offending field.
+// problem found as a *FieldError, joined.
 func (c Config) Validate() error {
-	c = c.withDefaults()
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, fe := range c.Problems() {
+		errs = append(errs, fe)
+	}
+	return errors.Join(errs...)
+}
+
+// Problems is Validate's list, one *FieldError per problem.
+func (c Config) Problems() []*FieldError {
+	c = c.withDefaults()
+	var errs []*FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
 
 	scheme := ""
 	if c.Embedded() {
 		if _, _, err := net.SplitHostPort(c.EmbeddedAddr); err != nil {
-			bad("mqtt: embedded_addr %q: want host:port: %v", c.EmbeddedAddr, err)
+			bad("embedded_addr", "%q: want host:port: %v", c.EmbeddedAddr, err)
+		} else {
+			errs = append(errs, c.EmbeddedBroker.problems(c.EmbeddedAddr)...)
+		}
+		if c.Username != "" {
+			bad("username", "the embedded broker's own user is generated (see embedded_broker.credentials_file); "+
+				"username and password are for an external broker, further users go in embedded_broker.users")
 		}
 	} else if u, err := url.Parse(c.Broker); err != nil {
-		bad("mqtt: broker %q: %v", c.Broker, err)
+		bad("broker", "%q: %v", RedactURL(c.Broker), redactErr(err, c.Broker))
 	} else if _, ok := brokerSchemes[u.Scheme]; !ok {
-		bad("mqtt: broker %q: scheme %q not supported (want tcp, mqtt, ssl, tls, mqtts, ws, wss or \"embedded\")", c.Broker, u.Scheme)
+		bad("broker", "%q: scheme %q not supported (want tcp, mqtt, ssl, tls, mqtts, ws, wss or \"embedded\")", u.Redacted(), u.Scheme)
 	} else if u.Hostname() == "" {
-		bad("mqtt: broker %q: missing host", c.Broker)
+		bad("broker", "%q: missing host", u.Redacted())
 	} else {
 		scheme = u.Scheme
 	}
 	if !c.Embedded() && scheme != "" && !isTLSScheme(scheme) &&
 		(c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.InsecureSkipVerify) {
-		bad("mqtt: TLS settings (ca_file, cert_file, key_file, insecure_skip_verify) need an ssl://, mqtts:// or wss:// broker, got %q", c.Broker)
+		bad("ca_file", "TLS settings (ca_file, cert_file, key_file, insecure_skip_verify) need an ssl://, mqtts:// or wss:// broker, got %q", RedactURL(c.Broker))
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		bad("mqtt: cert_file and key_file must be set together (cert_file %q, key_file %q)", c.CertFile, c.KeyFile)
+		bad("cert_file", "cert_file and key_file must be set together (cert_file %q, key_file %q)", c.CertFile, c.KeyFile)
 	}
 	sources := 0
 	for _, s := range []string{c.Password, c.PasswordFile, c.PasswordEnv} {
@@ -176,16 +230,16 @@ func (c Config) Validate() error {
 		}
 	}
 	if sources > 1 {
-		bad("mqtt: set only one of password, password_file and password_env")
+		bad("password", "set only one of password, password_file and password_env")
 	}
 	if (c.Password != "" || c.PasswordFile != "" || c.PasswordEnv != "") && c.Username == "" {
-		bad("mqtt: a password is set but username is empty")
+		bad("password", "a password is set but username is empty")
 	}
 	if !idPattern.MatchString(c.DeviceID) {
-		bad("mqtt: device_id %q: want 1 to 64 characters from A-Z a-z 0-9 _ -", c.DeviceID)
+		bad("device_id", "%q: want 1 to 64 characters from A-Z a-z 0-9 _ -", c.DeviceID)
 	}
 	if c.ClientID == "" || len(c.ClientID) > 128 || !utf8.ValidString(c.ClientID) {
-		bad("mqtt: client_id %q: want 1 to 128 bytes of UTF-8", c.ClientID)
+		bad("client_id", "%q: want 1 to 128 bytes of UTF-8", c.ClientID)
 	}
 	if err := checkTopicPrefix("prefix", c.Prefix); err != nil {
 		errs = append(errs, err)
@@ -194,42 +248,72 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if c.KeepAlive < time.Second || c.KeepAlive > 65535*time.Second { // a 16-bit count of seconds on the wire
-		bad("mqtt: keep_alive %v: want 1s to 65535s", c.KeepAlive)
+		bad("keep_alive", "%v: want 1s to 65535s", c.KeepAlive)
 	}
 	if c.ConnectTimeout < 0 {
-		bad("mqtt: connect_timeout %v: must be positive", c.ConnectTimeout)
+		bad("connect_timeout", "%v: must be positive", c.ConnectTimeout)
 	}
-	if c.ReconnectMax < 0 {
-		bad("mqtt: reconnect_max %v: must be positive", c.ReconnectMax)
+	if c.ReconnectMax < 100*time.Millisecond || c.ReconnectMax > time.Hour {
+		bad("reconnect_max", "%v: want 100ms to 1h", c.ReconnectMax)
 	}
 	if c.CommandTimeout < 0 {
-		bad("mqtt: command_timeout %v: must be positive", c.CommandTimeout)
+		bad("command_timeout", "%v: must be positive", c.CommandTimeout)
 	}
 	if c.MaxPayload < 16 || c.MaxPayload > 1<<20 {
-		bad("mqtt: max_payload %d: want 16 to 1048576 bytes", c.MaxPayload)
+		bad("max_payload", "%d: want 16 to 1048576 bytes", c.MaxPayload)
 	}
 	for _, name := range c.DisabledCommands {
 		if !isCommand(name) {
-			bad("mqtt: disabled_commands: unknown command %q (known: %s)", name, strings.Join(CommandNames, ", "))
+			bad("disabled_commands", "unknown command %q (known: %s)", truncate(name, 64), strings.Join(CommandNames, ", "))
+		}
+	}
+	if c.CostlyBurst > 1000 {
+		bad("commands.costly_burst", "%d: want at most 1000 (or a negative number for no limit)", c.CostlyBurst)
+	}
+	if c.CostlyInterval < time.Second || c.CostlyInterval > 24*time.Hour {
+		bad("commands.costly_interval", "%v: want 1s to 24h", c.CostlyInterval)
+	}
+	if c.ResetTokenFile != "" {
+		if _, err := readResetToken(c.ResetTokenFile); err != nil {
+			bad("commands.reset_token_file", "%v", err)
 		}
 	}
 	for topic, d := range c.Rates {
 		if !isTelemetryTopic(topic) {
-			bad("mqtt: rates: unknown topic %q (known: %s)", topic, strings.Join(TelemetryTopics, ", "))
+			bad("rates", "unknown topic %q (known: %s)", topic, strings.Join(TelemetryTopics, ", "))
 		} else if d < 0 {
-			bad("mqtt: rates.%s %v: must not be negative", topic, d)
+			bad("rates."+topic, "%v: must not be negative", d)
 		}
 	}
 	if err := checkClasses(c.Classes); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, &FieldError{Field: "classes", Msg: strings.TrimPrefix(err.Error(), "mqtt: ")})
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
-func checkTopicPrefix(field, p string) error {
+// RedactURL hides the password of a URL's user info ("tcp://u:xxxxx@h"),
+// for logs and errors. A string that does not parse is cut at its last '@'.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			return "xxxxx" + s[i:]
+		}
+		return s
+	}
+	return u.Redacted()
+}
+
+// redactErr is err's text with the raw URL replaced by its redacted form
+// (url.Parse errors quote their input).
+func redactErr(err error, raw string) string {
+	return strings.ReplaceAll(err.Error(), raw, RedactURL(raw))
+}
+
+func checkTopicPrefix(field, p string) *FieldError {
 	if p == "" || strings.ContainsAny(p, "+#\x00") || strings.HasPrefix(p, "/") ||
 		strings.HasSuffix(p, "/") || strings.Contains(p, "//") || !utf8.ValidString(p) || len(p) > 256 {
-		return fmt.Errorf("mqtt: %s %q: want a topic level path without wildcards or empty levels", field, p)
+		return &FieldError{Field: field, Msg: fmt.Sprintf("%q: want a topic level path without wildcards or empty levels", p)}
 	}
 	return nil
 }
@@ -287,7 +371,7 @@ func (c Config) password() (string, error) {
 func (c Config) brokerURL() (*url.URL, error) {
 	u, err := url.Parse(c.Broker)
 	if err != nil {
-		return nil, fmt.Errorf("mqtt: broker %q: %w", c.Broker, err)
+		return nil, fmt.Errorf("mqtt: broker %q: %s", RedactURL(c.Broker), redactErr(err, c.Broker))
 	}
 	if u.Port() == "" {
 		u.Host = net.JoinHostPort(u.Hostname(), brokerSchemes[u.Scheme])

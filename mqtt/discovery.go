@@ -97,7 +97,7 @@ func discoveryPayload(base, deviceID, version string, classes []string, enabled 
 		"prequential_accuracy": sensor("Prequential accuracy", TopicProgress,
 			"{{ (value_json."+KeyPrequentialAcc+" * 100) | round(2) }}", "%", "", &one),
 		"holdout_accuracy": sensor("Hold-out accuracy", TopicProgress, holdout, "%", "", &one),
-		"samples_per_s": diagnostic(sensor("Samples per second", TopicProgress, rate, "samples/s", "", &one)),
+		"samples_per_s":    diagnostic(sensor("Samples per second", TopicProgress, rate, "samples/s", "", &one)),
 		"training_memory": diagnostic(sensor("Training memory", TopicMemory,
 			"{{ value_json."+KeyTrainingBytes+" }}", "B", "data_size", &zero)),
 		"rss": diagnostic(sensor("Resident memory", TopicMemory,

@@ -20,7 +20,8 @@
 // connected (errors.Is(err, ErrAuth) for refused credentials), and so do
 // Err and Stats().LastError. The first connection is retried with
 // exponential backoff and jitter, later ones by paho's auto-reconnect
-// (backoff up to Config.ReconnectMax). Subscriptions are made again in the
+// (backoff up to Config.ReconnectMax, 5 s by default, so the client is back
+// within seconds of a broker's return). Subscriptions are made again in the
 // OnConnect handler on every connection; SetOrderMatters(false), and paho's
 // message handlers only queue, so they never block the client.
 //
@@ -65,13 +66,22 @@
 //
 //	label       a class name, a class index, or "none"  → Command.Label, LabelName
 //	pause, resume, checkpoint   payload ignored (Home Assistant sends "PRESS")
-//	reset       the device id, as confirmation
-//	momentum    eXmY[bZ][s] | fp32 | fp16 | bf16 | auto, comma separated for
-//	            one per layer → Command.Formats (the handler checks usability)
+//	reset       "request" is answered with a one-time code; the code, sent
+//	            within 30 s, runs the reset (or the Config.ResetTokenFile token)
+//	momentum    anything fp.ParseFormat accepts, or auto; comma separated for
+//	            one per layer → Command.Formats. Outside the encoding search's
+//	            range (4 to 16 bits, at least one mantissa bit; fp32 allowed)
+//	            a format needs a trailing ! (e1m0s!) → Command.Forced
 //
-// Invalid commands, handler errors, and (as a last line) handler panics are
-// acknowledged with ok=false and a precise error; unknown commands too.
-// Retained messages on cmd/ are ignored: they are stale, not requests.
+// checkpoint, reset and momentum are rate-limited (a token bucket each:
+// Config.CostlyBurst in a row, then one per CostlyInterval). Invalid and
+// refused commands, handler errors, and (as a last line) handler panics are
+// acknowledged with ok=false and a precise error; unknown commands too,
+// their names cut to 64 bytes. Retained messages on cmd/ are ignored: they
+// are stale, not requests; so are empty ones, which is how a retained
+// message is cleared. paho reads every packet whole, with no size limit:
+// the connection is wrapped so that a packet over MaxPayload plus 64 KiB
+// closes it at its header (ErrPacketTooLarge) instead of being buffered.
 //
 // # Home Assistant
 //
@@ -87,7 +97,16 @@
 // # Embedded broker
 //
 // With Config.Broker empty or "embedded", Start runs StartBroker on
-// Config.EmbeddedAddr (127.0.0.1:1883) and Close stops it. It accepts every
-// client, which is why it listens on loopback by default. A busy address is
-// an error naming it.
+// Config.EmbeddedAddr (127.0.0.1:1883) and Close stops it. A busy address
+// is an error naming it. Every client logs in (mochi's auth ledger holds
+// the rights): the client's own user "bnnd", with a random password kept in
+// BrokerOptions.CredentialsFile (created 0600 on first start; the log names
+// the file, never the password), and BrokerOptions.Users with read or
+// readwrite rights. Clients without a login are refused unless
+// AnonymousRead, and then may read the telemetry but nothing under cmd/;
+// wills a client could not publish itself are refused at connect. A listen
+// address other than loopback needs TLS or AllowInsecureLAN. BrokerLimits
+// cap packet size, retained messages (count and bytes, a hook of ours:
+// mochi has no such cap), inflight and pending writes, clients and session
+// lifetime, so no client can grow the daemon's memory.
 package mqtt

@@ -65,7 +65,7 @@ func TestCommandsDisabled(t *testing.T) {
 	id2 := deviceID(t)
 	rec2 := subscribe(t, b.url, nil, "bnnd/"+id2+"/#")
 	startClient(t, Config{Broker: b.url, DeviceID: id2}, handler)
-	rec2.publish("bnnd/"+id2+"/cmd/pause", "", false)
+	rec2.publish("bnnd/"+id2+"/cmd/pause", "PRESS", false)
 	rec2.publish("bnnd/"+id2+"/cmd/reset", id2, false)
 	time.Sleep(300 * time.Millisecond)
 	if calls.Load() != 0 || rec2.count("bnnd/"+id2+"/cmd/result") != 0 {
@@ -100,10 +100,11 @@ func TestCommandFloodIsBounded(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for i := 0; i < commandQueueLen+resultQueueLen+10; i++ {
-			c.onCommand(nil, fakeMessage{topic: "bnnd/pi-1/cmd/pause"})
+			c.onCommand(nil, fakeMessage{topic: "bnnd/pi-1/cmd/pause", payload: []byte("PRESS")})
 		}
 		c.onCommand(nil, fakeMessage{topic: "bnnd/pi-1/cmd/result", payload: []byte(`{}`)})
-		c.onCommand(nil, fakeMessage{topic: "bnnd/pi-1/cmd/pause", retained: true})
+		c.onCommand(nil, fakeMessage{topic: "bnnd/pi-1/cmd/pause", payload: []byte("PRESS"), retained: true})
+		c.onCommand(nil, fakeMessage{topic: "bnnd/pi-1/cmd/pause"}) // a cleared retained message
 		close(done)
 	}()
 	select {
@@ -114,7 +115,7 @@ func TestCommandFloodIsBounded(t *testing.T) {
 	st := c.Stats()
 	total := uint64(commandQueueLen + resultQueueLen + 10)
 	if st.Commands != total || st.CommandsRefused != total-commandQueueLen {
-		t.Errorf("commands %d refused %d; want %d and %d (own results and retained commands ignored)", st.Commands, st.CommandsRefused, total, total-commandQueueLen)
+		t.Errorf("commands %d refused %d; want %d and %d (own results, retained and empty commands ignored)", st.Commands, st.CommandsRefused, total, total-commandQueueLen)
 	}
 	if st.ResultsDropped != 10 || len(c.results.items) != resultQueueLen {
 		t.Errorf("results dropped %d, queued %d; want 10 and %d", st.ResultsDropped, len(c.results.items), resultQueueLen)

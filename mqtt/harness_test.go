@@ -201,7 +201,7 @@ func brokersUnderTest(t *testing.T) []func(t *testing.T) testBroker {
 		},
 		func(t *testing.T) testBroker {
 			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-			b, err := StartBroker(addr, testLogger(t))
+			b, err := StartBroker(BrokerOptions{Addr: addr, allowAll: true}, testLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -220,7 +220,7 @@ func brokersUnderTest(t *testing.T) []func(t *testing.T) testBroker {
 				defer mu.Unlock()
 				var err error
 				for i := 0; i < 50; i++ { // the port may linger briefly
-					if b, err = StartBroker(addr, testLogger(t)); err == nil {
+					if b, err = StartBroker(BrokerOptions{Addr: addr, allowAll: true}, testLogger(t)); err == nil {
 						return
 					}
 					time.Sleep(50 * time.Millisecond)
@@ -265,8 +265,14 @@ type recMsg struct {
 
 func subscribe(t testing.TB, brokerURL string, tlsCfg *tls.Config, filters ...string) *recorder {
 	t.Helper()
+	return subscribeAs(t, brokerURL, tlsCfg, Credentials{}, filters...)
+}
+
+// subscribeAs is subscribe logged in as who.
+func subscribeAs(t testing.TB, brokerURL string, tlsCfg *tls.Config, who Credentials, filters ...string) *recorder {
+	t.Helper()
 	r := &recorder{t: t, notify: make(chan struct{}, 1)}
-	opts := paho.NewClientOptions().AddBroker(brokerURL).
+	opts := paho.NewClientOptions().AddBroker(brokerURL).SetUsername(who.Username).SetPassword(who.Password).
 		SetClientID(fmt.Sprintf("rec-%d", time.Now().UnixNano())).
 		SetProtocolVersion(4).SetAutoReconnect(true).SetOrderMatters(false).
 		SetConnectTimeout(5 * time.Second).SetMaxReconnectInterval(200 * time.Millisecond)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -283,7 +284,7 @@ func TestCommands(t *testing.T) {
 			switch {
 			case cmd.Name == CmdPause && cmd.Payload == "explode":
 				panic("boom")
-			case cmd.Name == CmdMomentum && cmd.Formats[0] == "e1m0":
+			case cmd.Name == CmdMomentum && cmd.Formats[0] == "e1m0s":
 				return nil, errors.New("e1m0 cannot hold momenta")
 			case cmd.Name == CmdCheckpoint:
 				return map[string]string{"path": "/var/lib/bnnd/ckpt-7"}, nil
@@ -291,7 +292,7 @@ func TestCommands(t *testing.T) {
 			return nil, nil
 		}
 		classes := []string{"sit", "walk", "run"}
-		c := startClient(t, Config{Broker: b.url, DeviceID: id, CommandsEnabled: true, Classes: classes}, handler)
+		c := startClient(t, Config{Broker: b.url, DeviceID: id, CommandsEnabled: true, Classes: classes, CostlyBurst: -1}, handler)
 		_ = c
 
 		cases := []struct {
@@ -312,17 +313,21 @@ func TestCommands(t *testing.T) {
 			{CmdLabel, `{"lable":"walk"}`, false, `unknown field "lable"`, nil},
 			{CmdLabel, `{"label":"walk"`, false, "JSON payload", nil},
 			{CmdLabel, "7", false, "out of range", nil},
-			{CmdLabel, "", false, "empty label", nil},
-			{CmdPause, "", true, "", nil},
+			{CmdLabel, " ", false, "empty label", nil},
+			{CmdPause, "PRESS", true, "", nil},
 			{CmdPause, "explode", false, "internal error", nil},
 			{CmdResume, "PRESS", true, "", nil},
-			{CmdCheckpoint, "", true, "", nil},
-			{CmdReset, "somebody-else", false, "device id", nil},
-			{CmdReset, id, true, "", nil},
+			{CmdCheckpoint, "PRESS", true, "", nil},
+			{CmdReset, "somebody-else", false, `send "request"`, nil},
+			{CmdReset, id, false, `send "request"`, nil}, // the device id no longer confirms
 			{CmdMomentum, "e4m3b28s", true, "", func(c Command) bool { return reflect.DeepEqual(c.Formats, []string{"e4m3b28s"}) }},
 			{CmdMomentum, "e4m3b28s, fp16,auto", true, "", func(c Command) bool { return len(c.Formats) == 3 && c.Formats[1] == "fp16" }},
 			{CmdMomentum, "float8", false, `"float8"`, nil},
-			{CmdMomentum, "e1m0", false, "cannot hold momenta", nil},
+			{CmdMomentum, "e1m0", false, "outside the encoding search's range", nil},
+			{CmdMomentum, "e5m0", false, "no mantissa bits", nil},
+			{CmdMomentum, "e1m0s!", false, "cannot hold momenta", func(c Command) bool { return c.Forced && c.Formats[0] == "e1m0s" }},
+			{CmdMomentum, "e4m3b28z", true, "", func(c Command) bool { return c.Formats[0] == "e4m3b28z" && !c.Forced }},
+			{CmdMomentum, "fp16s,bf16z,fp32", true, "", func(c Command) bool { return reflect.DeepEqual(c.Formats, []string{"fp16s", "bf16z", "fp32"}) }},
 			{"selfdestruct", "now", false, `unknown command "selfdestruct"`, nil},
 			{CmdLabel, strings.Repeat("x", DefaultMaxPayload+1), false, "exceeds the limit", nil},
 			{CmdLabel, "\xff\xfe", false, "UTF-8", nil},
@@ -462,11 +467,16 @@ func TestReconnectPublishesLatest(t *testing.T) {
 func TestEmbeddedBrokerDefault(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	id := deviceID(t)
-	c := startClient(t, Config{DeviceID: id, EmbeddedAddr: addr}, nil)
+	creds := filepath.Join(t.TempDir(), CredentialsFileName)
+	c := startClient(t, Config{DeviceID: id, EmbeddedAddr: addr, EmbeddedBroker: BrokerOptions{CredentialsFile: creds}}, nil)
 	if c.BrokerURL() != "tcp://"+addr {
 		t.Errorf("BrokerURL %q, want tcp://%s", c.BrokerURL(), addr)
 	}
-	rec := subscribe(t, "tcp://"+addr, nil, "bnnd/"+id+"/status")
+	own, err := ReadCredentials(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := subscribeAs(t, "tcp://"+addr, nil, own, "bnnd/"+id+"/status")
 	rec.waitFor("bnnd/"+id+"/status", 5*time.Second, func(m recMsg) bool { return m.payload == statusOnline })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -495,7 +505,7 @@ func TestEmbeddedBrokerBusyPort(t *testing.T) {
 	}
 	defer l.Close()
 	addr := l.Addr().String()
-	_, err = StartBroker(addr, nil)
+	_, err = StartBroker(BrokerOptions{Addr: addr}, nil)
 	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "already in use") || !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("StartBroker on a busy port: %v; want an error naming %s and 'already in use'", err, addr)
 	}
@@ -513,7 +523,7 @@ func TestEmbeddedBrokerCloseWhileClientsDisconnect(t *testing.T) {
 		rounds = 5
 	}
 	for round := 0; round < rounds; round++ {
-		b, err := StartBroker("127.0.0.1:0", nil)
+		b, err := StartBroker(BrokerOptions{Addr: "127.0.0.1:0", allowAll: true}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

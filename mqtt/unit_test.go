@@ -155,8 +155,8 @@ func TestResultQueueBounded(t *testing.T) {
 }
 
 func testPolicy() *commandPolicy {
-	return &commandPolicy{deviceID: "pi-1", maxPayload: 256, disabled: map[string]bool{CmdReset: true},
-		classes: func() []string { return []string{"sit", "walk"} }}
+	return &commandPolicy{maxPayload: 256, disabled: map[string]bool{CmdReset: true},
+		classes: func() []string { return []string{"sit", "walk"} }, burst: -1}
 }
 
 func TestExecuteDisabledAndHandlerErrors(t *testing.T) {
@@ -187,12 +187,14 @@ func TestExecuteDisabledAndHandlerErrors(t *testing.T) {
 // well-formed result, and the handler only sees validated commands.
 func FuzzCommandPayload(f *testing.F) {
 	for _, name := range append(CommandNames, "result", "", "x/y") {
-		for _, payload := range []string{"", "walk", "1", "-1", "none", "pi-1", "e4m3b28s", "e4m3b28s,fp16", "e99m99b-9999s", "\xff", strings.Repeat(",", 70), "{\"label\":1}", "9999999999999999999999"} {
+		for _, payload := range []string{"", "walk", "1", "-1", "none", "pi-1", "e4m3b28s", "e4m3b28s,fp16", "e99m99b-9999s", "e1m0!", "request", "token-0123456789abcdef", "\xff", strings.Repeat(",", 70), "{\"label\":1}", "9999999999999999999999"} {
 			f.Add(name, []byte(payload))
 		}
 	}
 	p := testPolicy()
 	p.disabled = nil
+	p.resetToken = "token-0123456789abcdef"
+	var code string // the reset code valid before the command
 	handler := func(_ context.Context, cmd Command) (any, error) {
 		if !isCommand(cmd.Name) || !utf8.ValidString(cmd.Payload) || len(cmd.Payload) > p.maxPayload {
 			panic("handler got an unvalidated command")
@@ -203,7 +205,7 @@ func FuzzCommandPayload(f *testing.F) {
 				panic("label out of range reached the handler")
 			}
 		case CmdReset:
-			if cmd.Payload != "pi-1" {
+			if cmd.Payload != p.resetToken && (code == "" || cmd.Payload != code) {
 				panic("reset without confirmation reached the handler")
 			}
 		case CmdMomentum:
@@ -214,6 +216,7 @@ func FuzzCommandPayload(f *testing.F) {
 		return cmd, nil
 	}
 	f.Fuzz(func(t *testing.T, name string, payload []byte) {
+		code = p.resetCode
 		r := p.execute(context.Background(), handler, time.Second, name, payload, time.Now)
 		if strings.Contains(r.Error, "internal error") {
 			t.Fatalf("validation let through a bad command: %s", r.Error)
@@ -225,4 +228,102 @@ func FuzzCommandPayload(f *testing.F) {
 			t.Fatalf("result not encodable: %v", err)
 		}
 	})
+}
+
+// TestResetConfirmation: only a fresh code (once, within ResetNonceTTL) or
+// the configured token lets a reset reach the handler; the device id does
+// not any more.
+func TestResetConfirmation(t *testing.T) {
+	p := testPolicy()
+	p.disabled = nil
+	clock := time.Unix(1000, 0)
+	now := func() time.Time { return clock }
+	resets := 0
+	h := func(_ context.Context, cmd Command) (any, error) {
+		resets++
+		return map[string]bool{"reset": true}, nil
+	}
+	run := func(payload string) Result {
+		return p.execute(context.Background(), h, time.Second, CmdReset, []byte(payload), now)
+	}
+	ask := func() string {
+		t.Helper()
+		before := resets
+		r := run("request")
+		m, _ := r.Result.(map[string]any)
+		code, _ := m["confirm_with"].(string)
+		if !r.OK || len(code) != 32 || resets != before {
+			t.Fatalf("request: %+v (resets %d)", r, resets)
+		}
+		return code
+	}
+	for _, payload := range []string{"pi-1", "yes", "REQUEST"} {
+		if r := run(payload); r.OK || !strings.Contains(r.Error, `send "request"`) {
+			t.Errorf("reset %q: %+v", payload, r)
+		}
+	}
+	code := ask()
+	if r := run(code); !r.OK || resets != 1 {
+		t.Fatalf("reset with the fresh code: %+v", r)
+	}
+	if r := run(code); r.OK || resets != 1 {
+		t.Errorf("the code worked twice: %+v", r)
+	}
+	code = ask()
+	clock = clock.Add(ResetNonceTTL + time.Second)
+	if r := run(code); r.OK || !strings.Contains(r.Error, "expired") || resets != 1 {
+		t.Errorf("expired code: %+v", r)
+	}
+	first := ask()
+	second := ask()
+	if r := run(first); r.OK {
+		t.Errorf("a superseded code worked: %+v", r)
+	}
+	if r := run(second); !r.OK || resets != 2 {
+		t.Errorf("the newest code: %+v", r)
+	}
+	p.resetToken = "0123456789abcdef-token"
+	if r := run(" 0123456789abcdef-token\n"); !r.OK || resets != 3 {
+		t.Errorf("reset with the token: %+v", r)
+	}
+}
+
+// TestMomentumEncodings: whatever fp.ParseFormat accepts parses (the old
+// pattern refused z rounding and fp16s); formats outside the encoding
+// search's range need a !.
+func TestMomentumEncodings(t *testing.T) {
+	p := testPolicy()
+	for _, tc := range []struct {
+		payload string
+		formats []string
+		forced  bool
+		errHas  string
+	}{
+		{"e4m3b28z", []string{"e4m3b28z"}, false, ""},
+		{"fp16s", []string{"fp16s"}, false, ""},
+		{"bf16z", []string{"bf16z"}, false, ""},
+		{"fp32", []string{"fp32"}, false, ""},
+		{"e2m3b24s", []string{"e2m3b24s"}, false, ""},
+		{"auto", []string{"auto"}, false, ""},
+		{"e1m0", nil, false, "outside the encoding search's range of 4 to 16 bits; append ! (e1m0!)"},
+		{"e1m0s!", []string{"e1m0s"}, true, ""},
+		{"e3m0", nil, false, "no mantissa bits"},
+		{"e8m10b130", nil, false, "19-bit codes"},
+		{"e4m3b28s, e8m10b130!", []string{"e4m3b28s", "e8m10b130"}, true, ""},
+		{"e4m3b999", nil, false, "bias"},
+		{"float8", nil, false, `"float8"`},
+		{"e4m3!!", nil, false, `"e4m3!"`},
+	} {
+		cmd, err := p.parseCommand(CmdMomentum, []byte(tc.payload))
+		switch {
+		case tc.errHas != "":
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("%q: %v; want an error containing %q", tc.payload, err, tc.errHas)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.payload, err)
+		case strings.Join(cmd.Formats, ",") != strings.Join(tc.formats, ",") || cmd.Forced != tc.forced:
+			t.Errorf("%q: formats %v forced %v; want %v %v", tc.payload, cmd.Formats, cmd.Forced, tc.formats, tc.forced)
+		}
+	}
 }

@@ -38,7 +38,7 @@ run_script() {
 	local dir=$1 script=$2 stubs
 	shift 2
 	stubs=$(mktemp -d)
-	for cmd in getent addgroup adduser dpkg-statoverride modprobe udevadm systemctl; do
+	for cmd in getent addgroup adduser dpkg-statoverride modprobe udevadm systemctl install bnnd; do
 		cat >"$stubs/$cmd" <<-STUB
 			#!/bin/sh
 			echo "$cmd \$*" >>"$stubs/log"
@@ -66,6 +66,9 @@ check_maintainer_scripts() {
 		"adduser --quiet --system --group --home /var/lib/bnnd --no-create-home --gecos bnnd training daemon bnnd" \
 		"adduser --quiet bnnd i2c" \
 		"dpkg-statoverride --quiet --update --add root bnnd 0640 /etc/bnnd/bnnd.yaml" \
+		"install -d -o bnnd -g bnnd -m 0700 /var/lib/bnnd" \
+		"bnnd mqtt-credentials -state-dir /var/lib/bnnd -owner bnnd:bnnd" \
+		"/var/lib/bnnd/mqtt-credentials" \
 		"systemctl enable --now bnnd"; do
 		grep -qxF -- "$want" <<<"$log" || grep -qF -- "  $want" <<<"$log" ||
 			fail "postinst configure (first install) did not run or print '$want'; it did:"$'\n'"$log"
@@ -75,6 +78,8 @@ check_maintainer_scripts() {
 		fail "postinst configure (upgrade) recreated the user or statoverride, or printed the install hint:"$'\n'"$log"
 	fi
 	grep -qxF "adduser --quiet bnnd i2c" <<<"$log" || fail "postinst configure (upgrade) does not ensure bnnd is in group i2c"
+	grep -qxF "bnnd mqtt-credentials -state-dir /var/lib/bnnd -owner bnnd:bnnd" <<<"$log" ||
+		fail "postinst configure (upgrade) does not ensure the MQTT credentials exist (an older version made none)"
 	log=$(run_script "$dir" prerm remove)
 	grep -qxF "systemctl disable --quiet bnnd.service" <<<"$log" || fail "prerm remove does not disable the unit:"$'\n'"$log"
 	log=$(run_script "$dir" prerm upgrade 0.0.0~new)

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/need.sh qemu-aarch64:qemu-user qemu-arm:qemu-user gcc:gcc systemd-analyze:systemd mosquitto:mosquitto mosquitto_passwd:mosquitto
+scripts/need.sh qemu-aarch64:qemu-user qemu-arm:qemu-user gcc:gcc systemd-analyze:systemd mosquitto:mosquitto mosquitto_passwd:mosquitto mosquitto_pub:mosquitto-clients
 
 echo "== go vet" >&2
 go vet ./...

@@ -223,12 +223,12 @@ type liveItem struct {
 
 // liveSource reads a sensor on its own goroutine at a fixed rate.
 type liveSource struct {
-	spec    string
-	dev     reader
-	closer  interface{ Close() error }
-	p       liveParams
-	period  time.Duration
-	labels  *LabelBox
+	spec   string
+	dev    reader
+	closer interface{ Close() error }
+	p      liveParams
+	period time.Duration
+	labels *LabelBox
 
 	out       chan liveItem
 	stop      chan struct{}
@@ -259,15 +259,15 @@ func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSour
 	}
 	channels := len(LiveChannels[p.kind])
 	l := &liveSource{
-		spec:    raw,
-		dev:     dev,
-		p:       p,
-		period:  time.Duration(float64(time.Second) / p.rate),
-		labels:  opt.Labels,
-		out:     make(chan liveItem, liveQueue),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		health:  Health{Healthy: true, State: "warming up"},
+		spec:   raw,
+		dev:    dev,
+		p:      p,
+		period: time.Duration(float64(time.Second) / p.rate),
+		labels: opt.Labels,
+		out:    make(chan liveItem, liveQueue),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		health: Health{Healthy: true, State: "warming up"},
 	}
 	if p.pace > 0 {
 		l.period = time.Duration(float64(l.period) / p.pace)

@@ -186,7 +186,7 @@ type syntheticParams struct {
 	n       int
 	rate    float64
 	mounted bool
-	label string
+	label   string
 }
 
 func parseSyntheticSpec(s *spec) (syntheticParams, error) {

@@ -11,8 +11,8 @@ package train
 import (
 	"context"
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 

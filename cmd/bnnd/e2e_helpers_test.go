@@ -23,6 +23,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/bnnd/bnnd/mqtt"
 )
 
 // e2eChildEnv makes the test binary behave as the bnnd executable: with it
@@ -310,8 +312,15 @@ var subscriberID atomic.Int64
 
 func subscribe(t *testing.T, addr, filter string) *subscriber {
 	t.Helper()
+	return subscribeAs(t, addr, mqtt.Credentials{}, filter)
+}
+
+// subscribeAs is subscribe logged in as who (the embedded broker wants a
+// login).
+func subscribeAs(t *testing.T, addr string, who mqtt.Credentials, filter string) *subscriber {
+	t.Helper()
 	s := &subscriber{t: t}
-	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).
+	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetUsername(who.Username).SetPassword(who.Password).
 		SetClientID(fmt.Sprintf("e2e-watcher-%d-%d", os.Getpid(), subscriberID.Add(1))).
 		SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
 	s.client = paho.NewClient(opts)
