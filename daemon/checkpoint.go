@@ -139,10 +139,11 @@ type Store struct {
 	// rereading it. A damaged latest file is never moved over a good
 	// previous one.
 	latestValid bool
-	// latestRejected is set when Load refused the latest file although its
-	// checksums pass (it did not decode or failed a consistency check):
-	// the next Save moves it to FailedCheckpoint instead of over the
-	// previous checkpoint the run resumed from.
+	// latestRejected is set when Load refused an existing latest file
+	// (damaged, too large, not decodable, inconsistent): the next Save
+	// moves it to FailedCheckpoint, neither over the previous checkpoint
+	// the run resumed from nor into oblivion (a file refused for its size
+	// may be a good checkpoint of a larger replay.budget).
 	latestRejected error
 	// maxSize bounds the files Load reads (0: no bound but MaxReadSize).
 	maxSize int64
@@ -344,10 +345,10 @@ func (s *Store) LoadAccepted(accept func(*Checkpoint) error) (*Checkpoint, error
 			}
 			if err != nil {
 				err = &CheckpointError{Path: path, Problem: err.Error(), err: err}
-				if i == 0 {
-					s.latestRejected = err
-				}
 			}
+		}
+		if err != nil && i == 0 && !errors.Is(err, fs.ErrNotExist) {
+			s.latestRejected = err
 		}
 		if err == nil {
 			c.Skipped = skipped
