@@ -53,7 +53,7 @@ const maxNormalizerSection = 64 << 10
 func (r *runner) openSource() ([]byte, error) {
 	peeked, errs := r.store.PeekSection(sectionNormalizer, maxNormalizerSection)
 	for _, err := range errs {
-		r.log.Warn("checkpoint normalizer unreadable", "err", err)
+		r.log.Debug("checkpoint normalizer unreadable", "err", err)
 	}
 	opts := sensors.LoadOptions{Window: r.cfg.Source.Window, Hop: r.cfg.Source.Hop, Labels: r.labels}
 	for _, p := range peeked {
