@@ -189,6 +189,12 @@ func TestResumeFallsBackFromACheckpointThatDoesNotDecode(t *testing.T) {
 			b, _ := (&sensors.Normalizer{Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}}).MarshalBinary()
 			return b
 		}},
+		// The source is opened with the newest normaliser before the
+		// resume: falling back to another one must reopen it.
+		{"a normaliser other than the model's", sectionNormalizer, "the normalizer section differs from the one in the model", func([]byte) []byte {
+			b, _ := (&sensors.Normalizer{Mean: make([]float32, 6), Std: []float32{2, 2, 2, 2, 2, 2}}).MarshalBinary()
+			return b
+		}},
 		{"holdout samples of another size", sectionHoldout, "holdout holds samples of 7 values", func([]byte) []byte {
 			rb, _ := NewReplay(7, 5, StorageFloat16, 4096, 1)
 			var buf bytes.Buffer
@@ -196,6 +202,7 @@ func TestResumeFallsBackFromACheckpointThatDoesNotDecode(t *testing.T) {
 			return buf.Bytes()
 		}},
 	}
+	alsoLogged := map[string]string{"a normaliser other than the model's": "reopening the source"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := clone()
@@ -216,6 +223,9 @@ func TestResumeFallsBackFromACheckpointThatDoesNotDecode(t *testing.T) {
 			out := logs.String()
 			if !strings.Contains(out, "level=WARN") || !strings.Contains(out, latest) || !strings.Contains(out, tc.reason) {
 				t.Errorf("no warning naming %s and %q", latest, tc.reason)
+			}
+			if want := alsoLogged[tc.name]; !strings.Contains(out, want) {
+				t.Errorf("the log lacks %q", want)
 			}
 			if b, _ := os.ReadFile(prev); !bytes.Equal(b, goodPrev) {
 				t.Error("the previous checkpoint, the one resumed from, was replaced")
