@@ -40,24 +40,24 @@ type metrics struct {
 }
 
 var metricHelp = map[string]string{
-	"bnnd_steps_total":                             "Bop steps taken.",
-	"bnnd_samples_seen_total":                      "Windows read from the source.",
-	"bnnd_samples_trained_total":                   "Samples in all mini-batches.",
-	"bnnd_prequential_accuracy":                    "Test-then-train accuracy (fading average).",
-	"bnnd_holdout_accuracy":                        "Accuracy on the held-out slice at its last evaluation.",
-	"bnnd_loss":                                    "Training loss (fading average over steps).",
-	"bnnd_samples_per_second":                      "Source throughput.",
-	"bnnd_flips_per_step":                          "Weights flipped per step (fading average).",
-	"bnnd_training_state_bytes":                    "Exact bytes of the training state (model, momenta, optimizer, replay buffers).",
-	"bnnd_replay_bytes":                            "Bytes held by the replay buffer.",
-	"bnnd_replay_samples":                          "Samples in the replay buffer.",
-	"bnnd_momentum_bits":                           "Bits per momentum value (mean over layers).",
-	"bnnd_lost_update_ratio":                       "Fraction of momentum updates lost to the encoding.",
-	"bnnd_paused":                                  "1 while training is paused.",
-	"bnnd_last_checkpoint_timestamp_seconds":       "Unix time of the last checkpoint written.",
-	"bnnd_checkpoint_failures_total":               "Checkpoint saves that failed (disk full, I/O error, inconsistent state).",
-	"bnnd_checkpoint_failing":                      "1 while the last checkpoint save failed.",
-	"bnnd_last_checkpoint_error_timestamp_seconds": "Unix time of the last failed checkpoint save (0: none).",
+	"bnnd_steps_total":                       "Bop steps taken.",
+	"bnnd_samples_seen_total":                "Windows read from the source.",
+	"bnnd_samples_trained_total":             "Samples in all mini-batches.",
+	"bnnd_prequential_accuracy":              "Test-then-train accuracy (fading average).",
+	"bnnd_holdout_accuracy":                  "Accuracy on the held-out slice at its last evaluation.",
+	"bnnd_loss":                              "Training loss (fading average over steps).",
+	"bnnd_samples_per_second":                "Source throughput.",
+	"bnnd_flips_per_step":                    "Weights flipped per step (fading average).",
+	"bnnd_training_state_bytes":              "Exact bytes of the training state (model, momenta, optimizer, replay buffers).",
+	"bnnd_replay_bytes":                      "Bytes held by the replay buffer.",
+	"bnnd_replay_samples":                    "Samples in the replay buffer.",
+	"bnnd_momentum_bits":                     "Bits per momentum value (mean over layers).",
+	"bnnd_lost_update_ratio":                 "Fraction of momentum updates lost to the encoding.",
+	"bnnd_paused":                            "1 while training is paused.",
+	"bnnd_last_checkpoint_timestamp_seconds": "Unix time of the last checkpoint written.",
+	"bnnd_checkpoint_failures_total":         "Checkpoint saves that failed (disk full, I/O error, inconsistent state).",
+	"bnnd_checkpoint_failing":                "1 while the last checkpoint save failed.",
+	"bnnd_checkpoint_fail_timestamp_seconds": "Unix time of the last failed checkpoint save (0: none).",
 }
 
 func newMetrics() *metrics {
@@ -115,7 +115,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		errTS = float64(s.checkpointErrorAt.UnixNano()) / 1e9
 	}
 	gauge("bnnd_checkpoint_failing", failing)
-	gauge("bnnd_last_checkpoint_error_timestamp_seconds", errTS)
+	gauge("bnnd_checkpoint_fail_timestamp_seconds", errTS)
 }
 
 // serveMetrics listens on addr and serves /metrics (bnnd's figures plus the
