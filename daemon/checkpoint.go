@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -49,7 +50,12 @@ const (
 const (
 	LatestCheckpoint   = "checkpoint.bnnd"
 	PreviousCheckpoint = "checkpoint.prev.bnnd"
-	tempPattern        = ".checkpoint-*.tmp"
+	// FailedCheckpoint holds a state that must not replace a good
+	// checkpoint: the state at a training error, or a latest checkpoint
+	// that failed the resume checks and was set aside when the daemon
+	// resumed from the previous one. Only for inspection; never resumed.
+	FailedCheckpoint = "checkpoint.failed.bnnd"
+	tempPattern      = ".checkpoint-*.tmp"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -103,9 +109,11 @@ func (c *Checkpoint) Section(name string) ([]byte, bool) {
 type CheckpointError struct {
 	Path    string
 	Problem string
+	err     error // the cause, when there is one
 }
 
 func (e *CheckpointError) Error() string { return "checkpoint " + e.Path + ": " + e.Problem }
+func (e *CheckpointError) Unwrap() error { return e.err }
 
 func validSectionName(name string) bool {
 	if name == "" || len(name) > maxSectionName {
@@ -131,7 +139,25 @@ type Store struct {
 	// rereading it. A damaged latest file is never moved over a good
 	// previous one.
 	latestValid bool
+	// latestRejected is set when Load refused an existing latest file
+	// (damaged, too large, not decodable, inconsistent): the next Save
+	// moves it to FailedCheckpoint, neither over the previous checkpoint
+	// the run resumed from nor into oblivion (a file refused for its size
+	// may be a good checkpoint of a larger replay.budget).
+	latestRejected error
+	// maxSize bounds the files Load reads (0: no bound but MaxReadSize).
+	maxSize int64
 }
+
+// MaxReadSize bounds every checkpoint read when no tighter bound is set: a
+// checkpoint file is read whole, and on a 32-bit board more than this could
+// not be allocated anyway.
+const MaxReadSize = 1 << 30
+
+// SetMaxSize bounds the size of the files Load accepts, so that a file
+// larger than any state the configuration can produce is refused before it
+// is read rather than exhausting memory.
+func (s *Store) SetMaxSize(n int64) { s.maxSize = n }
 
 // OpenStore creates dir if needed (mode 0750) and removes temporary files
 // left by a save that was interrupted (they are never valid checkpoints).
@@ -146,6 +172,8 @@ func OpenStore(dir string, keepPrevious bool, log *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint store %s: %w", dir, err)
 	}
+	archiveStale, _ := filepath.Glob(filepath.Join(dir, ArchiveDir, tempPattern))
+	stale = append(stale, archiveStale...)
 	for _, p := range stale {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("checkpoint store: removing interrupted save: %w", err)
@@ -170,7 +198,50 @@ func (s *Store) PreviousPath() string { return filepath.Join(s.dir, PreviousChec
 // directory is fsynced. At every instant a crash leaves either the old or
 // the new checkpoint loadable. It returns the size written.
 func (s *Store) Save(created time.Time, sections ...Section) (int64, error) {
-	tmp, err := os.CreateTemp(s.dir, tempPattern)
+	return s.save(created, sections, true)
+}
+
+// SaveFailed writes a state that must not become the latest checkpoint to
+// FailedCheckpoint (atomically, replacing an older one). The latest and
+// previous checkpoints are not touched.
+func (s *Store) SaveFailed(created time.Time, sections ...Section) (int64, error) {
+	return s.save(created, sections, false)
+}
+
+// FailedPath is the path of the file SaveFailed writes.
+func (s *Store) FailedPath() string { return filepath.Join(s.dir, FailedCheckpoint) }
+
+func (s *Store) save(created time.Time, sections []Section, latest bool) (int64, error) {
+	return saveFile(s.dir, created, sections, func(tmpName string) error {
+		if !latest {
+			return os.Rename(tmpName, s.FailedPath())
+		}
+		if s.keepPrevious {
+			if err := s.rotate(s.LatestPath()); err != nil {
+				return err
+			}
+		} else if err := s.setAsideRejected(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmpName, s.LatestPath()); err != nil {
+			return err
+		}
+		s.latestValid = true
+		s.latestRejected = nil
+		return nil
+	})
+}
+
+// saveFile writes the sections to a temporary file in dir, fsyncs it, hands
+// its name to commit (which renames it into place) and fsyncs dir. On any
+// failure the temporary file is removed and nothing else changes.
+func saveFile(dir string, created time.Time, sections []Section, commit func(tmpName string) error) (int64, error) {
+	return writeAtomic(dir, func(f *os.File) (int64, error) { return writeCheckpoint(f, created, sections) }, commit)
+}
+
+// writeAtomic is saveFile for any content: write fills the temporary file.
+func writeAtomic(dir string, write func(*os.File) (int64, error), commit func(tmpName string) error) (int64, error) {
+	tmp, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint save: %w", err)
 	}
@@ -182,7 +253,7 @@ func (s *Store) Save(created time.Time, sections ...Section) (int64, error) {
 			os.Remove(tmpName)
 		}
 	}()
-	size, err := writeCheckpoint(tmp, created, sections)
+	size, err := write(tmp)
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint save %s: %w", tmpName, err)
 	}
@@ -192,31 +263,41 @@ func (s *Store) Save(created time.Time, sections ...Section) (int64, error) {
 	if err := tmp.Close(); err != nil {
 		return 0, fmt.Errorf("checkpoint save: close %s: %w", tmpName, err)
 	}
-
-	latest := s.LatestPath()
-	if s.keepPrevious {
-		if err := s.rotate(latest); err != nil {
-			return 0, err
-		}
-	}
-	if err := os.Rename(tmpName, latest); err != nil {
+	if err := commit(tmpName); err != nil {
 		return 0, fmt.Errorf("checkpoint save: %w", err)
 	}
 	committed = true
-	s.latestValid = true
-	if err := syncDir(s.dir); err != nil {
-		return size, fmt.Errorf("checkpoint save: fsync directory %s: %w", s.dir, err)
+	if err := syncDir(dir); err != nil {
+		return size, fmt.Errorf("checkpoint save: fsync directory %s: %w", dir, err)
 	}
 	return size, nil
 }
 
+// setAsideRejected moves a latest file that Load refused to the failed
+// slot, so that it stays available for inspection and is not taken for the
+// previous checkpoint.
+func (s *Store) setAsideRejected() error {
+	if s.latestRejected == nil {
+		return nil
+	}
+	if err := os.Rename(s.LatestPath(), s.FailedPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("setting the rejected latest checkpoint aside: %w", err)
+	}
+	s.log.Warn("the rejected latest checkpoint was set aside", "file", s.FailedPath(), "reason", s.latestRejected)
+	s.latestRejected = nil
+	return nil
+}
+
 // rotate moves a good latest checkpoint to the previous slot.
 func (s *Store) rotate(latest string) error {
+	if s.latestRejected != nil {
+		return s.setAsideRejected()
+	}
 	if !s.latestValid {
-		if _, err := os.Stat(latest); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(latest); errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		if _, err := ReadCheckpointFile(latest); err != nil {
+		if _, err := readCheckpointFile(latest, s.readLimit()); err != nil {
 			s.log.Warn("not keeping the damaged latest checkpoint as the previous one", "err", err)
 			return nil
 		}
@@ -244,14 +325,36 @@ func syncDir(dir string) error {
 // why is in Checkpoint.Skipped and logged. With no checkpoint at all it
 // returns ErrNoCheckpoint; if every file is damaged, an error naming each.
 func (s *Store) Load() (*Checkpoint, error) {
+	return s.LoadAccepted(nil)
+}
+
+// LoadAccepted is Load with a further test: accept (if not nil) is given
+// each checkpoint that passed its checksums, newest first, and a checkpoint
+// it rejects is skipped like a damaged one, so the previous checkpoint is
+// tried. A rejection that wraps ErrStop is returned at once instead: the
+// file is sound but must not be replaced by an older one (it was made for
+// another configuration). Files that are not regular or larger than the
+// bound set with SetMaxSize are refused before they are read.
+func (s *Store) LoadAccepted(accept func(*Checkpoint) error) (*Checkpoint, error) {
 	var skipped, damaged []error
 	for i, path := range []string{s.LatestPath(), s.PreviousPath()} {
-		c, err := ReadCheckpointFile(path)
+		c, err := readCheckpointFile(path, s.readLimit())
+		if err == nil && accept != nil {
+			if err = accept(c); errors.Is(err, ErrStop) {
+				return nil, err
+			}
+			if err != nil {
+				err = &CheckpointError{Path: path, Problem: err.Error(), err: err}
+			}
+		}
+		if err != nil && i == 0 && !errors.Is(err, fs.ErrNotExist) {
+			s.latestRejected = err
+		}
 		if err == nil {
 			c.Skipped = skipped
 			s.latestValid = i == 0
 			if len(skipped) > 0 {
-				s.log.Warn("resuming from the previous checkpoint", "file", path, "created", c.Created)
+				s.log.Warn("resuming from the previous checkpoint", "file", path, "created", c.Created, "skipped", errors.Join(skipped...))
 			}
 			return c, nil
 		}
@@ -261,7 +364,11 @@ func (s *Store) Load() (*Checkpoint, error) {
 				skipped = append(skipped, fmt.Errorf("checkpoint %s: missing", path))
 			}
 		default:
-			s.log.Error("checkpoint unusable", "err", err)
+			if i == 0 && s.keepPrevious {
+				s.log.Warn("latest checkpoint unusable; trying the previous one", "file", path, "reason", problemOf(err))
+			} else {
+				s.log.Error("checkpoint unusable", "file", path, "reason", problemOf(err))
+			}
 			skipped = append(skipped, err)
 			damaged = append(damaged, err)
 		}
@@ -270,6 +377,104 @@ func (s *Store) Load() (*Checkpoint, error) {
 		return nil, ErrNoCheckpoint
 	}
 	return nil, fmt.Errorf("no usable checkpoint in %s: %w", s.dir, errors.Join(damaged...))
+}
+
+// ErrStop marks a checkpoint rejection that must stop the start rather than
+// fall back to an older checkpoint.
+var ErrStop = errors.New("checkpoint does not fit the configuration")
+
+func problemOf(err error) string {
+	var ce *CheckpointError
+	if errors.As(err, &ce) {
+		return ce.Problem
+	}
+	return err.Error()
+}
+
+func (s *Store) readLimit() int64 {
+	if s.maxSize > 0 {
+		return s.maxSize
+	}
+	return MaxReadSize
+}
+
+// openRegular opens path for reading only if it is a regular file no larger
+// than limit: a symlink to /dev/zero, a FIFO or a huge file must not make
+// the daemon read without end or hang. O_NOFOLLOW and the check of the
+// opened file close the window between the Lstat and the open.
+func openRegular(path string, limit int64) (*os.File, int64, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, &CheckpointError{Path: path, Problem: fmt.Sprintf("not a regular file (%s); refused without reading it", fileKind(fi.Mode()))}
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err = f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, &CheckpointError{Path: path, Problem: fmt.Sprintf("not a regular file (%s); refused without reading it", fileKind(fi.Mode()))}
+	}
+	if fi.Size() > limit {
+		f.Close()
+		return nil, 0, &CheckpointError{Path: path, Problem: fmt.Sprintf("%d bytes, more than the %d bytes (%s) the configuration can produce; refused without reading it",
+			fi.Size(), limit, ByteSize(limit))}
+	}
+	return f, fi.Size(), nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "mode " + m.String()
+}
+
+// readRegular reads a whole regular file of at most limit bytes.
+func readRegular(path string, limit int64) ([]byte, error) {
+	f, size, err := openRegular(path, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// One byte more than the size shows a file that grew since the stat;
+	// the read never goes past the limit.
+	data, err := io.ReadAll(io.LimitReader(f, min(size, limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, &CheckpointError{Path: path, Problem: fmt.Sprintf("grew past %d bytes while being read; refused", limit)}
+	}
+	return data, nil
+}
+
+// ReadCheckpointBytes reads a checkpoint file for inspection: only a regular
+// file, and at most limit bytes (MaxReadSize if limit is 0).
+func ReadCheckpointBytes(path string, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = MaxReadSize
+	}
+	return readRegular(path, limit)
 }
 
 // writeCheckpoint streams the file: each section's length and checksum are
@@ -367,7 +572,15 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // other than a missing file are *CheckpointError naming the file and the
 // problem.
 func ReadCheckpointFile(path string) (*Checkpoint, error) {
-	data, err := os.ReadFile(path)
+	return readCheckpointFile(path, MaxReadSize)
+}
+
+func readCheckpointFile(path string, limit int64) (*Checkpoint, error) {
+	data, err := readRegular(path, limit)
+	var ce *CheckpointError
+	if errors.As(err, &ce) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
@@ -495,4 +708,88 @@ func ParseCheckpoint(data []byte) (*CheckpointInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// Peeked is one file's copy of a section read by PeekSection.
+type Peeked struct {
+	Path string
+	Data []byte
+}
+
+// PeekSection reads one small section of each checkpoint file that holds
+// it intact, newest first, without reading the rest of the files: the
+// section table is walked with reads of its headers, and only the named
+// section's data (at most limit bytes) is read and checked against its own
+// checksum. The daemon needs the normaliser before it can open its source,
+// and the source's shape before it knows how large a checkpoint may be;
+// this breaks the circle without reading a file of unknown size. Files
+// that lack the section or cannot be read are left out (errs says why).
+func (s *Store) PeekSection(name string, limit int64) (found []Peeked, errs []error) {
+	for _, p := range []string{s.LatestPath(), s.PreviousPath()} {
+		b, err := peekSection(p, name, limit)
+		switch {
+		case err == nil:
+			found = append(found, Peeked{Path: p, Data: b})
+		case !errors.Is(err, fs.ErrNotExist):
+			errs = append(errs, err)
+		}
+	}
+	return found, errs
+}
+
+func peekSection(path, name string, limit int64) ([]byte, error) {
+	f, size, err := openRegular(path, MaxReadSize)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	bad := func(format string, args ...any) error {
+		return &CheckpointError{Path: path, Problem: fmt.Sprintf(format, args...)}
+	}
+	var hdr [checkpointHeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return nil, bad("header: %v", err)
+	}
+	if string(hdr[:8]) != checkpointMagic || binary.LittleEndian.Uint32(hdr[8:]) != CheckpointVersion {
+		return nil, bad("not a version %d bnnd checkpoint", CheckpointVersion)
+	}
+	count := binary.LittleEndian.Uint32(hdr[12:])
+	if count > maxSections {
+		return nil, bad("header declares %d sections", count)
+	}
+	off := int64(checkpointHeaderSize)
+	end := size - checkpointTrailer
+	for i := uint32(0); i < count; i++ {
+		var sh [sectionHeaderFixed + maxSectionName]byte
+		n, _ := f.ReadAt(sh[:], off)
+		if n < 2 {
+			return nil, bad("section %d header runs past the end", i)
+		}
+		nameLen := int(binary.LittleEndian.Uint16(sh[:]))
+		if nameLen > maxSectionName || n < sectionHeaderFixed+nameLen {
+			return nil, bad("section %d header is malformed", i)
+		}
+		secName := string(sh[2 : 2+nameLen])
+		dlen := binary.LittleEndian.Uint64(sh[2+nameLen:])
+		dcrc := binary.LittleEndian.Uint32(sh[2+nameLen+8:])
+		off += int64(sectionHeaderFixed + nameLen)
+		if dlen > uint64(end-off) {
+			return nil, bad("section %q runs past the end", secName)
+		}
+		if secName == name {
+			if int64(dlen) > limit {
+				return nil, bad("section %q has %d bytes, at most %d expected", name, dlen, limit)
+			}
+			data := make([]byte, dlen)
+			if _, err := f.ReadAt(data, off); err != nil {
+				return nil, bad("section %q: %v", name, err)
+			}
+			if crc32.Checksum(data, castagnoli) != dcrc {
+				return nil, bad("section %q: checksum mismatch", name)
+			}
+			return data, nil
+		}
+		off += int64(dlen)
+	}
+	return nil, fmt.Errorf("checkpoint %s: no %q section: %w", path, name, fs.ErrNotExist)
 }

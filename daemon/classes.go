@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,18 +17,6 @@ import (
 // sensors the labels a person gives; a source whose data carry labels
 // brings its own. The label box holds the list; the network follows it,
 // taking a reserved output unit for each class a label creates.
-
-func decodeMeta(ck *Checkpoint) (*checkpointMeta, error) {
-	b, ok := ck.Section(sectionMeta)
-	if !ok {
-		return nil, fmt.Errorf("checkpoint %s: no %q section", ck.Path, sectionMeta)
-	}
-	var meta checkpointMeta
-	if err := json.Unmarshal(b, &meta); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: meta: %w", ck.Path, err)
-	}
-	return &meta, nil
-}
 
 // netOptions are the network's buffer sizes and seed, with room for
 // outputs classes (0: one unit per class).
@@ -59,7 +46,7 @@ func readInitModel(path string, opts bnn.Options) (*bnn.Network, error) {
 // startingClasses returns the classes the run starts with and the most it
 // may have, checking that model.classes agrees with a checkpoint or
 // model.init.
-func (r *runner) startingClasses(ck *Checkpoint, meta *checkpointMeta, initNet *bnn.Network) (known []string, outputs int, err error) {
+func (r *runner) startingClasses(ckPath string, meta *checkpointMeta, initNet *bnn.Network) (known []string, outputs int, err error) {
 	configured := r.cfg.Model.Classes
 	switch {
 	case meta != nil:
@@ -72,18 +59,36 @@ func (r *runner) startingClasses(ck *Checkpoint, meta *checkpointMeta, initNet *
 		return nil, r.cfg.Model.MaxClasses, nil
 	}
 	if len(configured) > 0 && !slices.Equal(configured, known) {
-		return nil, 0, classesMismatch(ck, meta, initNet, r.cfg, configured)
+		return nil, 0, classesMismatch(ckPath, meta, initNet, r.cfg, configured)
 	}
 	return known, outputs, nil
 }
 
+// checkInit checks that model.init fits the source and model.spec.
+func (r *runner) checkInit(initNet *bnn.Network, in bnn.Shape) error {
+	if initNet == nil {
+		return nil
+	}
+	cfg := r.cfg
+	if got := initNet.InputShape(); got != in {
+		return fmt.Errorf("model.init %s takes input %v, but source %q gives %v: record its training data with the same window and sensor",
+			cfg.Model.Init, got, cfg.Source.Spec, in)
+	}
+	if initNet.Spec().Name != cfg.Model.Spec {
+		return fmt.Errorf("model.init %s holds model %s, but model.spec is %s: set model.spec to %s",
+			cfg.Model.Init, initNet.Spec().Name, cfg.Model.Spec, initNet.Spec().Name)
+	}
+	r.log.Info("starting from model.init", "file", cfg.Model.Init, "classes", initNet.Classes())
+	return nil
+}
+
 // classesMismatch is the error for classes that differ from those a
 // checkpoint or model.init was trained with; it says how to go on.
-func classesMismatch(ck *Checkpoint, meta *checkpointMeta, initNet *bnn.Network, cfg *Config, want []string) error {
+func classesMismatch(ckPath string, meta *checkpointMeta, initNet *bnn.Network, cfg *Config, want []string) error {
 	if meta != nil {
 		return fmt.Errorf("checkpoint %s was trained with classes %q, but the configuration asks for %q: "+
 			"remove model.classes to go on with the checkpoint's classes, or use another checkpoint.dir "+
-			"(or move the checkpoint away) to start a new model", ck.Path, meta.Classes, want)
+			"(or move the checkpoint away) to start a new model", ckPath, meta.Classes, want)
 	}
 	return fmt.Errorf("model.init %s was trained with classes %q, but the configuration asks for %q: "+
 		"remove model.classes to take the model's classes, or train a model on these classes", cfg.Model.Init, initNet.Classes(), want)

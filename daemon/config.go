@@ -79,7 +79,8 @@ type ReplayConfig struct {
 type CheckpointConfig struct {
 	Dir          string        `yaml:"dir" doc:"State directory; empty means $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/bnnd, else ~/.local/state/bnnd."`
 	Interval     time.Duration `yaml:"interval" doc:"Time between scheduled checkpoints (also written on SIGTERM and on command); 0s disables the schedule."`
-	KeepPrevious bool          `yaml:"keep_previous" doc:"Keep the previous checkpoint as a fallback if the latest one is damaged."`
+	KeepPrevious bool          `yaml:"keep_previous" doc:"Keep the previous checkpoint as a fallback if the latest one is damaged or fails the resume checks."`
+	ArchiveKeep  int           `yaml:"archive_keep" doc:"Checkpoints kept in <dir>/archive, written before a reset or a restore replaces the model ('bnnd checkpoint list', 'bnnd checkpoint restore'); 0 makes a reset final."`
 }
 
 // MQTTConfig configures the telemetry client.
@@ -192,7 +193,7 @@ func Default() *Config {
 			HoldoutFraction: 0.05,
 		},
 		Replay:     ReplayConfig{Budget: 4 << 20},
-		Checkpoint: CheckpointConfig{Dir: "", Interval: 10 * time.Minute, KeepPrevious: true},
+		Checkpoint: CheckpointConfig{Dir: "", Interval: 10 * time.Minute, KeepPrevious: true, ArchiveKeep: DefaultArchiveKeep},
 		MQTT: MQTTConfig{
 			Broker:       BrokerEmbedded,
 			KeepAlive:    30 * time.Second,
@@ -506,6 +507,7 @@ func (v *validator) check() {
 	if c.Checkpoint.Interval > 0 && c.Checkpoint.Interval < time.Second {
 		v.bad("checkpoint.interval", "must be 0s (off) or at least 1s, got %s", fmtDuration(c.Checkpoint.Interval))
 	}
+	v.intRange("checkpoint.archive_keep", c.Checkpoint.ArchiveKeep, 0, 1000)
 
 	v.checkMQTT()
 

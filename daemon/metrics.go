@@ -27,6 +27,10 @@ type metricsSnapshot struct {
 	lostRatio     float64
 	paused        bool
 	checkpointAt  time.Time
+
+	checkpointFailing  bool
+	checkpointFailures uint64
+	checkpointErrorAt  time.Time
 }
 
 // metrics is a prometheus.Collector over the latest snapshot.
@@ -51,6 +55,9 @@ var metricHelp = map[string]string{
 	"bnnd_lost_update_ratio":                 "Fraction of momentum updates lost to the encoding.",
 	"bnnd_paused":                            "1 while training is paused.",
 	"bnnd_last_checkpoint_timestamp_seconds": "Unix time of the last checkpoint written.",
+	"bnnd_checkpoint_failures_total":         "Checkpoint saves that failed (disk full, I/O error, inconsistent state).",
+	"bnnd_checkpoint_failing":                "1 while the last checkpoint save failed.",
+	"bnnd_checkpoint_fail_timestamp_seconds": "Unix time of the last failed checkpoint save (0: none).",
 }
 
 func newMetrics() *metrics {
@@ -101,6 +108,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ts = float64(s.checkpointAt.UnixNano()) / 1e9
 	}
 	gauge("bnnd_last_checkpoint_timestamp_seconds", ts)
+	counter("bnnd_checkpoint_failures_total", float64(s.checkpointFailures))
+	failing, errTS := 0.0, 0.0
+	if s.checkpointFailing {
+		failing = 1
+	}
+	if !s.checkpointErrorAt.IsZero() {
+		errTS = float64(s.checkpointErrorAt.UnixNano()) / 1e9
+	}
+	gauge("bnnd_checkpoint_failing", failing)
+	gauge("bnnd_checkpoint_fail_timestamp_seconds", errTS)
 }
 
 // serveMetrics listens on addr and serves /metrics (bnnd's figures plus the

@@ -192,6 +192,15 @@ func (r *Replay) Kind() StorageKind { return r.kind }
 // Features is the number of values per sample.
 func (r *Replay) Features() int { return r.features }
 
+// maxLabel is the largest label held (-1 when empty).
+func (r *Replay) maxLabel() int {
+	m := -1
+	for _, l := range r.labels {
+		m = max(m, int(l))
+	}
+	return m
+}
+
 // Capacity is the number of samples the budget allows.
 func (r *Replay) Capacity() int { return r.capacity }
 

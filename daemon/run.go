@@ -153,6 +153,7 @@ type runner struct {
 	pred           []int32
 	label          sensors.Label // the label last published on the label topic
 	predictionSent time.Time
+	ckStatus       checkpointStatus // failed saves, for health
 }
 
 type cmdRequest struct {
@@ -224,43 +225,32 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	defer r.notifier.Close()
 
-	// The checkpoint is read before the source is opened: a live source
-	// must scale its samples with the normaliser the model was trained
-	// with, not learn a new one.
+	// The source must scale its samples with the normaliser the model was
+	// trained with, not learn a new one, so that much of the checkpoint is
+	// read before the source is opened; the rest once the source's shape
+	// bounds the size a checkpoint can have (resumeOrStart).
+	unlock, err := LockStateDir(stateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	r.store, err = OpenStore(stateDir, cfg.Checkpoint.KeepPrevious, r.log)
 	if err != nil {
 		return err
 	}
-	ck, err := r.store.Load()
-	switch {
-	case errors.Is(err, ErrNoCheckpoint):
-		ck = nil
-	case err != nil:
-		return fmt.Errorf("%w (move the damaged files away to start afresh)", err)
-	}
-	var meta *checkpointMeta
-	var norm *sensors.Normalizer
-	if ck != nil {
-		if meta, err = decodeMeta(ck); err != nil {
-			return err
-		}
-		if b, ok := ck.Section(sectionNormalizer); ok {
-			norm = new(sensors.Normalizer)
-			if err := norm.UnmarshalBinary(b); err != nil {
-				return fmt.Errorf("checkpoint %s: normalizer: %w", ck.Path, err)
-			}
-		}
-	}
+
+	// The label box must hold the classes before the source opens (a live
+	// source labels from its first reading): those of the newest
+	// checkpoint's meta, read like the normaliser; without a checkpoint
+	// those of model.init or model.classes.
 	var initNet *bnn.Network
-	if ck == nil && cfg.Model.Init != "" {
+	meta, metaPath := r.peekMeta()
+	if meta == nil && cfg.Model.Init != "" {
 		if initNet, err = readInitModel(cfg.Model.Init, r.netOptions(0)); err != nil {
 			return err
 		}
-		if n := initNet.Normalizer(); len(n.Mean) > 0 {
-			norm = &sensors.Normalizer{Mean: n.Mean, Std: n.Std}
-		}
 	}
-	known, outputs, err := r.startingClasses(ck, meta, initNet)
+	known, outputs, err := r.startingClasses(metaPath, meta, initNet)
 	if err != nil {
 		return err
 	}
@@ -269,17 +259,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 	} else {
 		r.labels = sensors.NewGrowingLabelBox(known, outputs)
 	}
-	r.src, err = sensors.Open(cfg.Source.Spec, sensors.LoadOptions{Window: cfg.Source.Window, Hop: cfg.Source.Hop, Labels: r.labels, Norm: norm})
+	normBytes, err := r.openSource(initNet)
 	if err != nil {
-		switch {
-		case ck != nil && norm != nil:
-			return fmt.Errorf("source.spec %q with the normaliser of checkpoint %s: %w", cfg.Source.Spec, ck.Path, err)
-		case norm != nil:
-			return fmt.Errorf("source.spec %q with the normaliser of model.init %s: %w", cfg.Source.Spec, cfg.Model.Init, err)
-		}
-		return fmt.Errorf("source.spec %q: %w", cfg.Source.Spec, err)
+		return err
 	}
-	defer r.src.Close()
+	defer func() { r.src.Close() }() // resumeOrStart may reopen it
 	if sensors.LabelBoxOf(r.src) == nil {
 		// The source's data carry their labels: its classes are the
 		// model's, and the label command may only name them.
@@ -291,8 +275,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 			return fmt.Errorf("model.classes %q differs from the classes of source %q, %q: remove model.classes for a source whose data carry labels",
 				cfg.Model.Classes, cfg.Source.Spec, classes)
 		}
-		if known != nil && !slices.Equal(known, classes) {
-			return classesMismatch(ck, meta, initNet, cfg, classes)
+		if initNet != nil && !slices.Equal(known, classes) {
+			return classesMismatch(metaPath, meta, initNet, cfg, classes)
 		}
 		r.labels = sensors.NewLabelBox(classes...)
 		outputs = len(classes)
@@ -314,7 +298,10 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 
 	bopts := r.netOptions(outputs)
-	if err := r.resumeOrStart(ck, spec, bopts, formats, initNet); err != nil {
+	if first, err = r.resumeOrStart(ctx, first, normBytes, spec, bopts, formats, initNet); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	threads := bopts.Threads
@@ -422,9 +409,12 @@ loop:
 			r.saveCheckpoint("source error")
 			return fmt.Errorf("source %q: %w", cfg.Source.Spec, err)
 		case s := <-sampleCh:
-			if err := r.sample(s); err != nil {
-				r.saveCheckpoint("error")
-				return err
+			err := r.sample(s)
+			if err == nil && sampleFault != nil {
+				err = sampleFault(r)
+			}
+			if err != nil {
+				return r.trainingFailed(err)
 			}
 			if r.opts.MaxSamples > 0 && r.runSamples >= r.opts.MaxSamples {
 				stopReason = "sample limit"
@@ -478,118 +468,49 @@ func formatNames(fs []fp.Format) []string {
 	return out
 }
 
-// resumeOrStart restores the newest valid checkpoint, or builds a fresh
-// model when there is none. A checkpoint that does not fit the
+// resumeOrStart restores the newest checkpoint that decodes and passes
+// every check (see resume.go), falling back to the previous one, or builds a
+// fresh model when there is none. A checkpoint that does not fit the
 // configuration (other model, other input) is an error, not overwritten:
-// the trained model is never lost silently.
-func (r *runner) resumeOrStart(ck *Checkpoint, spec bnn.Spec, bopts bnn.Options, formats []fp.Format, initNet *bnn.Network) error {
-	cfg := r.cfg
+// the trained model is never lost silently. If the checkpoint resumed from
+// has another normaliser than the one the source was opened with (that of
+// a newer file that failed its checks), the source is reopened with it and
+// its new first sample returned. Without a checkpoint the model starts
+// from initNet (model.init) when given.
+func (r *runner) resumeOrStart(ctx context.Context, first sensors.Sample, normBytes []byte, spec bnn.Spec, bopts bnn.Options, formats []fp.Format, initNet *bnn.Network) (sensors.Sample, error) {
 	in := bnn.Shape{Height: r.shape.Height, Width: r.shape.Width, Channels: r.shape.Channels}
-	features := r.shape.Size()
-	if ck == nil {
-		if initNet != nil {
-			if got := initNet.InputShape(); got != in {
-				return fmt.Errorf("model.init %s takes input %v, but source %q gives %v: record its training data with the same window and sensor",
-					cfg.Model.Init, got, cfg.Source.Spec, in)
-			}
-			if initNet.Spec().Name != cfg.Model.Spec {
-				return fmt.Errorf("model.init %s holds model %s, but model.spec is %s: set model.spec to %s",
-					cfg.Model.Init, initNet.Spec().Name, cfg.Model.Spec, initNet.Spec().Name)
-			}
-			r.log.Info("starting from model.init", "file", cfg.Model.Init, "classes", initNet.Classes())
-		}
-		return r.fresh(spec, in, bopts, formats, initNet)
-	}
-	var err error
-	for _, s := range ck.Skipped {
-		r.log.Warn("checkpoint skipped", "err", s)
-	}
-	section := func(name string) ([]byte, error) {
-		b, ok := ck.Section(name)
-		if !ok {
-			return nil, fmt.Errorf("checkpoint %s: no %q section", ck.Path, name)
-		}
-		return b, nil
-	}
-	meta, err := decodeMeta(ck)
+	bound, err := r.checkpointBound(spec, in, bopts.Outputs)
 	if err != nil {
-		return err
+		return first, err
 	}
-	if classes := r.labels.Classes(); meta.Model != cfg.Model.Spec || meta.Input != r.shape.String() || !slices.Equal(meta.Classes, classes) {
-		return fmt.Errorf("checkpoint %s holds model %s on input %s with classes %q, but the configuration asks for %s on %s with classes %q; "+
-			"use another checkpoint.dir or move the checkpoint away to start a new model",
-			ck.Path, meta.Model, meta.Input, meta.Classes, cfg.Model.Spec, r.shape.String(), classes)
+	r.store.SetMaxSize(bound)
+	var res *resumed
+	_, err = r.store.LoadAccepted(func(ck *Checkpoint) error {
+		var derr error
+		res, derr = r.decodeCheckpoint(ck, bopts, formats)
+		return derr
+	})
+	if startedHook != nil {
+		defer func() { startedHook(r) }()
 	}
-	b, err := section(sectionModel)
-	if err != nil {
-		return err
-	}
-	if r.net, err = bnn.ReadModel(bytes.NewReader(b), bopts); err != nil {
-		return fmt.Errorf("checkpoint %s: model: %w", ck.Path, err)
-	}
-	if !slices.Equal(r.net.Classes(), meta.Classes) || r.net.Outputs() != max(meta.Outputs, len(meta.Classes)) {
-		return fmt.Errorf("checkpoint %s: its model has classes %q and %d outputs, its meta section %q and %d",
-			ck.Path, r.net.Classes(), r.net.Outputs(), meta.Classes, meta.Outputs)
-	}
-	if r.opt, err = bop.New(r.net, r.bopConfig(formats)); err != nil {
-		return err
-	}
-	if b, err = section(sectionOptimizer); err != nil {
-		return err
-	}
-	if err := r.opt.ReadState(bytes.NewReader(b)); err != nil {
-		return fmt.Errorf("checkpoint %s: optimizer: %w", ck.Path, err)
-	}
-	for _, p := range []struct {
-		name string
-		dst  **Replay
-	}{{sectionReplay, &r.replay}, {sectionHoldout, &r.holdout}} {
-		if b, err = section(p.name); err != nil {
-			return err
+	switch {
+	case errors.Is(err, ErrNoCheckpoint):
+		if err := r.checkInit(initNet, in); err != nil {
+			return first, err
 		}
-		if *p.dst, err = ReadReplay(b); err != nil {
-			return fmt.Errorf("checkpoint %s: %s: %w", ck.Path, p.name, err)
-		}
-		if (*p.dst).Features() != features {
-			return fmt.Errorf("checkpoint %s: %s holds samples of %d values, the source gives %d", ck.Path, p.name, (*p.dst).Features(), features)
+		return first, r.fresh(spec, in, bopts, formats, initNet)
+	case errors.Is(err, ErrStop):
+		return first, err
+	case err != nil:
+		return first, fmt.Errorf("%w; %s", err, resumeFailedHelp(r.store.Dir()))
+	}
+	if !bytes.Equal(res.normBytes, normBytes) {
+		if first, err = r.reopenSource(ctx, res); err != nil {
+			return first, err
 		}
 	}
-	replayBudget, holdoutBudget := r.replayBudgets()
-	for _, p := range []struct {
-		name   string
-		buf    *Replay
-		budget ByteSize
-	}{{sectionReplay, r.replay, replayBudget}, {sectionHoldout, r.holdout, holdoutBudget}} {
-		before := p.buf.Capacity()
-		if err := p.buf.Resize(p.budget); err != nil {
-			return fmt.Errorf("replay.budget: %w", err)
-		}
-		if p.buf.Capacity() != before {
-			r.log.Info("replay.budget changed since the checkpoint", "buffer", p.name, "capacity_before", before, "capacity", p.buf.Capacity())
-		}
-	}
-	if b, err = section(sectionCounters); err != nil {
-		return err
-	}
-	c, err := ParseCounters(b)
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", ck.Path, err)
-	}
-	if r.tracker, err = NewTracker(c, DefaultAccuracyHorizon, DefaultStepHorizon); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", ck.Path, err)
-	}
-	// The split stream continues from a point derived from the count, so a
-	// resumed run does not replay the same held-out choices.
-	r.split = rand.New(rand.NewPCG(uint64(cfg.Training.Seed), c.SamplesLabeled))
-	if cfg.Training.Momentum != "auto" && formatNamesJoined(r.opt.Formats()) != formatNamesJoined(formats) {
-		if err := r.opt.Convert(formats); err != nil {
-			return fmt.Errorf("converting resumed momenta to %s: %w", cfg.Training.Momentum, err)
-		}
-	}
-	r.checkpointAt = ck.Created
-	r.log.Info("resumed", "checkpoint", ck.Path, "created", ck.Created, "step", c.Step, "samples_seen", c.SamplesSeen,
-		"momentum", formatNames(r.opt.Formats()))
-	return nil
+	r.adopt(res)
+	return first, nil
 }
 
 func formatNamesJoined(fs []fp.Format) string { return strings.Join(formatNames(fs), ",") }
@@ -660,7 +581,7 @@ func (r *runner) sample(s sensors.Sample) error {
 	}
 	if len(r.net.Classes()) < 2 {
 		// Nothing to tell apart yet: keep what is labelled for later.
-		r.tracker.ObservePrediction(false, false)
+		r.tracker.ObserveUnpredicted(labelled)
 	} else {
 		copy(r.net.Input()[:size], s.Data)
 		if err := r.net.Evaluate(1, r.pred); err != nil {
@@ -861,22 +782,62 @@ func softmaxMax(z []float32) float32 {
 	return float32(1 / sum)
 }
 
-// saveCheckpoint writes every part of the training state. Errors are
-// logged and returned; the training goes on with the previous checkpoint.
+// saveCheckpoint writes every part of the training state as the latest
+// checkpoint. Errors are logged, returned and reported on health; the
+// training goes on with the previous checkpoint.
 func (r *runner) saveCheckpoint(reason string) error {
+	return r.writeState(reason, false)
+}
+
+// writeState writes the training state: as the latest checkpoint, or with
+// failed set (or when the state fails checkState) to the failed slot, which
+// leaves the latest and previous checkpoints as they are.
+func (r *runner) writeState(reason string, failed bool) error {
 	now := time.Now()
-	c := r.tracker.Counters()
-	counters, err := json.Marshal(c)
+	m, sections, err := r.stateSections(reason, now)
 	if err != nil {
 		return err
 	}
-	meta, err := json.Marshal(checkpointMeta{
+	c := r.tracker.Counters()
+	var inconsistent error
+	if !failed {
+		if inconsistent = checkState(r.currentState(m)); inconsistent != nil {
+			failed = true
+		}
+	}
+	r.lastCheckpoint = now
+	if failed {
+		return r.writeFailed(now, reason, inconsistent, sections)
+	}
+	size, err := r.store.Save(now, sections...)
+	if err != nil {
+		r.ckStatus.failed(now, err)
+		r.log.Error("checkpoint failed; the previous one is kept", "reason", reason, "err", err)
+		return err
+	}
+	r.ckStatus.ok()
+	r.checkpointAt = now
+	r.log.Info("checkpoint written", "reason", reason, "file", r.store.LatestPath(), "bytes", size,
+		"seconds", round4(time.Since(now).Seconds()), "step", c.Step)
+	return nil
+}
+
+// stateSections is the training state as checkpoint sections, and the meta
+// they carry.
+func (r *runner) stateSections(reason string, now time.Time) (checkpointMeta, []Section, error) {
+	c := r.tracker.Counters()
+	counters, err := json.Marshal(c)
+	if err != nil {
+		return checkpointMeta{}, nil, err
+	}
+	m := checkpointMeta{
 		Version: r.opts.Version, Model: r.cfg.Model.Spec, Source: r.cfg.Source.Spec,
 		Momentum: formatNames(r.opt.Formats()), Classes: r.net.Classes(), Outputs: r.net.Outputs(), Input: r.shape.String(),
 		Step: c.Step, Saved: now.UTC(), Reason: reason,
-	})
+	}
+	meta, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return checkpointMeta{}, nil, err
 	}
 	sections := []Section{BytesSection(sectionMeta, meta),
 		Section{Name: sectionModel, Body: r.net},
@@ -887,23 +848,14 @@ func (r *runner) saveCheckpoint(reason string) error {
 	if norm := sensors.NormalizerOf(r.src); norm != nil {
 		b, err := norm.MarshalBinary()
 		if err != nil {
-			return fmt.Errorf("checkpoint: normalizer: %w", err)
+			return checkpointMeta{}, nil, fmt.Errorf("checkpoint: normalizer: %w", err)
 		}
 		sections = append(sections, BytesSection(sectionNormalizer, b))
 		// The model file carries it too, so an exported model scales its
 		// inputs as in training.
 		r.net.SetNormalizer(bnn.Normalizer{Mean: norm.Mean, Std: norm.Std})
 	}
-	size, err := r.store.Save(now, sections...)
-	r.lastCheckpoint = now
-	if err != nil {
-		r.log.Error("checkpoint failed; the previous one is kept", "err", err)
-		return err
-	}
-	r.checkpointAt = now
-	r.log.Info("checkpoint written", "reason", reason, "file", r.store.LatestPath(), "bytes", size,
-		"seconds", round4(time.Since(now).Seconds()), "step", c.Step)
-	return nil
+	return m, sections, nil
 }
 
 type writerToFunc func(io.Writer) (int64, error)

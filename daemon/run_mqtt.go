@@ -90,6 +90,10 @@ func (r *runner) command(cmd mqtt.Command) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		archived, err := r.archiveBeforeReset()
+		if err != nil {
+			return nil, err
+		}
 		in := r.net.InputShape()
 		if err := r.fresh(spec, in, r.net.Options(), r.opt.Formats(), nil); err != nil {
 			return nil, err
@@ -98,7 +102,11 @@ func (r *runner) command(cmd mqtt.Command) (any, error) {
 		if err := r.saveCheckpoint("reset"); err != nil {
 			return nil, err
 		}
-		return map[string]any{"reset": true}, nil
+		res := map[string]any{"reset": true}
+		if archived != "" {
+			res["archived"] = archived
+		}
+		return res, nil
 	case mqtt.CmdMomentum:
 		if len(cmd.Formats) == 1 && cmd.Formats[0] == "auto" {
 			// Back to fp32 (compact codes decode exactly into it), and the
@@ -168,6 +176,13 @@ type healthMsg struct {
 	CheckpointAgeS  float64 `json:"checkpoint_age_s"` // -1 before the first checkpoint
 	BrokerConnected bool    `json:"broker_connected"`
 	Paused          bool    `json:"paused"`
+	// A checkpoint save that failed (disk full, I/O error, a state that
+	// failed its checks): failing while the last attempt failed; the last
+	// error and its time stay after a later success.
+	CheckpointFailing  bool       `json:"checkpoint_failing"`
+	CheckpointFailures uint64     `json:"checkpoint_failures"`
+	CheckpointError    string     `json:"checkpoint_error,omitempty"`
+	CheckpointErrorAt  *time.Time `json:"checkpoint_error_at,omitempty"`
 }
 
 // publish hands the latest figures to the telemetry mailboxes; the client
@@ -232,16 +247,19 @@ func (r *runner) publish(now time.Time, slow bool) {
 		if !r.checkpointAt.IsZero() {
 			age = now.Sub(r.checkpointAt).Seconds()
 		}
-		pub(mqtt.TopicHealth, healthMsg{
+		hm := healthMsg{
 			Source: r.cfg.Source.Spec, SourceState: h.State, SourceHealthy: h.Healthy, SourceErrors: h.Errors, SourceReadings: h.Samples,
 			CheckpointAgeS: age, BrokerConnected: r.mq.Connected(), Paused: r.paused,
-		})
+		}
+		r.ckStatus.fill(&hm)
+		pub(mqtt.TopicHealth, hm)
 	}
 	if r.metrics != nil {
 		r.metrics.snap.Store(&metricsSnapshot{
 			status: status, trainingBytes: memMsg.TrainingBytes, replayBytes: memMsg.ReplayBytes,
 			replaySamples: memMsg.ReplaySamples, momentumBits: enc.MomentumBits, lostRatio: enc.LostRatio,
 			paused: r.paused, checkpointAt: r.checkpointAt,
+			checkpointFailing: r.ckStatus.failing, checkpointFailures: r.ckStatus.failures, checkpointErrorAt: r.ckStatus.lastAt,
 		})
 	}
 }

@@ -293,6 +293,9 @@ func TestRunOverMQTT(t *testing.T) {
 		if topic == "encoding" && m["momentum_bits"].(float64) != 8 {
 			t.Errorf("encoding payload %s (want 8-bit momenta)", p)
 		}
+		if _, ok := m["checkpoint_failing"]; topic == "health" && (!ok || m["checkpoint_failing"] != false || m["checkpoint_failures"] != 0.0) {
+			t.Errorf("health payload %s (want checkpoint_failing false, checkpoint_failures 0)", p)
+		}
 	}
 
 	// The Prometheus endpoint reports the same figures.
@@ -302,7 +305,8 @@ func TestRunOverMQTT(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"# TYPE bnnd_steps_total counter", "bnnd_prequential_accuracy ", "bnnd_momentum_bits 8", "go_goroutines "} {
+	for _, want := range []string{"# TYPE bnnd_steps_total counter", "bnnd_prequential_accuracy ", "bnnd_momentum_bits 8", "go_goroutines ",
+		"bnnd_checkpoint_failing 0", "bnnd_checkpoint_failures_total 0"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -122,6 +122,15 @@ func (t *Tracker) ObservePrediction(labelled, correct bool) {
 	t.c.PreqWeight = t.accFade*t.c.PreqWeight + 1
 }
 
+// ObserveUnpredicted records a window read while there was nothing to
+// predict (fewer than two classes): it counts, but not in the accuracy.
+func (t *Tracker) ObserveUnpredicted(labelled bool) {
+	t.c.SamplesSeen++
+	if labelled {
+		t.c.SamplesLabeled++
+	}
+}
+
 // ObserveStraddling records a window during which the label changed.
 func (t *Tracker) ObserveStraddling() { t.c.SamplesStraddling++ }
 

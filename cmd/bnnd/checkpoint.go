@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bnnd/bnnd/daemon"
@@ -18,22 +19,39 @@ import (
 func init() {
 	register(&command{
 		name:    "checkpoint",
-		summary: "inspect checkpoint files: version, time, sections, checksums, meta",
+		summary: "inspect, list and restore checkpoints: version, time, sections, checksums, meta, archive",
 		run:     runCheckpoint,
 	})
 }
 
 const checkpointUsage = `usage:
   bnnd checkpoint inspect [--json] FILE|DIR   a checkpoint file, or the latest and previous
-                                             checkpoints of a state directory`
+                                             checkpoints of a state directory
+  bnnd checkpoint list [--json] [DIR]         the checkpoints of a state directory: latest,
+                                             previous, failed and archived (time, step,
+                                             reason, size, model, classes)
+  bnnd checkpoint restore [--state-dir DIR] [--keep N] ARCHIVED_FILE
+                                             make an archived checkpoint the latest one; the
+                                             current latest goes into the archive. The daemon
+                                             must be stopped (refused while it holds DIR).
+DIR defaults to the daemon's state directory ($STATE_DIRECTORY, $XDG_STATE_HOME/bnnd or
+~/.local/state/bnnd; /var/lib/bnnd for the service).`
 
 func runCheckpoint(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "list":
+			return runCheckpointList(args[1:], stdout, stderr)
+		case "restore":
+			return runCheckpointRestore(args[1:], stdout, stderr)
+		}
+	}
 	if len(args) == 0 || args[0] != "inspect" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprintln(stderr, checkpointUsage)
 			return nil
 		}
-		return usagef("expected 'inspect'\n%s", checkpointUsage)
+		return usagef("expected 'inspect', 'list' or 'restore'\n%s", checkpointUsage)
 	}
 	fs := flag.NewFlagSet("checkpoint inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -114,7 +132,7 @@ type inspectReport struct {
 
 func inspectCheckpoint(path string) (inspectReport, error) {
 	r := inspectReport{File: path, Sections: []inspectSection{}}
-	data, err := os.ReadFile(path)
+	data, err := daemon.ReadCheckpointBytes(path, 0)
 	if err != nil {
 		r.Error = err.Error()
 		return r, err
@@ -179,4 +197,111 @@ func (r inspectReport) writeText(w io.Writer) {
 		json.Indent(&pretty, r.Meta, "  ", "  ")
 		fmt.Fprintf(w, "meta:\n  %s\n", pretty.String())
 	}
+}
+
+func defaultStateDir() (string, error) {
+	dir, err := daemon.Default().StateDir()
+	if err != nil {
+		return "", usagef("no state directory given and none can be derived: %v", err)
+	}
+	return dir, nil
+}
+
+func runCheckpointList(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("checkpoint list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(pos) > 1 {
+		return usagef("checkpoint list: unexpected argument %q\n%s", pos[1], checkpointUsage)
+	}
+	var dir string
+	if len(pos) == 1 {
+		dir = pos[0]
+	} else if dir, err = defaultStateDir(); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	} else if !fi.IsDir() {
+		return usagef("checkpoint list: %s is not a directory (use 'bnnd checkpoint inspect' for a file)", dir)
+	}
+	entries, err := daemon.ListCheckpoints(dir)
+	if *asJSON {
+		if entries == nil {
+			entries = []daemon.CheckpointEntry{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(entries); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	if len(entries) == 0 {
+		fmt.Fprintf(stdout, "no checkpoints in %s\n", dir)
+		return err
+	}
+	fmt.Fprintf(stdout, "%-8s  %-24s  %8s  %-22s  %10s  %-10s  %-7s  %s\n", "SLOT", "CREATED", "STEP", "REASON", "BYTES", "MODEL", "CLASSES", "FILE")
+	for _, e := range entries {
+		created, step, reason, model, classes := "-", "-", "-", "-", "-"
+		if !e.Created.IsZero() {
+			created = e.Created.Format("2006-01-02T15:04:05.000Z")
+		}
+		if e.Error == "" {
+			step, reason, model = fmt.Sprint(e.Step), e.Reason, e.Model
+			classes = fmt.Sprint(len(e.Classes))
+		} else {
+			reason = "INVALID: " + e.Error
+		}
+		file := e.Path
+		if rel, rerr := filepath.Rel(dir, e.Path); rerr == nil {
+			file = rel
+		}
+		fmt.Fprintf(stdout, "%-8s  %-24s  %8s  %-22s  %10d  %-10s  %-7s  %s\n", e.Slot, created, step, reason, e.Size, model, classes, file)
+	}
+	return err
+}
+
+func runCheckpointRestore(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("checkpoint restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stateDir := fs.String("state-dir", "", "the daemon's state `directory` (default: as the daemon resolves it)")
+	keep := fs.Int("keep", daemon.DefaultArchiveKeep, "archived checkpoints to keep (checkpoint.archive_keep)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(pos) != 1 {
+		return usagef("checkpoint restore: want one ARCHIVED_FILE\n%s", checkpointUsage)
+	}
+	dir := *stateDir
+	if dir == "" {
+		if dir, err = defaultStateDir(); err != nil {
+			return err
+		}
+	}
+	file := pos[0]
+	// A bare name is looked up in the archive, as 'list' shows it.
+	if _, err := os.Lstat(file); err != nil && !strings.ContainsRune(file, filepath.Separator) {
+		if alt := filepath.Join(daemon.ArchivePath(dir), file); fileExists(alt) {
+			file = alt
+		}
+	}
+	res, err := daemon.RestoreCheckpoint(dir, file, *keep)
+	if res.Archived != "" {
+		fmt.Fprintf(stdout, "archived the replaced latest checkpoint as %s\n", res.Archived)
+	}
+	if res.Restored != "" {
+		fmt.Fprintf(stdout, "restored %s as %s; the daemon resumes from it at its next start\n", res.Restored, filepath.Join(dir, daemon.LatestCheckpoint))
+	}
+	return err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
