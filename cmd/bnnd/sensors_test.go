@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -149,5 +152,62 @@ func TestSensorsReadCSVRecordsRoundTrip(t *testing.T) {
 	code = runMain(context.Background(), []string{"sensors", "read", "mnist:", "--csv", "-n", "1"}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "MNIST holds images, not time series") {
 		t.Errorf("mnist --csv: exit %d %q", code, errOut.String())
+	}
+}
+
+// A recording played through a simulated chip and recorded again with
+// --csv comes back as the chip measures it: quantised to its LSB, clipped
+// at its range, with the labels of its label column.
+func TestSensorsReadSimulatedChipReplay(t *testing.T) {
+	var rec bytes.Buffer
+	if code := runMain(context.Background(), []string{"sensors", "read", "synthetic-imu,pace=0,seed=7", "--csv", "-n", "300"}, &rec, io.Discard); code != 0 {
+		t.Fatal("recording failed")
+	}
+	in := filepath.Join(t.TempDir(), "rec.csv")
+	if err := os.WriteFile(in, rec.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	spec := "mpu6050:sim,replay=" + in + ",pace=0,range=8g,gyro=500"
+	if code := runMain(context.Background(), []string{"sensors", "read", spec, "--csv", "-n", "1000"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "source ended after 300 samples") {
+		t.Errorf("the replay did not end after its 300 readings: %q", errOut.String())
+	}
+	want := strings.Split(strings.TrimSpace(rec.String()), "\n")
+	got := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(got) != len(want) || got[0] != want[0] {
+		t.Fatalf("%d lines with header %q, want %d with %q", len(got), got[0], len(want), want[0])
+	}
+	accelLSB, gyroLSB := 9.80665/4096, 1/65.5*math.Pi/180 // ±8 g, ±500 °/s
+	for i := 1; i < len(want); i++ {
+		w, g := strings.Split(want[i], ","), strings.Split(got[i], ",")
+		for c := 1; c <= 6; c++ {
+			wv, _ := strconv.ParseFloat(w[c], 64)
+			gv, _ := strconv.ParseFloat(g[c], 64)
+			lsb := accelLSB
+			if c > 3 {
+				lsb = gyroLSB
+			}
+			if math.Abs(wv-gv) > lsb/2+1e-6*math.Abs(wv) {
+				t.Fatalf("reading %d column %d: played %v, the chip measured %v (LSB %v)", i, c, wv, gv, lsb)
+			}
+		}
+		if w[7] != g[7] {
+			t.Fatalf("reading %d: label %q, the recording says %q", i, g[7], w[7])
+		}
+	}
+	// At ±2 g the chip clips what it cannot measure.
+	out.Reset()
+	if code := runMain(context.Background(), []string{"sensors", "read", "adxl345:sim,replay=" + in + ",pace=0,range=2g", "--csv", "-n", "1000"}, &out, io.Discard); code != 0 {
+		t.Fatal("adxl345 replay failed")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n")[1:] {
+		for _, f := range strings.Split(line, ",")[1:4] {
+			if v, _ := strconv.ParseFloat(f, 64); math.Abs(v) > 2*9.80665+0.05 {
+				t.Fatalf("ADXL345 at ±2 g measured %v m/s²", v)
+			}
+		}
 	}
 }

@@ -135,6 +135,7 @@ func teachConfig(t *testing.T, chip, replay, stateDir, broker, id string) string
   spec: %s:sim,replay=%s,pace=15,rate=%d,range=8g,window=%d,hop=16,warmup=%d
 model:
   spec: mlp-s
+  max_classes: 4
 training:
   momentum: e3m2b24s
   batch: 32
@@ -337,6 +338,49 @@ func teachChip(t *testing.T, chip string, rec recording, firstTest int, broker s
 	if !strings.Contains(p2.stderr.String(), "msg=resumed") {
 		t.Errorf("the restarted daemon did not resume from its checkpoint:\n%s", p2.stderr.String())
 	}
+
+	// Labels a person gets wrong: each answered with what is wrong, and
+	// the classes stay as they were.
+	ask := func(payload string) (ok bool, answer string) {
+		t.Helper()
+		from := watch.count()
+		publish(t, broker, base+"cmd/label", payload)
+		m, _ := watch.waitFor(p2, base+"cmd/result", from, 10*scale*time.Second, func(received) bool { return true })
+		var res struct {
+			OK     bool            `json:"ok"`
+			Error  string          `json:"error"`
+			Result json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(m.payload), &res); err != nil {
+			t.Fatalf("result %q: %v", m.payload, err)
+		}
+		return res.OK, res.Error + string(res.Result)
+	}
+	if ok, res := ask("jump"); !ok || !strings.Contains(res, `"new_class":true`) {
+		t.Errorf("a fourth class with max_classes 4: %s", res)
+	}
+	for payload, want := range map[string]string{
+		"fly":                               "class limit reached (4 classes: walk, still, shake, jump)",
+		strings.Repeat("x", 70):             "longer than 64",
+		"a\u0001b":                          "control or invalid character",
+		`{"label":"walk","for":"-5s"}`:      "positive duration",
+		`{"label":"walk","for":"48h"}`:      "outside 0 to 24h",
+		`{"label":"","for":"1s"}`:           "empty label",
+		`{"label":" walk ","for":"soon"}`:   "not a duration",
+		`{"label":"walk","for":"1s","x":1}`: `unknown field "x"`,
+	} {
+		if ok, res := ask(payload); ok || !strings.Contains(res, want) {
+			t.Errorf("label %q: %s; want an error saying %q", payload, res, want)
+		}
+	}
+	// A label held for a time clears itself, and the retained label topic
+	// shows it.
+	from := watch.count()
+	if ok, res := ask(`{"label":"walk","for":"1s"}`); !ok || !strings.Contains(res, `"until"`) {
+		t.Errorf("a timed label: %s", res)
+	}
+	_, next := watch.waitFor(p2, base+"label", from, 10*scale*time.Second, payloadIs("walk"))
+	watch.waitFor(p2, base+"label", next, 10*scale*time.Second, payloadIs("none"))
 	p2.signal(syscall.SIGTERM)
 	if code := p2.wait(30 * scale * time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
