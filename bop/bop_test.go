@@ -151,13 +151,17 @@ func TestFusedUpdateMatchesReference(t *testing.T) {
 			rng := fp.NewRand(42, streamOf(7, 1, row0, col0))
 			var want Counters
 			for j := row0; j < row1; j++ {
+				var key uint32 // each row's step draws a key; element k rounds with StepRand(key, k-col0)
+				if f.Rounding == fp.Stochastic {
+					key = fp.StepKey(&rng)
+				}
 				for k := col0; k < col1; k++ {
 					idx := j*64 + k
 					code := oldCodes[idx]
 					m := f.Decode(code)
 					g := grad[(j-row0)*(col1-col0)+k-col0]
-					mn := m + o.Gamma()*(g-m)
-					nc := f.Encode(mn, &rng)
+					mn := m + float32(o.Gamma()*(g-m))
+					nc := f.EncodeStep(mn, key, k-col0)
 					want.Values++
 					if nc != code {
 						want.Changed++

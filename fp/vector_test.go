@@ -168,12 +168,13 @@ func TestStepMatchesScalarDefinition(t *testing.T) {
 			r1, r2 := NewRand(77, 1), NewRand(77, 1)
 			got := v.Step(start, g[start:start+length], gamma, &r1, mOut)
 			var want StepCounts
+			key := StepKey(&r2) // a stochastic step rounds element j with StepRand(key, j)
 			for j := range length {
 				i := start + j
 				c := codes[i]
 				m := f.Decode(c)
-				mn := m + gamma*(g[i]-m)
-				nc := f.Encode(mn, &r2)
+				mn := m + float32(gamma*(g[i]-m))
+				nc := f.EncodeStep(mn, key, j)
 				want.Values++
 				if nc != c {
 					want.Changed++

@@ -1,0 +1,9 @@
+//go:build !purego
+
+package fp
+
+// stepBlockArch calls the kernel of kind; the arguments were checked by
+// Vector.run (whole blocks, k filled by newStepper).
+func stepBlockArch(kind stepKind, k *stepKernel, in *[stepBlock]uint32, ms, g *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool {
+	return stepBlockGeneric(k, in, ms, g, out, row, x0)
+}

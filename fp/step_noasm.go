@@ -1,0 +1,10 @@
+//go:build purego || !(amd64 || arm64)
+
+package fp
+
+// stepBlockArch has no vector kernel to call in this build (the purego tag,
+// or an architecture without assembly); it is never reached, since only
+// "generic" is registered.
+func stepBlockArch(kind stepKind, k *stepKernel, in *[stepBlock]uint32, ms, g *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool {
+	return stepBlockGeneric(k, in, ms, g, out, row, x0)
+}
