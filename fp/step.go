@@ -76,6 +76,9 @@ type stepKernel struct {
 	underflow int64 // 96
 	saturated int64 // 104
 	flips     int64 // 112
+	// For the kernels that work on the packed words (AVX-512).
+	table  *float32    // 120: the decode table
+	layout *stepLayout // 128: byte permutes for this width
 }
 
 // stepper is the per-call state of a fused momentum step.
@@ -324,7 +327,10 @@ func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col
 	if head > 0 {
 		v.stepGeneric(s, start, g[:head], sub(mOut, 0), 0, row, col0)
 	}
-	kind := stepActive.kind
+	kind, wordsKernel := stepActive.kind, stepActive.words
+	if wordsKernel {
+		s.k.table, s.k.layout = &v.table[0], &stepLayouts[v.width]
+	}
 	// The kernels flip whole words: block k's weights must be one word.
 	aligned := row != nil && (start-col0)%64 == 0
 	tab := v.table
@@ -333,28 +339,31 @@ func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col
 	j := head
 	for ; n-j >= stepBlock; j += stepBlock {
 		words := v.words[(start+j)/stepBlock*int(v.width):][:v.width]
-		v.unpack64(words, &in, &ms)
 		gb := (*[stepBlock]float32)(g[j : j+stepBlock])
 		var rw *uint64
 		if aligned {
 			rw = &row[(col0+j)/64]
 		}
-		if kind == stepGenericKind || !stepBlockArch(kind, &s.k, &in, &ms, gb, &out, rw, s.k.key+uint32(j)*stepGolden) {
-			// The generic step, or a block with a value outside the
-			// kernel's range: the Go loop does it (kernels commit nothing
-			// when they decline a block).
-			out = in
-			s.block(out[:], ms[:], gb[:], j)
-			if rw != nil {
-				f := s.flipWord(out[:], *rw)
-				*rw ^= f
-				s.k.flips += int64(bits.OnesCount64(f))
+		x0 := s.k.key + uint32(j)*stepGolden
+		if !wordsKernel || !stepWordsArch(kind, &s.k, &words[0], gb, &out, rw, x0) {
+			v.unpack64(words, &in, &ms)
+			if wordsKernel || kind == stepGenericKind || !stepBlockArch(kind, &s.k, &in, &ms, gb, &out, rw, x0) {
+				// The generic step, or a block with a value outside the
+				// kernel's range: the Go loop does it (kernels commit
+				// nothing when they decline a block).
+				out = in
+				s.block(out[:], ms[:], gb[:], j)
+				if rw != nil {
+					f := s.flipWord(out[:], *rw)
+					*rw ^= f
+					s.k.flips += int64(bits.OnesCount64(f))
+				}
 			}
+			v.pack64(words, &out)
 		}
 		if row != nil && !aligned {
 			s.flipBits(out[:], row, col0+j)
 		}
-		v.pack64(words, &out)
 		if mOut != nil {
 			o := mOut[j : j+stepBlock]
 			for k, c := range out {

@@ -41,13 +41,35 @@ DATA stepConst<>+32(SB)/4, $0xf1bbcdc8 // 8·0x9e3779b9: next 8 lanes
 DATA stepConst<>+36(SB)/4, $0x80000000 // sign: unsigned compares on AVX2
 GLOBL stepConst<>(SB), RODATA|NOPTR, $40
 
-// func stepBlockAVX512(k *stepKernel, in *[64]uint32, ms, grad *[64]float32, out *[64]uint32, row *uint64, x0 uint32) bool
-TEXT ·stepBlockAVX512(SB), NOSPLIT, $0-57
+// PACKHALF ORs the up to four contributions of the shifted codes in A
+// (codes 0..15 of a half) and B (16..31) to each output byte into Z0;
+// AX points at the stepLayout.
+#define PACKHALF(A, B) \
+	VPXORD      Z0, Z0, Z0         \
+	VMOVDQU64   128(AX), Z3        \
+	KMOVQ       448(AX), K2        \
+	VPERMI2B.Z  B, A, K2, Z3       \
+	VPORD       Z3, Z0, Z0         \
+	VMOVDQU64   192(AX), Z3        \
+	KMOVQ       456(AX), K2        \
+	VPERMI2B.Z  B, A, K2, Z3       \
+	VPORD       Z3, Z0, Z0         \
+	VMOVDQU64   256(AX), Z3        \
+	KMOVQ       464(AX), K2        \
+	VPERMI2B.Z  B, A, K2, Z3       \
+	VPORD       Z3, Z0, Z0         \
+	VMOVDQU64   320(AX), Z3        \
+	KMOVQ       472(AX), K2        \
+	VPERMI2B.Z  B, A, K2, Z3       \
+	VPORD       Z3, Z0, Z0
+
+// func stepWordsAVX512(k *stepKernel, words *uint64, grad *[64]float32, out *[64]uint32, row *uint64, x0 uint32) bool
+TEXT ·stepWordsAVX512(SB), NOSPLIT, $0-49
 	MOVQ k+0(FP), DI
-	MOVQ in+8(FP), SI
-	MOVQ ms+16(FP), BX
-	MOVQ grad+24(FP), DX
-	MOVQ out+32(FP), R8
+	MOVQ words+8(FP), SI
+	MOVQ grad+16(FP), DX
+	MOVQ out+24(FP), R8
+	MOVQ 120(DI), BX                       // decode table
 	VPBROADCASTD 0(DI), Z31                // lo
 	VPBROADCASTD 4(DI), Z30                // span
 	VPBROADCASTD 8(DI), Z29                // subSpan
@@ -58,18 +80,16 @@ TEXT ·stepBlockAVX512(SB), NOSPLIT, $0-57
 	VPBROADCASTD 36(DI), Z24               // maxMag
 	VPBROADCASTD 40(DI), Z23               // ovf
 	VPBROADCASTD 44(DI), Z22               // signShift
-	VPBROADCASTD 52(DI), Z21               // maxBits
 	VPBROADCASTD 56(DI), Z20               // gamma
-	VPBROADCASTD 68(DI), Z12               // flipT
-	VPBROADCASTD 72(DI), Z11               // flipHi
 	VPBROADCASTD stepConst<>+0(SB), Z10
 	VPBROADCASTD stepConst<>+16(SB), Z19
 	VPBROADCASTD stepConst<>+12(SB), Z18
-	VPBROADCASTD stepConst<>+8(SB), Z17
 	VPBROADCASTD stepConst<>+20(SB), Z16
 	VPBROADCASTD stepConst<>+24(SB), Z15
-	VPBROADCASTD stepConst<>+28(SB), Z14
-	MOVL         x0+48(FP), AX
+	MOVQ         128(DI), AX               // layout
+	VMOVDQU32    384(AX), Z14              // bit offset of each code in its first byte
+	VPBROADCASTD 488(AX), Z17              // code mask
+	MOVL         x0+40(FP), AX
 	VPBROADCASTD AX, Z13
 	VPADDD       stepLanePhi<>(SB), Z13, Z13 // hash inputs of lanes 0..15
 	XORQ CX, CX                            // lane index of the group; flip mask shift
@@ -81,7 +101,26 @@ TEXT ·stepBlockAVX512(SB), NOSPLIT, $0-57
 	XORQ R14, R14                          // underflow
 
 loop512:
-	VMOVUPS (BX)(CX*4), Z0                 // m
+	TESTQ   $31, CX
+	JNZ     group512
+	// A new half block: its 4w bytes, zero above (masked: nothing past
+	// the block is read).
+	MOVQ    128(DI), AX
+	KMOVQ   480(AX), K1
+	VMOVDQU8.Z (SI), K1, Z12
+	ADDQ    496(AX), SI
+
+group512:
+	MOVQ    CX, AX
+	ANDQ    $16, AX
+	SHLQ    $2, AX
+	ADDQ    128(DI), AX                    // unpackIdx of this group
+	VMOVDQU64 (AX), Z21
+	VPERMB  Z12, Z21, Z11
+	VPSRLVD Z14, Z11, Z11
+	VPANDD  Z17, Z11, Z11                  // old codes
+	KXNORW  K1, K1, K1
+	VPGATHERDD (BX)(Z11*4), K1, Z0         // m = table[code]
 	VMOVUPS (DX)(CX*4), Z1                 // g
 	VSUBPS  Z0, Z1, Z1
 	VMULPS  Z20, Z1, Z1                    // rounded on its own, as in Go
@@ -101,7 +140,7 @@ loop512:
 	VPSUBD  Z4, Z28, Z4                    // sh
 	VPMINUD Z16, Z4, Z5                    // s = min(sh, 31)
 	VPSUBD  Z5, Z4, Z4
-	VPANDD  Z17, Z2, Z7
+	VPANDD.BCST stepConst<>+8(SB), Z2, Z7
 	VPORD   Z18, Z7, Z7                    // significand
 	VPSRLVD Z4, Z7, Z7                     // x for subnormal lanes
 	VMOVDQA32 Z2, K2, Z7                   // x = a in normal lanes
@@ -147,8 +186,8 @@ round512:
 	KNOTW   K4, K1
 	VMOVDQA32.Z Z7, K1, Z7                 // zero stays zero
 
-	VPCMPUD $6, Z12, Z7, K1                // |m'| > tau ...
-	VPCMPUD $2, Z11, Z7, K1, K1            // ... and not NaN
+	VPCMPUD.BCST $6, 68(DI), Z7, K1        // |m'| > tau ...
+	VPCMPUD.BCST $2, 72(DI), Z7, K1, K1    // ... and not NaN
 	VPMOVD2M Z1, K2                        // m' < 0
 	KANDNW  K1, K2, K3
 	KANDW   K1, K2, K4
@@ -164,7 +203,7 @@ round512:
 	KMOVW   K3, AX
 	POPCNTL AX, AX
 	ADDQ    AX, R14
-	VPCMPUD $6, Z21, Z2, K3                // above MaxValue
+	VPCMPUD.BCST $6, 52(DI), Z2, K3        // above MaxValue
 	KMOVW   K3, AX
 	POPCNTL AX, AX
 	ADDQ    AX, R9
@@ -173,7 +212,7 @@ round512:
 	VPSLLVD Z22, Z3, Z3
 	VPORD   Z3, Z7, Z7                     // new code
 	VMOVDQU32 Z7, (R8)(CX*4)
-	VPCMPEQD (SI)(CX*4), Z7, K1            // unchanged
+	VPCMPEQD Z11, Z7, K1                   // unchanged
 	KMOVW   K1, AX
 	POPCNTL AX, AX
 	ADDQ    AX, R12
@@ -182,7 +221,7 @@ round512:
 	POPCNTL AX, AX
 	ADDQ    AX, R13
 
-	VPADDD  Z14, Z13, Z13
+	VPADDD.BCST stepConst<>+28(SB), Z13, Z13
 	ADDQ    $16, CX
 	CMPQ    CX, $64
 	JLT     loop512
@@ -193,9 +232,9 @@ round512:
 	ADDQ    R13, 88(DI)
 	ADDQ    R14, 96(DI)
 	ADDQ    R9, 104(DI)
-	MOVQ    row+40(FP), AX
+	MOVQ    row+32(FP), AX
 	TESTQ   AX, AX
-	JZ      ok512
+	JZ      pack512
 	MOVQ    (AX), CX                       // weights (bit 1 = -1)
 	MOVQ    CX, BX
 	NOTQ    BX
@@ -207,14 +246,30 @@ round512:
 	POPCNTQ BX, BX
 	ADDQ    BX, 112(DI)
 
-ok512:
+pack512:
+	MOVQ    words+8(FP), SI
+	MOVQ    128(DI), AX
+	KMOVQ   480(AX), K1
+	VMOVDQU32 (R8), Z1
+	VPSLLVD Z14, Z1, Z1
+	VMOVDQU32 64(R8), Z2
+	VPSLLVD Z14, Z2, Z2
+	PACKHALF(Z1, Z2)
+	VMOVDQU8 Z0, K1, (SI)
+	ADDQ    496(AX), SI
+	VMOVDQU32 128(R8), Z1
+	VPSLLVD Z14, Z1, Z1
+	VMOVDQU32 192(R8), Z2
+	VPSLLVD Z14, Z2, Z2
+	PACKHALF(Z1, Z2)
+	VMOVDQU8 Z0, K1, (SI)
 	VZEROUPPER
-	MOVB $1, ret+56(FP)
+	MOVB $1, ret+48(FP)
 	RET
 
 fail512:
 	VZEROUPPER
-	MOVB $0, ret+56(FP)
+	MOVB $0, ret+48(FP)
 	RET
 
 // func stepBlockAVX2(k *stepKernel, in *[64]uint32, ms, grad *[64]float32, out *[64]uint32, row *uint64, x0 uint32) bool

@@ -8,3 +8,8 @@ package fp
 func stepBlockArch(kind stepKind, k *stepKernel, in *[stepBlock]uint32, ms, g *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool {
 	return stepBlockGeneric(k, in, ms, g, out, row, x0)
 }
+
+// stepWordsArch: no packed-words kernel in this build.
+func stepWordsArch(kind stepKind, k *stepKernel, words *uint64, g *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool {
+	return false
+}

@@ -36,6 +36,7 @@ type stepImplEntry struct {
 	name      string
 	available bool
 	kind      stepKind
+	words     bool // the kernel unpacks and packs the words itself (stepWordsArch)
 }
 
 var (

@@ -156,6 +156,10 @@ func TestStepKernelsMatchGeneric(t *testing.T) {
 				declined++
 			}
 			for _, e := range kinds {
+				if e.words {
+					checkWordsKernel(t, e, v, s.k, in, g, row0, x0, ok, wantOut, want, wantRow)
+					continue
+				}
 				got := s.k
 				var out [stepBlock]uint32
 				gotRow := row0
@@ -446,5 +450,47 @@ func TestUseStepErrors(t *testing.T) {
 	}
 	if err := StepInitError(); err != nil {
 		t.Logf("BNND_STEP: %v", err)
+	}
+}
+
+// checkWordsKernel runs a packed-words kernel on the block in (packed in
+// words with guard words on both sides) and compares it with the generic
+// verdict, codes, counters and flips.
+func checkWordsKernel(t *testing.T, e stepImplEntry, v *Vector, k stepKernel, in [stepBlock]uint32, g [stepBlock]float32,
+	row0 uint64, x0 uint32, ok bool, wantOut [stepBlock]uint32, want stepKernel, wantRow uint64) {
+	t.Helper()
+	w := int(v.width)
+	for i, c := range in {
+		v.Set(i, c)
+	}
+	const canary = 0x5a5a_a5a5_dead_beef
+	buf := make([]uint64, w+4)
+	buf[0], buf[1], buf[w+2], buf[w+3] = canary, canary, canary, canary
+	copy(buf[2:], v.Words())
+	k.table, k.layout = &v.table[0], &stepLayouts[w]
+	want.table, want.layout = k.table, k.layout
+	var out [stepBlock]uint32
+	gotRow := row0
+	gotOK := stepWordsArch(e.kind, &k, &buf[2], &g, &out, &gotRow, x0)
+	if buf[0] != canary || buf[1] != canary || buf[w+2] != canary || buf[w+3] != canary {
+		t.Fatalf("%s %v: guard words overwritten", e.name, v.f)
+	}
+	if gotOK != ok {
+		t.Fatalf("%s %v: accepted %v, generic %v", e.name, v.f, gotOK, ok)
+	}
+	if !ok {
+		if !slices.Equal(buf[2:w+2], v.Words()) || gotRow != row0 {
+			t.Fatalf("%s %v: declined block changed the words or weights", e.name, v.f)
+		}
+		return
+	}
+	if out != wantOut || k != want || gotRow != wantRow {
+		t.Fatalf("%s %v: codes, counters or flips differ from generic\ngot  %x %+v\nwant %x %+v", e.name, v.f, out, k, wantOut, want)
+	}
+	for i, c := range wantOut {
+		v.Set(i, c)
+	}
+	if !slices.Equal(buf[2:w+2], v.Words()) {
+		t.Fatalf("%s %v: packed words %x, want %x", e.name, v.f, buf[2:w+2], v.Words())
 	}
 }
