@@ -7,7 +7,7 @@ import "github.com/klauspost/cpuid/v2"
 func init() {
 	// Registered least preferred first. AVX2 alone has every operation
 	// the kernel needs (variable shifts, 32-bit multiplies).
-	registerStepImpl(stepImplEntry{name: "avx2", available: false && cpuid.CPU.Supports(cpuid.AVX2), kind: stepAVX2})
+	registerStepImpl(stepImplEntry{name: "avx2", available: cpuid.CPU.Supports(cpuid.AVX2), kind: stepAVX2})
 	// AVX-512: F for the 16-lane operations and unsigned compares into
 	// mask registers, DQ for VPMOVD2M, BW for byte-masked loads and stores
 	// and 64-bit mask moves, VBMI for the byte permutes that unpack and

@@ -273,6 +273,223 @@ fail512:
 	RET
 
 // func stepBlockAVX2(k *stepKernel, in *[64]uint32, ms, grad *[64]float32, out *[64]uint32, row *uint64, x0 uint32) bool
-TEXT ·stepBlockAVX2(SB), NOSPLIT, $0-57
+//
+// The constants live broadcast in the frame (sixteen registers do not
+// hold them); "X" constants have the sign bit flipped, because AVX2
+// compares only signed: a <u b exactly when a^2^31 <s b^2^31.
+TEXT ·stepBlockAVX2(SB), $672-57
+	MOVQ k+0(FP), DI
+	VPBROADCASTD stepConst<>+36(SB), Y15   // sign bit
+	VPBROADCASTD stepConst<>+16(SB), Y0
+	VMOVDQU      Y0, 0(SP)             // abs
+	VPBROADCASTD 0(DI), Y0
+	VMOVDQU      Y0, 32(SP)             // lo
+	VPBROADCASTD 4(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 64(SP)             // spanX
+	VPBROADCASTD stepConst<>+12(SB), Y0
+	VMOVDQU      Y0, 96(SP)             // c800000
+	VPBROADCASTD 8(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 128(SP)             // subSpanX
+	VPBROADCASTD 12(DI), Y0
+	VMOVDQU      Y0, 160(SP)             // subBase
+	VPBROADCASTD stepConst<>+20(SB), Y0
+	VMOVDQU      Y0, 192(SP)             // c31
+	VPBROADCASTD stepConst<>+8(SB), Y0
+	VMOVDQU      Y0, 224(SP)             // c7fffff
+	VPBROADCASTD 16(DI), Y0
+	VMOVDQU      Y0, 256(SP)             // shift
+	VPBROADCASTD 20(DI), Y0
+	VMOVDQU      Y0, 288(SP)             // off
+	VPBROADCASTD 28(DI), Y0
+	VMOVDQU      Y0, 320(SP)             // flip
+	VPBROADCASTD stepConst<>+0(SB), Y0
+	VMOVDQU      Y0, 352(SP)             // c1
+	VPBROADCASTD stepConst<>+4(SB), Y0
+	VMOVDQU      Y0, 384(SP)             // c2
+	VPBROADCASTD 36(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 416(SP)             // maxMagX
+	VPBROADCASTD 40(DI), Y0
+	VMOVDQU      Y0, 448(SP)             // ovf
+	VPBROADCASTD 68(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 480(SP)             // flipTX
+	VPBROADCASTD 72(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 512(SP)             // flipHiX
+	VPBROADCASTD 52(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 544(SP)             // maxBitsX
+	VPBROADCASTD 44(DI), Y0
+	VMOVDQU      Y0, 576(SP)             // signShift
+	VPBROADCASTD stepConst<>+32(SB), Y0
+	VMOVDQU      Y0, 608(SP)             // c8phi
+	VPBROADCASTD 56(DI), Y12               // gamma
+	VPBROADCASTD stepConst<>+24(SB), Y13   // 1
+	MOVL         x0+48(FP), AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	VPADDD       stepLanePhi<>(SB), Y14, Y14 // hash inputs of lanes 0..7
+	MOVL    60(DI), AX
+	MOVL    AX, 640(SP)                       // rounding mode
+	MOVQ in+8(FP), SI
+	MOVQ ms+16(FP), BX
+	MOVQ grad+24(FP), DX
+	MOVQ out+32(FP), R8
+	XORQ CX, CX                            // lane index of the group; flip mask shift
+	XORQ R9, R9                            // saturated
+	XORQ R10, R10                          // flip candidates with w = +1
+	XORQ R11, R11                          // flip candidates with w = -1
+	XORQ R12, R12                          // unchanged codes
+	XORQ R13, R13                          // lost
+	XORQ R14, R14                          // underflow
+
+loop2:
+	VMOVUPS (BX)(CX*4), Y0                 // m
+	VMOVUPS (DX)(CX*4), Y1                 // g
+	VSUBPS  Y0, Y1, Y1
+	VMULPS  Y12, Y1, Y1                    // rounded on its own, as in Go
+	VADDPS  Y1, Y0, Y1                     // m'
+	VPAND   0(SP), Y1, Y2                    // a = |m'| bits
+	VPSUBD  32(SP), Y2, Y3
+	VPXOR   Y15, Y3, Y3
+	VMOVDQU 64(SP), Y4
+	VPCMPGTD Y3, Y4, Y4                    // normal in f
+	VPSUBD  96(SP), Y2, Y3
+	VPXOR   Y15, Y3, Y3
+	VMOVDQU 128(SP), Y5
+	VPCMPGTD Y3, Y5, Y5                    // float32-normal, subnormal in f
+	VPXOR   Y6, Y6, Y6
+	VPCMPEQD Y6, Y2, Y6                    // zero
+	VPOR    Y4, Y5, Y3
+	VPOR    Y6, Y3, Y3
+	VMOVMSKPS Y3, AX
+	CMPL    AX, $0xff
+	JNE     fail2                          // some lane needs the scalar encoder
+
+	VPSRLD  $23, Y2, Y7
+	VMOVDQU 160(SP), Y8
+	VPSUBD  Y7, Y8, Y7                     // sh
+	VPMINUD 192(SP), Y7, Y8                    // s = min(sh, 31)
+	VPSUBD  Y8, Y7, Y7
+	VPAND   224(SP), Y2, Y9
+	VPOR    96(SP), Y9, Y9                // significand
+	VPSRLVD Y7, Y9, Y9                     // x for subnormal lanes
+	VBLENDVPS Y4, Y2, Y9, Y9               // x = a in normal lanes
+	VBLENDVPS Y4, 256(SP), Y8, Y8            // s = shift in normal lanes
+	VPAND   288(SP), Y4, Y10                   // o: off in normal lanes, else 0
+	CMPL    640(SP), $1
+	JEQ     stoch2
+	JHI     tz2
+	VPAND   320(SP), Y4, Y11                  // tie parity flip (normal lanes)
+	VPSRLVD Y8, Y9, Y3
+	VPXOR   Y11, Y3, Y3
+	VPAND   Y13, Y3, Y3                    // kept LSB: ties to even
+	VPSUBD  Y13, Y8, Y11
+	VPSLLVD Y11, Y13, Y11
+	VPSUBD  Y13, Y11, Y11                  // 2^(s-1)-1
+	VPADDD  Y11, Y3, Y3
+	JMP     round2
+
+stoch2:
+	VPSRLD  $16, Y14, Y3                   // lowbias32
+	VPXOR   Y14, Y3, Y3
+	VPMULLD 352(SP), Y3, Y3
+	VPSRLD  $15, Y3, Y11
+	VPXOR   Y11, Y3, Y3
+	VPMULLD 384(SP), Y3, Y3
+	VPSRLD  $16, Y3, Y11
+	VPXOR   Y11, Y3, Y3
+	VPSLLVD Y8, Y13, Y11
+	VPSUBD  Y13, Y11, Y11                  // 2^s-1
+	VPAND   Y11, Y3, Y3
+	JMP     round2
+
+tz2:
+	VPXOR   Y3, Y3, Y3
+
+round2:
+	VPADDD  Y3, Y9, Y9
+	VPSRLVD Y8, Y9, Y9
+	VPSUBD  Y10, Y9, Y9                    // magnitude
+	VPXOR   Y15, Y9, Y3
+	VPCMPGTD 416(SP), Y3, Y3
+	VBLENDVPS Y3, 448(SP), Y9, Y9              // overflow
+	VPANDN  Y9, Y6, Y9                     // zero stays zero
+
+	VPXOR   Y15, Y9, Y3
+	VPCMPGTD 480(SP), Y3, Y4                // |m'| > tau ...
+	VPCMPGTD 512(SP), Y3, Y5
+	VPANDN  Y4, Y5, Y4                     // ... and not NaN
+	VMOVMSKPS Y4, AX
+	VMOVMSKPS Y1, DI                       // m' < 0
+	ANDL    AX, DI
+	XORL    DI, AX
+	SHLQ    CX, AX
+	ORQ     AX, R10
+	SHLQ    CX, DI
+	ORQ     DI, R11
+
+	VPXOR   Y5, Y5, Y5
+	VPCMPEQD Y5, Y9, Y3
+	VPANDN  Y3, Y6, Y3                     // stored as 0 although not 0
+	VMOVMSKPS Y3, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R14
+	VPXOR   Y15, Y2, Y3
+	VPCMPGTD 544(SP), Y3, Y3              // above MaxValue
+	VMOVMSKPS Y3, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R9
+
+	VPSRLD  $31, Y1, Y3
+	VPSLLVD 576(SP), Y3, Y3
+	VPOR    Y3, Y9, Y9                     // new code
+	VMOVDQU Y9, (R8)(CX*4)
+	VPCMPEQD (SI)(CX*4), Y9, Y3            // unchanged
+	VMOVMSKPS Y3, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R12
+	VCMPPS  $4, (DX)(CX*4), Y0, Y5         // g != m
+	VPAND   Y3, Y5, Y5
+	VMOVMSKPS Y5, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R13
+
+	VPADDD  608(SP), Y14, Y14
+	ADDQ    $8, CX
+	CMPQ    CX, $64
+	JLT     loop2
+
+	MOVQ    k+0(FP), DI
+	MOVQ    $64, AX
+	SUBQ    R12, AX
+	ADDQ    AX, 80(DI)
+	ADDQ    R13, 88(DI)
+	ADDQ    R14, 96(DI)
+	ADDQ    R9, 104(DI)
+	MOVQ    row+40(FP), AX
+	TESTQ   AX, AX
+	JZ      ok2
+	MOVQ    (AX), CX                       // weights (bit 1 = -1)
+	MOVQ    CX, BX
+	NOTQ    BX
+	ANDQ    R10, BX
+	ANDQ    CX, R11
+	ORQ     R11, BX                        // flips
+	XORQ    BX, CX
+	MOVQ    CX, (AX)
+	POPCNTQ BX, BX
+	ADDQ    BX, 112(DI)
+
+ok2:
+	VZEROUPPER
+	MOVB $1, ret+56(FP)
+	RET
+
+fail2:
+	VZEROUPPER
 	MOVB $0, ret+56(FP)
 	RET
