@@ -345,9 +345,11 @@ func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col
 			rw = &row[(col0+j)/64]
 		}
 		x0 := s.k.key + uint32(j)*stepGolden
-		if !wordsKernel || !stepWordsArch(kind, &s.k, &words[0], gb, &out, rw, x0) {
+		base := (start + j) / stepBlock * int(v.width)
+		if !wordsKernel || base+int(v.width)+stepActive.overread > len(v.words) ||
+			!stepWordsArch(kind, &s.k, &words[0], gb, &out, rw, x0) {
 			v.unpack64(words, &in, &ms)
-			if wordsKernel || kind == stepGenericKind || !stepBlockArch(kind, &s.k, &in, &ms, gb, &out, rw, x0) {
+			if kind == stepGenericKind || !stepBlockArch(kind, &s.k, &in, &ms, gb, &out, rw, x0) {
 				// The generic step, or a block with a value outside the
 				// kernel's range: the Go loop does it (kernels commit
 				// nothing when they decline a block).
@@ -392,23 +394,15 @@ func (v *Vector) unpack64(words []uint64, codes *[stepBlock]uint32, ms *[stepBlo
 		}
 		return
 	}
+	// Branch-free: each code from the word it starts in and the next one
+	// (the pattern of codes that straddle two words would mispredict).
 	width, mask := v.width, v.mask
-	var acc uint64 // unread bits of the previous word, from bit 0
-	var have uint  // how many
-	wi := 0
+	last := width - 1
+	words = words[:width]
 	for k := range codes {
-		var code uint64
-		if have >= width {
-			code = acc & mask
-			acc >>= width
-			have -= width
-		} else {
-			next := words[wi]
-			wi++
-			code = (acc | next<<have) & mask
-			acc = next >> (width - have)
-			have += 64 - width
-		}
+		p := uint(k) * width
+		wi, off := p/64, p%64
+		code := (words[wi]>>off | words[min(wi+1, last)]<<(64-off)) & mask
 		codes[k] = uint32(code)
 		ms[k] = tab[code]
 	}
@@ -424,20 +418,18 @@ func (v *Vector) pack64(words []uint64, codes *[stepBlock]uint32) {
 		}
 		return
 	}
+	// Branch-free: OR each code into the word it starts in and the next
+	// one (a code that does not straddle adds zero there).
 	width, mask := v.width, v.mask
-	var acc uint64
-	var have uint
-	wi := 0
-	for _, c := range codes {
+	last := width - 1
+	words = words[:width]
+	clear(words)
+	for k, c := range codes {
+		p := uint(k) * width
+		wi, off := p/64, p%64
 		code := uint64(c) & mask
-		acc |= code << have
-		have += width
-		if have >= 64 {
-			words[wi] = acc
-			wi++
-			have -= 64
-			acc = code >> (width - have)
-		}
+		words[wi] |= code << off
+		words[min(wi+1, last)] |= code >> (64 - off) // 0 when off == 0 (Go shifts by 64 give 0)
 	}
 }
 

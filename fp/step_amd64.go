@@ -7,7 +7,8 @@ import "github.com/klauspost/cpuid/v2"
 func init() {
 	// Registered least preferred first. AVX2 alone has every operation
 	// the kernel needs (variable shifts, 32-bit multiplies).
-	registerStepImpl(stepImplEntry{name: "avx2", available: cpuid.CPU.Supports(cpuid.AVX2), kind: stepAVX2})
+	registerStepImpl(stepImplEntry{name: "avx2", available: cpuid.CPU.Supports(cpuid.AVX2), kind: stepAVX2,
+		words: true, overread: 2})
 	// AVX-512: F for the 16-lane operations and unsigned compares into
 	// mask registers, DQ for VPMOVD2M, BW for byte-masked loads and stores
 	// and 64-bit mask moves, VBMI for the byte permutes that unpack and
@@ -19,8 +20,11 @@ func init() {
 // stepWordsArch calls the packed-words kernel of kind (entries with words
 // set); the arguments were checked by Vector.run.
 func stepWordsArch(kind stepKind, k *stepKernel, words *uint64, g *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool {
-	if kind == stepAVX512 {
+	switch kind {
+	case stepAVX512:
 		return stepWordsAVX512(k, words, g, out, row, x0)
+	case stepAVX2:
+		return stepWordsAVX2(k, words, g, out, row, x0)
 	}
 	return false
 }
@@ -58,3 +62,9 @@ func stepWordsAVX512(k *stepKernel, words *uint64, grad *[stepBlock]float32, out
 //
 //go:noescape
 func stepBlockAVX2(k *stepKernel, in *[stepBlock]uint32, ms, grad *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool
+
+// stepWordsAVX2 is stepWordsAVX512 on 8 lanes at a time; it reads (never
+// writes) up to two words past the block, which the caller must own.
+//
+//go:noescape
+func stepWordsAVX2(k *stepKernel, words *uint64, grad *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool

@@ -493,3 +493,283 @@ fail2:
 	VZEROUPPER
 	MOVB $0, ret+56(FP)
 	RET
+
+// func stepWordsAVX2(k *stepKernel, words *uint64, grad *[64]float32, out *[64]uint32, row *uint64, x0 uint32) bool
+//
+// The constants live broadcast in the frame (sixteen registers do not
+// hold them); "X" constants have the sign bit flipped, because AVX2
+// compares only signed: a <u b exactly when a^2^31 <s b^2^31.
+TEXT ·stepWordsAVX2(SB), $1104-49
+	MOVQ k+0(FP), DI
+	VPBROADCASTD stepConst<>+36(SB), Y15   // sign bit
+	VPBROADCASTD stepConst<>+16(SB), Y0
+	VMOVDQU      Y0, 0(SP)             // abs
+	VPBROADCASTD 0(DI), Y0
+	VMOVDQU      Y0, 32(SP)             // lo
+	VPBROADCASTD 4(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 64(SP)             // spanX
+	VPBROADCASTD stepConst<>+12(SB), Y0
+	VMOVDQU      Y0, 96(SP)             // c800000
+	VPBROADCASTD 8(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 128(SP)             // subSpanX
+	VPBROADCASTD 12(DI), Y0
+	VMOVDQU      Y0, 160(SP)             // subBase
+	VPBROADCASTD stepConst<>+20(SB), Y0
+	VMOVDQU      Y0, 192(SP)             // c31
+	VPBROADCASTD stepConst<>+8(SB), Y0
+	VMOVDQU      Y0, 224(SP)             // c7fffff
+	VPBROADCASTD 16(DI), Y0
+	VMOVDQU      Y0, 256(SP)             // shift
+	VPBROADCASTD 20(DI), Y0
+	VMOVDQU      Y0, 288(SP)             // off
+	VPBROADCASTD 28(DI), Y0
+	VMOVDQU      Y0, 320(SP)             // flip
+	VPBROADCASTD stepConst<>+0(SB), Y0
+	VMOVDQU      Y0, 352(SP)             // c1
+	VPBROADCASTD stepConst<>+4(SB), Y0
+	VMOVDQU      Y0, 384(SP)             // c2
+	VPBROADCASTD 36(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 416(SP)             // maxMagX
+	VPBROADCASTD 40(DI), Y0
+	VMOVDQU      Y0, 448(SP)             // ovf
+	VPBROADCASTD 68(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 480(SP)             // flipTX
+	VPBROADCASTD 72(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 512(SP)             // flipHiX
+	VPBROADCASTD 52(DI), Y0
+	VPXOR        Y15, Y0, Y0
+	VMOVDQU      Y0, 544(SP)             // maxBitsX
+	VPBROADCASTD 44(DI), Y0
+	VMOVDQU      Y0, 576(SP)             // signShift
+	VPBROADCASTD stepConst<>+32(SB), Y0
+	VMOVDQU      Y0, 608(SP)             // c8phi
+	VPBROADCASTD 56(DI), Y12               // gamma
+	VPBROADCASTD stepConst<>+24(SB), Y13   // 1
+	MOVQ         128(DI), AX               // layout: copied to the frame
+	VMOVDQU      504(AX), Y0
+	VMOVDQU      Y0, 672(SP)               // unpack byte shuffle
+	VMOVDQU      536(AX), Y0
+	VMOVDQU      Y0, 704(SP)               // bit offsets
+	VPBROADCASTD 488(AX), Y0
+	VMOVDQU      Y0, 736(SP)               // code mask
+	VMOVDQU      568(AX), Y0
+	VMOVDQU      Y0, 768(SP)               // pack byte shuffles
+	VMOVDQU      600(AX), Y0
+	VMOVDQU      Y0, 800(SP)
+	VMOVDQU      632(AX), Y0
+	VMOVDQU      Y0, 832(SP)
+	VMOVDQU      664(AX), Y0
+	VMOVDQU      Y0, 864(SP)
+	MOVQ         696(AX), AX
+	MOVQ         AX, 928(SP)               // w: bytes per 8 codes, words per block
+	MOVL         x0+40(FP), AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	VPADDD       stepLanePhi<>(SB), Y14, Y14 // hash inputs of lanes 0..7
+	MOVL    60(DI), AX
+	MOVL    AX, 640(SP)                       // rounding mode
+	MOVQ words+8(FP), SI
+	MOVQ 120(DI), BX                       // decode table
+	MOVQ grad+16(FP), DX
+	MOVQ out+24(FP), R8
+	XORQ CX, CX                            // lane index of the group; flip mask shift
+	XORQ R9, R9                            // saturated
+	XORQ R10, R10                          // flip candidates with w = +1
+	XORQ R11, R11                          // flip candidates with w = -1
+	XORQ R12, R12                          // unchanged codes
+	XORQ R13, R13                          // lost
+	XORQ R14, R14                          // underflow
+
+loopw2:
+	VBROADCASTI128 (SI), Y3                // the w bytes of 8 codes (and 16-w more)
+	VPSHUFB 672(SP), Y3, Y3
+	VPSRLVD 704(SP), Y3, Y3
+	VPAND   736(SP), Y3, Y3                // old codes
+	VMOVDQU Y3, 896(SP)
+	VPCMPEQD Y0, Y0, Y0
+	VPGATHERDD Y0, (BX)(Y3*4), Y2
+	VMOVAPS Y2, Y0                         // m = table[code]
+	VMOVUPS (DX)(CX*4), Y1                 // g
+	VSUBPS  Y0, Y1, Y1
+	VMULPS  Y12, Y1, Y1                    // rounded on its own, as in Go
+	VADDPS  Y1, Y0, Y1                     // m'
+	VPAND   0(SP), Y1, Y2                    // a = |m'| bits
+	VPSUBD  32(SP), Y2, Y3
+	VPXOR   Y15, Y3, Y3
+	VMOVDQU 64(SP), Y4
+	VPCMPGTD Y3, Y4, Y4                    // normal in f
+	VPSUBD  96(SP), Y2, Y3
+	VPXOR   Y15, Y3, Y3
+	VMOVDQU 128(SP), Y5
+	VPCMPGTD Y3, Y5, Y5                    // float32-normal, subnormal in f
+	VPXOR   Y6, Y6, Y6
+	VPCMPEQD Y6, Y2, Y6                    // zero
+	VPOR    Y4, Y5, Y3
+	VPOR    Y6, Y3, Y3
+	VMOVMSKPS Y3, AX
+	CMPL    AX, $0xff
+	JNE     failw2                          // some lane needs the scalar encoder
+
+	VPSRLD  $23, Y2, Y7
+	VMOVDQU 160(SP), Y8
+	VPSUBD  Y7, Y8, Y7                     // sh
+	VPMINUD 192(SP), Y7, Y8                    // s = min(sh, 31)
+	VPSUBD  Y8, Y7, Y7
+	VPAND   224(SP), Y2, Y9
+	VPOR    96(SP), Y9, Y9                // significand
+	VPSRLVD Y7, Y9, Y9                     // x for subnormal lanes
+	VBLENDVPS Y4, Y2, Y9, Y9               // x = a in normal lanes
+	VBLENDVPS Y4, 256(SP), Y8, Y8            // s = shift in normal lanes
+	VPAND   288(SP), Y4, Y10                   // o: off in normal lanes, else 0
+	CMPL    640(SP), $1
+	JEQ     stochw2
+	JHI     tzw2
+	VPAND   320(SP), Y4, Y11                  // tie parity flip (normal lanes)
+	VPSRLVD Y8, Y9, Y3
+	VPXOR   Y11, Y3, Y3
+	VPAND   Y13, Y3, Y3                    // kept LSB: ties to even
+	VPSUBD  Y13, Y8, Y11
+	VPSLLVD Y11, Y13, Y11
+	VPSUBD  Y13, Y11, Y11                  // 2^(s-1)-1
+	VPADDD  Y11, Y3, Y3
+	JMP     roundw2
+
+stochw2:
+	VPSRLD  $16, Y14, Y3                   // lowbias32
+	VPXOR   Y14, Y3, Y3
+	VPMULLD 352(SP), Y3, Y3
+	VPSRLD  $15, Y3, Y11
+	VPXOR   Y11, Y3, Y3
+	VPMULLD 384(SP), Y3, Y3
+	VPSRLD  $16, Y3, Y11
+	VPXOR   Y11, Y3, Y3
+	VPSLLVD Y8, Y13, Y11
+	VPSUBD  Y13, Y11, Y11                  // 2^s-1
+	VPAND   Y11, Y3, Y3
+	JMP     roundw2
+
+tzw2:
+	VPXOR   Y3, Y3, Y3
+
+roundw2:
+	VPADDD  Y3, Y9, Y9
+	VPSRLVD Y8, Y9, Y9
+	VPSUBD  Y10, Y9, Y9                    // magnitude
+	VPXOR   Y15, Y9, Y3
+	VPCMPGTD 416(SP), Y3, Y3
+	VBLENDVPS Y3, 448(SP), Y9, Y9              // overflow
+	VPANDN  Y9, Y6, Y9                     // zero stays zero
+
+	VPXOR   Y15, Y9, Y3
+	VPCMPGTD 480(SP), Y3, Y4                // |m'| > tau ...
+	VPCMPGTD 512(SP), Y3, Y5
+	VPANDN  Y4, Y5, Y4                     // ... and not NaN
+	VMOVMSKPS Y4, AX
+	VMOVMSKPS Y1, DI                       // m' < 0
+	ANDL    AX, DI
+	XORL    DI, AX
+	SHLQ    CX, AX
+	ORQ     AX, R10
+	SHLQ    CX, DI
+	ORQ     DI, R11
+
+	VPXOR   Y5, Y5, Y5
+	VPCMPEQD Y5, Y9, Y3
+	VPANDN  Y3, Y6, Y3                     // stored as 0 although not 0
+	VMOVMSKPS Y3, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R14
+	VPXOR   Y15, Y2, Y3
+	VPCMPGTD 544(SP), Y3, Y3              // above MaxValue
+	VMOVMSKPS Y3, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R9
+
+	VPSRLD  $31, Y1, Y3
+	VPSLLVD 576(SP), Y3, Y3
+	VPOR    Y3, Y9, Y9                     // new code
+	VMOVDQU Y9, (R8)(CX*4)
+	VPCMPEQD 896(SP), Y9, Y3               // unchanged
+	VMOVMSKPS Y3, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R12
+	VCMPPS  $4, (DX)(CX*4), Y0, Y5         // g != m
+	VPAND   Y3, Y5, Y5
+	VMOVMSKPS Y5, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R13
+
+	VPADDD  608(SP), Y14, Y14
+	ADDQ    928(SP), SI
+	ADDQ    $8, CX
+	CMPQ    CX, $64
+	JLT     loopw2
+
+	MOVQ    k+0(FP), DI
+	MOVQ    $64, AX
+	SUBQ    R12, AX
+	ADDQ    AX, 80(DI)
+	ADDQ    R13, 88(DI)
+	ADDQ    R14, 96(DI)
+	ADDQ    R9, 104(DI)
+	MOVQ    row+32(FP), AX
+	TESTQ   AX, AX
+	JZ      packw2
+	MOVQ    (AX), CX                       // weights (bit 1 = -1)
+	MOVQ    CX, BX
+	NOTQ    BX
+	ANDQ    R10, BX
+	ANDQ    CX, R11
+	ORQ     R11, BX                        // flips
+	XORQ    BX, CX
+	MOVQ    CX, (AX)
+	POPCNTQ BX, BX
+	ADDQ    BX, 112(DI)
+
+packw2:
+	// Each 8 codes give w bytes: stored 16 at a time at increasing
+	// offsets of a scratch block (the next store overwrites the zeros past
+	// w), which is then copied word by word, so nothing past the block is
+	// written.
+	LEAQ    960(SP), DI
+	XORQ    CX, CX
+packloopw2:
+	VMOVDQU (R8)(CX*4), Y0
+	VPSLLVD 704(SP), Y0, Y0
+	VPSHUFB 768(SP), Y0, Y1
+	VPSHUFB 800(SP), Y0, Y2
+	VPOR    Y2, Y1, Y1
+	VPSHUFB 832(SP), Y0, Y2
+	VPOR    Y2, Y1, Y1
+	VPSHUFB 864(SP), Y0, Y2
+	VPOR    Y2, Y1, Y1
+	VEXTRACTI128 $1, Y1, X2
+	VPOR    X2, X1, X1                     // lanes 0..3 and 4..7 meet in the middle byte
+	VMOVDQU X1, (DI)
+	ADDQ    928(SP), DI
+	ADDQ    $8, CX
+	CMPQ    CX, $64
+	JLT     packloopw2
+	MOVQ    words+8(FP), SI
+	MOVQ    928(SP), CX
+	LEAQ    960(SP), DI
+copyw2:
+	MOVQ    (DI), AX
+	MOVQ    AX, (SI)
+	ADDQ    $8, DI
+	ADDQ    $8, SI
+	DECQ    CX
+	JNZ     copyw2
+	VZEROUPPER
+	MOVB $1, ret+48(FP)
+	RET
+
+failw2:
+	VZEROUPPER
+	MOVB $0, ret+48(FP)
+	RET

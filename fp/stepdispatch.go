@@ -37,6 +37,7 @@ type stepImplEntry struct {
 	available bool
 	kind      stepKind
 	words     bool // the kernel unpacks and packs the words itself (stepWordsArch)
+	overread  int  // words past a block the words kernel may read
 }
 
 var (

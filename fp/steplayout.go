@@ -20,6 +20,13 @@ type stepLayout struct {
 	codeMask  uint32      // 488
 	_         uint32
 	halfBytes uint64 // 496: 4w
+
+	// AVX2: eight codes are exactly w bytes; VPSHUFB works within 16-byte
+	// lanes, so both lanes see the same w bytes (lanes 0..3 and 4..7).
+	shuf     [32]byte    // 504: unpack: lane k byte b = k·w/8 + b
+	shifts8  [8]uint32   // 536: k·w mod 8
+	packShuf [4][32]byte // 568: pack: the c-th contribution of the lanes of each 16-byte half to output byte o, or 0x80
+	wBytes   uint64      // 696: w
 }
 
 // stepLayouts[w] for w = 2..16.
@@ -34,6 +41,27 @@ var stepLayouts = func() (ls [17]stepLayout) {
 			for h := range 2 {
 				for b := range 4 {
 					l.unpackIdx[h][4*k+b] = byte((2*w*h + k*w/8 + b) & 63)
+				}
+			}
+		}
+		l.wBytes = uint64(w)
+		for k := range 8 {
+			l.shifts8[k] = uint32(k * w % 8)
+			for b := range 4 {
+				l.shuf[4*k+b] = byte((k*w/8 + b) & 15)
+			}
+		}
+		for h := range 2 {
+			for o := range 16 {
+				c := 0
+				for k := 4 * h; k < 4*h+4; k++ {
+					if o < w && k*w < 8*o+8 && k*w+w > 8*o {
+						l.packShuf[c][16*h+o] = byte(4*(k-4*h) + o - k*w/8)
+						c++
+					}
+				}
+				for ; c < 4; c++ {
+					l.packShuf[c][16*h+o] = 0x80
 				}
 			}
 		}
