@@ -2,7 +2,6 @@ package bop
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/bnnd/bnnd/bnn"
@@ -58,28 +57,17 @@ func BenchmarkFold(b *testing.B) {
 // widths that matter most (4–8 bits, stochastic 5 and 6) and up to 16.
 var stepBenchFormats = []string{"e2m1b20s", "e2m2b21s", "e2m3b21s", "e3m2b24s", "e4m3b28", "e4m3b28s", "e5m6b24s", "e5m10b24s"}
 
-// foldBench times FoldTile on one tile of 32 rows × 1024 columns with
-// gradients of the size of real ones, in ns per momentum.
+// foldBench times StepBench's fold in ns per momentum.
 func foldBench(b *testing.B, format string) {
-	net := testNet(&testing.T{}, []int{32}, 1024, 2, 2, 1, 1)
-	o, err := New(net, Config{Formats: []fp.Format{fp.MustParseFormat(format)}, Seed: 1})
+	fold, momenta, err := StepBench(fp.MustParseFormat(format))
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(1, 1))
-	g := make([]float32, 32*1024)
-	for i := range g {
-		g[i] = float32(r.NormFloat64() * 3e-5)
-	}
-	tile := &bnn.WeightTile{Layer: 0, Row0: 0, Row1: 32, Col0: 0, Col1: 1024, Cols: 1024, Grad: g, Weights: net.Weights(0), RowWords: 16}
-	for range 100 { // momenta of the size the gradients give them
-		o.FoldTile(0, tile)
-	}
 	b.ResetTimer()
 	for b.Loop() {
-		o.FoldTile(0, tile)
+		fold()
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*32*1024), "ns/momentum")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*momenta), "ns/momentum")
 }
 
 // BenchmarkStep is the fused Bop step (update, encode, flip test) by step
