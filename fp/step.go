@@ -394,17 +394,29 @@ func (v *Vector) unpack64(words []uint64, codes *[stepBlock]uint32, ms *[stepBlo
 		}
 		return
 	}
-	// Branch-free: each code from the word it starts in and the next one
-	// (the pattern of codes that straddle two words would mispredict).
-	width, mask := v.width, v.mask
+	// Chunks of g codes (g·width ≤ 64 bits) read as one 64-bit window
+	// from the word they start in and the next one, branch-free (the
+	// pattern of chunks that straddle two words would mispredict).
+	width := v.width
+	mask := uint64(len(tab) - 1) // == v.mask, written so that tab[x&mask] needs no bounds check
+	g := uint(8)
+	if width > 8 {
+		g = 4
+	}
 	last := width - 1
 	words = words[:width]
-	for k := range codes {
-		p := uint(k) * width
+	for k := uint(0); k < stepBlock; k += g {
+		p := k * width
 		wi, off := p/64, p%64
-		code := (words[wi]>>off | words[min(wi+1, last)]<<(64-off)) & mask
-		codes[k] = uint32(code)
-		ms[k] = tab[code]
+		x := words[wi]>>off | words[min(wi+1, last)]<<(64-off) // 0 when off == 0
+		c := codes[k : k+g : k+g]
+		m := ms[k : k+g : k+g]
+		for i := range c {
+			code := x & mask
+			x >>= width & 63
+			c[i] = uint32(code)
+			m[i] = tab[code]
+		}
 	}
 }
 
@@ -418,18 +430,26 @@ func (v *Vector) pack64(words []uint64, codes *[stepBlock]uint32) {
 		}
 		return
 	}
-	// Branch-free: OR each code into the word it starts in and the next
-	// one (a code that does not straddle adds zero there).
+	// Chunks of g codes (g·width ≤ 64 bits) assembled in a register and
+	// ORed into the word they start in and the next one.
 	width, mask := v.width, v.mask
+	g := uint(8)
+	if width > 8 {
+		g = 4
+	}
 	last := width - 1
 	words = words[:width]
 	clear(words)
-	for k, c := range codes {
-		p := uint(k) * width
+	for k := uint(0); k < stepBlock; k += g {
+		c := codes[k : k+g : k+g]
+		var x uint64
+		for i := len(c) - 1; i >= 0; i-- {
+			x = x<<(width&63) | uint64(c[i])&mask
+		}
+		p := k * width
 		wi, off := p/64, p%64
-		code := uint64(c) & mask
-		words[wi] |= code << off
-		words[min(wi+1, last)] |= code >> (64 - off) // 0 when off == 0 (Go shifts by 64 give 0)
+		words[wi] |= x << off
+		words[min(wi+1, last)] |= x >> (64 - off) // 0 when off == 0 (Go shifts by 64 give 0)
 	}
 }
 
