@@ -348,7 +348,7 @@ func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col
 		base := (start + j) / stepBlock * int(v.width)
 		if !wordsKernel || base+int(v.width)+stepActive.overread > len(v.words) ||
 			!stepWordsArch(kind, &s.k, &words[0], gb, &out, rw, x0) {
-			v.unpack64(words, &in, &ms)
+			v.unpack64Arch(kind, words, &in, &ms)
 			if kind == stepGenericKind || !stepBlockArch(kind, &s.k, &in, &ms, gb, &out, rw, x0) {
 				// The generic step, or a block with a value outside the
 				// kernel's range: the Go loop does it (kernels commit
@@ -361,7 +361,7 @@ func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col
 					s.k.flips += int64(bits.OnesCount64(f))
 				}
 			}
-			v.pack64(words, &out)
+			v.pack64Arch(kind, words, &out)
 		}
 		if row != nil && !aligned {
 			s.flipBits(out[:], row, col0+j)

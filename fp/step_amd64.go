@@ -68,3 +68,13 @@ func stepBlockAVX2(k *stepKernel, in *[stepBlock]uint32, ms, grad *[stepBlock]fl
 //
 //go:noescape
 func stepWordsAVX2(k *stepKernel, words *uint64, grad *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool
+
+// unpack64Arch: the Go loop (the amd64 kernels unpack the words themselves).
+func (v *Vector) unpack64Arch(kind stepKind, words []uint64, codes *[stepBlock]uint32, ms *[stepBlock]float32) {
+	v.unpack64(words, codes, ms)
+}
+
+// pack64Arch: the Go loop.
+func (v *Vector) pack64Arch(kind stepKind, words []uint64, codes *[stepBlock]uint32) {
+	v.pack64(words, codes)
+}

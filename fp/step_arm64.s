@@ -311,3 +311,114 @@ okneon:
 failneon:
 	MOVB ZR, ret+56(FP)          // declined: counters and weights untouched
 	RET
+
+// func stepUnpackNEON(words *uint64, codes *[64]uint32, ms *[64]float32, tab *float32, width int)
+//
+// Unpacks the 64 codes of width (2..16) whole words and decodes them
+// through tab; it replaces Vector.unpack64's Go loop (chunks of 8 codes,
+// or 4 above 8 bits, read as one 64-bit window), which the compiler turns
+// into twice the instructions.
+TEXT ·stepUnpackNEON(SB), NOSPLIT, $0-40
+	MOVD  words+0(FP), R0                // packed codes
+	MOVD  codes+8(FP), R1                // unpacked codes, written in order
+	MOVD  ms+16(FP), R2                  // their values, written in order
+	MOVD  tab+24(FP), R3                 // decode table
+	MOVD  width+32(FP), R4               // code width
+	MOVD  $1, R5                         // mask = 2^width - 1 ...
+	LSL   R4, R5, R5                     //
+	SUB   $1, R5, R5                     // ... done
+	MOVD  $8, R6                         // codes per chunk: 8 up to 8 bits ...
+	MOVD  $4, R7                         //
+	CMP   $8, R4                         //
+	CSEL  GT, R7, R6, R6                 // ... 4 above
+	MUL   R4, R6, R15                    // bits per chunk
+	SUB   $1, R4, R14                    // index of the last word
+	MOVD  ZR, R8                         // bit position of the chunk
+	MOVD  $64, R7                        // codes left
+unpackchunk:
+	LSR   $6, R8, R10                    // word the chunk starts in
+	ADD   $1, R10, R11                   // the next word ...
+	CMP   R14, R11                       //
+	CSEL  HI, R14, R11, R11              // ... or the last one (then nothing straddles)
+	MOVD  (R0)(R10<<3), R12              // first word
+	LSR   R8, R12, R12                   // >> (position mod 64)
+	MOVD  (R0)(R11<<3), R13              // next word
+	MVN   R8, R9                         // 63 - position mod 64 (shifts use 6 bits)
+	LSL   R9, R13, R13                   //
+	LSL   $1, R13, R13                   // << (64 - position mod 64): 0 when aligned
+	ORR   R13, R12, R12                  // the chunk's bits from bit 0
+	MOVD  R6, R9                         // codes in the chunk
+unpackcode:
+	AND   R5, R12, R10                   // a code
+	LSR   R4, R12, R12                   // the next one to bit 0
+	FMOVS (R3)(R10<<2), F0               // its value
+	MOVW.P R10, 4(R1)                    // store the code
+	FMOVS.P F0, 4(R2)                    // store the value
+	AND   R5, R12, R10                   // the same for a second code
+	LSR   R4, R12, R12                   //
+	FMOVS (R3)(R10<<2), F0               //
+	MOVW.P R10, 4(R1)                    //
+	FMOVS.P F0, 4(R2)                    //
+	SUBS  $2, R9, R9                     // two codes per turn (chunks are 4 or 8)
+	BNE   unpackcode                     //
+	ADD   R15, R8, R8                    // next chunk
+	SUBS  R6, R7, R7                     //
+	BNE   unpackchunk                    //
+	RET                                  //
+
+// func stepPackNEON(words *uint64, codes *[64]uint32, width int)
+//
+// Packs 64 codes (each < 2^width) into width (2..16) whole words; it
+// replaces Vector.pack64's Go loop (the same chunks ORed into the zeroed
+// words).
+TEXT ·stepPackNEON(SB), NOSPLIT, $0-24
+	MOVD  words+0(FP), R0                // packed codes
+	MOVD  codes+8(FP), R1                // codes, read in order
+	MOVD  width+16(FP), R4               // code width
+	MOVD  R4, R9                         // words to clear
+	MOVD  R0, R10                        //
+packclear:
+	MOVD.P ZR, 8(R10)                    // clear a word
+	SUBS  $1, R9, R9                     //
+	BNE   packclear                      //
+	MOVD  $8, R6                         // codes per chunk: 8 up to 8 bits ...
+	MOVD  $4, R7                         //
+	CMP   $8, R4                         //
+	CSEL  GT, R7, R6, R6                 // ... 4 above
+	MUL   R4, R6, R15                    // bits per chunk
+	SUB   $1, R4, R14                    // index of the last word
+	MOVD  ZR, R8                         // bit position of the chunk
+	MOVD  $64, R7                        // codes left
+packchunk:
+	MOVD  ZR, R12                        // the chunk's bits
+	MOVD  ZR, R13                        // where the next code goes
+	MOVD  R6, R9                         // codes in the chunk
+packcode:
+	MOVWU.P 4(R1), R10                   // a code
+	LSL   R13, R10, R10                  // to its place
+	ORR   R10, R12, R12                  //
+	ADD   R4, R13, R13                   //
+	MOVWU.P 4(R1), R10                   // the same for a second code
+	LSL   R13, R10, R10                  //
+	ORR   R10, R12, R12                  //
+	ADD   R4, R13, R13                   //
+	SUBS  $2, R9, R9                     // two codes per turn
+	BNE   packcode                       //
+	LSR   $6, R8, R10                    // word the chunk starts in
+	ADD   $1, R10, R11                   // the next word ...
+	CMP   R14, R11                       //
+	CSEL  HI, R14, R11, R11              // ... or the last one (then nothing straddles)
+	LSL   R8, R12, R13                   // << (position mod 64)
+	MOVD  (R0)(R10<<3), R2               // OR into the first word
+	ORR   R13, R2, R2                    //
+	MOVD  R2, (R0)(R10<<3)               //
+	MVN   R8, R9                         // 63 - position mod 64
+	LSR   $1, R12, R13                   //
+	LSR   R9, R13, R13                   // >> (64 - position mod 64): 0 when aligned
+	MOVD  (R0)(R11<<3), R2               // OR into the next word
+	ORR   R13, R2, R2                    //
+	MOVD  R2, (R0)(R11<<3)               //
+	ADD   R15, R8, R8                    // next chunk
+	SUBS  R6, R7, R7                     //
+	BNE   packchunk                      //
+	RET                                  //

@@ -13,3 +13,13 @@ func stepBlockArch(kind stepKind, k *stepKernel, in *[stepBlock]uint32, ms, g *[
 func stepWordsArch(kind stepKind, k *stepKernel, words *uint64, g *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool {
 	return false
 }
+
+// unpack64Arch: the Go loop (the amd64 kernels unpack the words themselves).
+func (v *Vector) unpack64Arch(kind stepKind, words []uint64, codes *[stepBlock]uint32, ms *[stepBlock]float32) {
+	v.unpack64(words, codes, ms)
+}
+
+// pack64Arch: the Go loop.
+func (v *Vector) pack64Arch(kind stepKind, words []uint64, codes *[stepBlock]uint32) {
+	v.pack64(words, codes)
+}
