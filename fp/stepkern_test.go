@@ -495,3 +495,74 @@ func checkWordsKernel(t *testing.T, e stepImplEntry, v *Vector, k stepKernel, in
 		t.Fatalf("%s %v: packed words %x, want %x", e.name, v.f, buf[2:w+2], v.Words())
 	}
 }
+
+// FuzzStepKernels: one block of 64 codes with momenta and gradients taken
+// from the fuzzer's bytes (so any float32, NaN and Inf included) through
+// every compiled kernel, compared with stepBlockGeneric.
+func FuzzStepKernels(f *testing.F) {
+	f.Add(uint8(2), uint8(3), int16(21), uint8(1), uint64(1), []byte("\x00\x00\x80\x3f\x01\x00\x00\x00"))
+	f.Add(uint8(4), uint8(3), int16(28), uint8(0), uint64(2), []byte{0xff, 0xff, 0x7f, 0x7f, 0, 0, 0x80, 0xff})
+	f.Add(uint8(3), uint8(2), int16(24), uint8(2), uint64(3), []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+	f.Fuzz(func(t *testing.T, exp, mant uint8, bias int16, mode uint8, seed uint64, data []byte) {
+		fm := Format{Exp: int(exp), Mant: int(mant), Bias: int(bias), Rounding: Rounding(mode % 3)}
+		if fm.Validate() != nil || fm.Bits() > 16 || len(data) < 8 {
+			return
+		}
+		v := NewVector(fm, 64)
+		var in [stepBlock]uint32
+		var ms, g [stepBlock]float32
+		for i := range stepBlock {
+			b := data[(8*i)%len(data):]
+			b = append(b[:len(b):len(b)], data...)
+			in[i] = (uint32(b[0]) | uint32(b[1])<<8) & (1<<fm.Bits() - 1)
+			ms[i] = fm.Decode(in[i])
+			g[i] = math.Float32frombits(uint32(b[2]) | uint32(b[3])<<8 | uint32(b[4])<<16 | uint32(b[5])<<24)
+		}
+		rng := NewRand(seed, 1)
+		s := newStepper(&v.c, fm.Rounding, &rng, stepGammas[seed%4])
+		s.setFlip(v, float32(fm.MinNormal()))
+		row0 := seed * 0x9e3779b97f4a7c15
+		x0 := s.k.key + uint32(seed)*stepGolden
+		want := s.k
+		var wantOut [stepBlock]uint32
+		wantRow := row0
+		ok := stepBlockGeneric(&want, &in, &ms, &g, &wantOut, &wantRow, x0)
+		for _, e := range stepImpls {
+			if !e.available || e.kind == stepGenericKind {
+				continue
+			}
+			if e.words {
+				checkWordsKernel(t, e, v, s.k, in, g, row0, x0, ok, wantOut, want, wantRow)
+			}
+			got := s.k
+			var out [stepBlock]uint32
+			gotRow := row0
+			if gotOK := stepBlockArch(e.kind, &got, &in, &ms, &g, &out, &gotRow, x0); gotOK != ok ||
+				ok && (out != wantOut || got != want || gotRow != wantRow) {
+				t.Fatalf("%s %v: block kernel differs from generic (accepted %v, generic %v)", e.name, fm, gotOK, ok)
+			}
+		}
+	})
+}
+
+func TestStepFlipDoesNotAllocate(t *testing.T) {
+	withEachStepImpl(t, func(impl string) {
+		for _, name := range []string{"e4m3b28", "e2m3b21s", "e5m10b24s", "fp32"} {
+			f := MustParseFormat(name)
+			v := NewVector(f, 1000)
+			g := make([]float32, 1000)
+			for i := range g {
+				g[i] = float32(i) * 1e-9
+			}
+			row := make([]uint64, 16)
+			r := NewRand(1, 1)
+			allocs := testing.AllocsPerRun(10, func() {
+				v.StepFlip(64, g[:900], 1e-3, &r, row, 0, 1e-7)
+				v.StepFlip(3, g[:900], 1e-3, &r, row, 5, 1e-7)
+			})
+			if allocs != 0 {
+				t.Errorf("%s %s: %v allocations per StepFlip", impl, f, allocs)
+			}
+		}
+	})
+}
