@@ -349,7 +349,13 @@ func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col
 		if !wordsKernel || base+int(v.width)+stepActive.overread > len(v.words) ||
 			!stepWordsArch(kind, &s.k, &words[0], gb, &out, rw, x0) {
 			v.unpack64Arch(kind, words, &in, &ms)
-			if kind == stepGenericKind || !stepBlockArch(kind, &s.k, &in, &ms, gb, &out, rw, x0) {
+			var ok bool
+			if kind == stepGenericKind {
+				ok = stepBlockGeneric(&s.k, &in, &ms, gb, &out, rw, x0)
+			} else {
+				ok = stepBlockArch(kind, &s.k, &in, &ms, gb, &out, rw, x0)
+			}
+			if !ok {
 				// The generic step, or a block with a value outside the
 				// kernel's range: the Go loop does it (kernels commit
 				// nothing when they decline a block).

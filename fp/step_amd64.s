@@ -2,8 +2,10 @@
 
 #include "textflag.h"
 
-// The fused Bop step of 64 unpacked codes (stepBlockGeneric in
-// stepkern.go is the definition). Every lane computes both the normal and
+// The fused Bop step of a block of 64 codes (stepBlockGeneric in
+// stepkern.go is the definition): the words kernels unpack the codes from
+// their packed words and pack the new ones themselves (byte permutes, see
+// steplayout.go), the block kernel takes them unpacked. Every lane computes both the normal and
 // the subnormal encoding parameters and selects per lane, so the loop has
 // no data-dependent branch; the rounding mode is one branch per group on a
 // value fixed for the call. Counters and the flip masks are gathered in
@@ -496,9 +498,10 @@ fail2:
 
 // func stepWordsAVX2(k *stepKernel, words *uint64, grad *[64]float32, out *[64]uint32, row *uint64, x0 uint32) bool
 //
-// The constants live broadcast in the frame (sixteen registers do not
-// hold them); "X" constants have the sign bit flipped, because AVX2
-// compares only signed: a <u b exactly when a^2^31 <s b^2^31.
+// stepBlockAVX2 with the codes read from and written to their words. The
+// frame also holds the width's shuffles (copied from the stepLayout), the
+// old codes of a group, and a scratch block: 16-byte stores of w valid
+// bytes each may only overlap each other, never the words after the block.
 TEXT ·stepWordsAVX2(SB), $1104-49
 	MOVQ k+0(FP), DI
 	VPBROADCASTD stepConst<>+36(SB), Y15   // sign bit

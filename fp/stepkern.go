@@ -31,6 +31,9 @@ import (
 func stepBlockGeneric(k *stepKernel, in *[stepBlock]uint32, ms, g *[stepBlock]float32, out *[stepBlock]uint32, row *uint64, x0 uint32) bool {
 	var changed, lost, underflow, saturated int64
 	var pos, neg uint64
+	// Both parameter sets are computed and one selected (conditional
+	// moves): which applies is a data-dependent coin that would mispredict.
+	mode := Rounding(k.mode)
 	for i := range stepBlock {
 		m, gi := ms[i], g[i]
 		mn := m + float32(k.gamma*(gi-m))
@@ -40,15 +43,15 @@ func stepBlockGeneric(k *stepKernel, in *[stepBlock]uint32, ms, g *[stepBlock]fl
 		if !normal && a-0x00800000 >= k.subSpan && a != 0 {
 			return false
 		}
-		x, s, o, fl := a, k.shift, k.off, k.flip
-		if !normal {
-			sh := k.subBase - a>>23
-			s = min(sh, 31)
-			x = (a&0x7fffff | 1<<23) >> (sh - s)
-			o, fl = 0, 0
+		sh := k.subBase - a>>23
+		s := min(sh, 31)
+		x := (a&0x7fffff | 1<<23) >> (sh - s)
+		var o, fl uint32
+		if normal {
+			x, s, o, fl = a, k.shift, k.off, k.flip
 		}
 		var add uint32
-		switch Rounding(k.mode) {
+		switch mode {
 		case NearestEven:
 			add = 1<<(s-1) - 1 + (x>>s^fl)&1
 		case Stochastic:
