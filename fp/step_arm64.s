@@ -108,8 +108,8 @@ loopneon:
 	WORD	$0x6ea01f66 // bit v6.16b, v27.16b, v0.16b // s = shift in normal lanes
 	WORD	$0x4e201f44 // and v4.16b, v26.16b, v0.16b // o = off in normal lanes, else 0
 	CMPW $1, R11                 // rounding mode
-	BEQ stochneon
-	BHI tzneon
+	BEQ stochneon                // stochastic
+	BHI tzneon                   // toward zero (else nearest-even)
 	WORD	$0x4e201f00 // and v0.16b, v24.16b, v0.16b // tie parity flip (normal lanes)
 	WORD	$0x6ea0b8c7 // neg v7.4s, v6.4s // -s: ushl shifts right
 	WORD	$0x6ea744a2 // ushl v2.4s, v5.4s, v7.4s // x >> s
@@ -119,7 +119,7 @@ loopneon:
 	WORD	$0x6ea046e0 // ushl v0.4s, v23.4s, v0.4s // 2^(s-1)
 	WORD	$0x6eb78400 // sub v0.4s, v0.4s, v23.4s // 2^(s-1) - 1
 	WORD	$0x4ea08442 // add v2.4s, v2.4s, v0.4s // add: half a quantum, less one unless odd
-	B roundneon
+	B roundneon                  // round with the add chosen
 stochneon:
 	WORD	$0x6f300662 // ushr v2.4s, v19.4s, #16 // lowbias32 of the hash inputs
 	WORD	$0x6e331c42 // eor v2.16b, v2.16b, v19.16b
@@ -136,7 +136,7 @@ stochneon:
 	WORD	$0x6eb78400 // sub v0.4s, v0.4s, v23.4s // 2^s - 1
 	WORD	$0x4e201c42 // and v2.16b, v2.16b, v0.16b // add: s random bits
 	WORD	$0x6ea0b8c7 // neg v7.4s, v6.4s // -s
-	B roundneon
+	B roundneon                  // round with the add chosen
 tzneon:
 	WORD	$0x6f00e402 // movi v2.2d, #0 // add nothing: truncate
 	WORD	$0x6ea0b8c7 // neg v7.4s, v6.4s // -s
@@ -168,31 +168,31 @@ roundneon:
 	WORD	$0x4e631c00 // bic v0.16b, v0.16b, v3.16b // unchanged although g != m
 	WORD	$0x6ea08529 // sub v9.4s, v9.4s, v0.4s // lost
 	WORD	$0x4eb28673 // add v19.4s, v19.4s, v18.4s // hash inputs of the next four lanes
-	SUBS $1, R7, R7
-	BNE loopneon
+	SUBS $1, R7, R7              // next group of four
+	BNE loopneon                 // until the 16th
 	WORD	$0x4eb1b908 // addv s8, v8.4s // changed = 64 - unchanged
 	WORD	$0x1e260109 // fmov w9, s8
-	MOVD 80(R0), R10
-	ADD $64, R10, R10
-	SUB R9, R10, R10
-	MOVD R10, 80(R0)
+	MOVD 80(R0), R10             // k.changed ...
+	ADD $64, R10, R10            // + 64
+	SUB R9, R10, R10             // - unchanged
+	MOVD R10, 80(R0)             // ... updated
 	WORD	$0x4eb1b929 // addv s9, v9.4s // lost
 	WORD	$0x1e260129 // fmov w9, s9
-	MOVD 88(R0), R10
-	ADD R9, R10, R10
-	MOVD R10, 88(R0)
+	MOVD 88(R0), R10             // k.lost ...
+	ADD R9, R10, R10             // + this block
+	MOVD R10, 88(R0)             // ... updated
 	WORD	$0x4eb1b94a // addv s10, v10.4s // underflow
 	WORD	$0x1e260149 // fmov w9, s10
-	MOVD 96(R0), R10
-	ADD R9, R10, R10
-	MOVD R10, 96(R0)
+	MOVD 96(R0), R10             // k.underflow ...
+	ADD R9, R10, R10             // + this block
+	MOVD R10, 96(R0)             // ... updated
 	WORD	$0x4eb1b96b // addv s11, v11.4s // saturated
 	WORD	$0x1e260169 // fmov w9, s11
-	MOVD 104(R0), R10
-	ADD R9, R10, R10
-	MOVD R10, 104(R0)
+	MOVD 104(R0), R10            // k.saturated ...
+	ADD R9, R10, R10             // + this block
+	MOVD R10, 104(R0)            // ... updated
 	MOVD row+40(FP), R5          // weights (bit 1 = -1), or nil
-	CBZ R5, okneon
+	CBZ R5, okneon               // no flip test (Step)
 	MOVD ZR, R12                 // bit 4i+l: group i, lane l
 	WORD	$0x0e043d89 // umov w9, v12.s[0] // lane 0: bit 15-i for group i
 	WORD	$0x5ac00129 // rbit w9, w9 // bit 16+i
@@ -295,22 +295,22 @@ roundneon:
 	AND R10, R13, R13            // w = -1 and m' < -tau
 	BIC R10, R12, R12            // w = +1 and m' > tau
 	ORR R12, R13, R13            // the flips
-	EOR R13, R10, R10
-	MOVD R10, (R5)
+	EOR R13, R10, R10            // flip them
+	MOVD R10, (R5)               // store the weights
 	WORD	$0x9e6701a0 // fmov d0, x13 // count the flips
 	WORD	$0x0e205800 // cnt v0.8b, v0.8b
 	WORD	$0x0e31b800 // addv b0, v0.8b
 	WORD	$0x1e260009 // fmov w9, s0
-	MOVD 112(R0), R10
-	ADD R9, R10, R10
-	MOVD R10, 112(R0)
+	MOVD 112(R0), R10            // k.flips ...
+	ADD R9, R10, R10             // + this block
+	MOVD R10, 112(R0)            // ... updated
 okneon:
-	MOVD $1, R9
+	MOVD $1, R9                  // true
 	MOVB R9, ret+56(FP)          // accepted
-	RET
+	RET                          // return
 failneon:
 	MOVB ZR, ret+56(FP)          // declined: counters and weights untouched
-	RET
+	RET                          // return
 
 // func stepUnpackNEON(words *uint64, codes *[64]uint32, ms *[64]float32, tab *float32, width int)
 //
