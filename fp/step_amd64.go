@@ -5,9 +5,10 @@ package fp
 import "github.com/klauspost/cpuid/v2"
 
 func init() {
-	// Registered least preferred first. AVX2 alone has every operation
-	// the kernel needs (variable shifts, 32-bit multiplies).
-	registerStepImpl(stepImplEntry{name: "avx2", available: cpuid.CPU.Supports(cpuid.AVX2), kind: stepAVX2,
+	// Registered least preferred first. AVX2 has every vector operation
+	// the kernel needs (variable shifts, 32-bit multiplies, gathers);
+	// POPCNT counts the mask bits.
+	registerStepImpl(stepImplEntry{name: "avx2", available: cpuid.CPU.Supports(cpuid.AVX2, cpuid.POPCNT), kind: stepAVX2,
 		words: true, overread: 2})
 	// AVX-512: F for the 16-lane operations and unsigned compares into
 	// mask registers, DQ for VPMOVD2M, BW for byte-masked loads and stores
