@@ -566,3 +566,19 @@ func TestStepFlipDoesNotAllocate(t *testing.T) {
 		}
 	})
 }
+
+func TestStepEnvOverride(t *testing.T) {
+	defer selectStepImpl() // t.Setenv restores the variable first
+	for _, name := range StepImpls() {
+		t.Setenv(stepEnvVar, name)
+		selectStepImpl()
+		if StepImpl() != name || StepInitError() != nil {
+			t.Errorf("%s=%s: using %s, error %v", stepEnvVar, name, StepImpl(), StepInitError())
+		}
+	}
+	t.Setenv(stepEnvVar, "vax")
+	selectStepImpl()
+	if want := StepImpls()[len(StepImpls())-1]; StepImpl() != want || StepInitError() == nil {
+		t.Errorf("%s=vax: using %s (want the preferred %s), error %v", stepEnvVar, StepImpl(), want, StepInitError())
+	}
+}
