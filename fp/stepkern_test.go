@@ -568,7 +568,7 @@ func TestStepFlipDoesNotAllocate(t *testing.T) {
 }
 
 func TestStepEnvOverride(t *testing.T) {
-	defer selectStepImpl() // t.Setenv restores the variable first
+	t.Cleanup(selectStepImpl) // runs after t.Setenv's restores (cleanups run last first)
 	for _, name := range StepImpls() {
 		t.Setenv(stepEnvVar, name)
 		selectStepImpl()
