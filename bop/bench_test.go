@@ -52,3 +52,40 @@ func BenchmarkFold(b *testing.B) {
 		})
 	}
 }
+
+// stepBenchFormats are the momentum encodings BenchmarkStep times: the
+// widths that matter most (4–8 bits, stochastic 5 and 6) and up to 16.
+var stepBenchFormats = []string{"e2m1b20s", "e2m2b21s", "e2m3b21s", "e3m2b24s", "e4m3b28", "e4m3b28s", "e5m6b24s", "e5m10b24s"}
+
+// foldBench times StepBench's fold in ns per momentum.
+func foldBench(b *testing.B, format string) {
+	fold, momenta, err := StepBench(fp.MustParseFormat(format))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		fold()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*momenta), "ns/momentum")
+}
+
+// BenchmarkStep is the fused Bop step (update, encode, flip test) by step
+// kernel and momentum format, with fp32 momenta (one Go loop, no kernel)
+// alongside: compare ns/momentum of BenchmarkStep/fp32 and
+// BenchmarkStep/<kernel>/<format> from the same run.
+func BenchmarkStep(b *testing.B) {
+	b.Run("fp32", func(b *testing.B) { foldBench(b, "fp32") })
+	prev := fp.StepImpl()
+	defer func() { _ = fp.UseStep(prev) }()
+	for _, impl := range fp.StepImpls() {
+		for _, format := range stepBenchFormats {
+			b.Run(impl+"/"+format, func(b *testing.B) {
+				if err := fp.UseStep(impl); err != nil {
+					b.Fatal(err)
+				}
+				foldBench(b, format)
+			})
+		}
+	}
+}

@@ -253,10 +253,15 @@ func (o *Optimizer) FoldTile(worker int, t *bnn.WeightTile) {
 			}
 			continue
 		}
-		cnt.addStep(ls.momentum.Step(base, g, o.gamma, &rng, mOut))
-		if o.shadow != nil {
-			o.shadow.observe(worker, t.Layer, base, t.Col0, g, mOut, row, o.gamma, o.cfg.Tau)
+		if o.shadow == nil {
+			// The fused step and flip test (vector kernels where the CPU has them).
+			sc, flips := ls.momentum.StepFlip(base, g, o.gamma, &rng, row, t.Col0, o.cfg.Tau)
+			cnt.addStep(sc)
+			cnt.Flips += flips
+			continue
 		}
+		cnt.addStep(ls.momentum.Step(base, g, o.gamma, &rng, mOut))
+		o.shadow.observe(worker, t.Layer, base, t.Col0, g, mOut, row, o.gamma, o.cfg.Tau)
 		cnt.Flips += flipRow(row, t.Col0, mOut, o.cfg.Tau)
 	}
 }

@@ -151,13 +151,17 @@ func TestFusedUpdateMatchesReference(t *testing.T) {
 			rng := fp.NewRand(42, streamOf(7, 1, row0, col0))
 			var want Counters
 			for j := row0; j < row1; j++ {
+				var key uint32 // each row's step draws a key; element k rounds with StepRand(key, k-col0)
+				if f.Rounding == fp.Stochastic {
+					key = fp.StepKey(&rng)
+				}
 				for k := col0; k < col1; k++ {
 					idx := j*64 + k
 					code := oldCodes[idx]
 					m := f.Decode(code)
 					g := grad[(j-row0)*(col1-col0)+k-col0]
-					mn := m + o.Gamma()*(g-m)
-					nc := f.Encode(mn, &rng)
+					mn := m + float32(o.Gamma()*(g-m))
+					nc := f.EncodeStep(mn, key, k-col0)
 					want.Values++
 					if nc != code {
 						want.Changed++
@@ -484,6 +488,57 @@ func TestCalibrateFP32Below(t *testing.T) {
 		opt.FP32Below = 1 << 20
 		if _, err := Calibrate(net, o, next, opt); err == nil || !strings.Contains(err.Error(), "nothing to search") {
 			t.Errorf("per-layer %v: every layer kept fp32: error %v", perLayer, err)
+		}
+	}
+}
+
+// TestFoldTileSameForEveryStepKernel: FoldTile gives the same momenta,
+// weights and counters with every compiled step kernel (rows of 300
+// weights: whole 64-code blocks for the kernels plus a tail), also with
+// the flip-agreement shadow (Step, then flipRow).
+func TestFoldTileSameForEveryStepKernel(t *testing.T) {
+	prev := fp.StepImpl()
+	defer func() { _ = fp.UseStep(prev) }()
+	for _, name := range []string{"e2m3b21s", "e2m2b21s", "e4m3b28", "e3m2b24z", "e5m10b24s"} {
+		for _, shadow := range []bool{false, true} {
+			type result struct {
+				words, weights []uint64
+				cnt            Counters
+			}
+			var want result
+			for _, impl := range fp.StepImpls() {
+				if err := fp.UseStep(impl); err != nil {
+					t.Fatal(err)
+				}
+				net := testNet(t, []int{300, 8}, 150, 3, 4, 1, 3)
+				o, err := New(net, Config{Gamma: 0.05, Tau: 1e-6, Formats: []fp.Format{fp.MustParseFormat(name)}, Seed: 42})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if shadow {
+					o.TrackFlipAgreement(net, 4096, 1)
+				}
+				r := rand.New(rand.NewPCG(3, 4))
+				li := net.Layers()[1]
+				grad := make([]float32, 5*li.In)
+				for range 3 {
+					for i := range grad {
+						grad[i] = float32(r.NormFloat64() * 3e-5)
+					}
+					tile := &bnn.WeightTile{Layer: 1, Row0: 2, Row1: 7, Col0: 0, Col1: li.In, Cols: li.Stride, Grad: grad,
+						Weights: net.Weights(1), RowWords: li.Stride / 64}
+					o.FoldTile(0, tile)
+					o.EndStep(net.RealParams())
+				}
+				got := result{slices.Clone(o.Momentum(1).Words()), slices.Clone(net.Weights(1)), o.Totals()[1]}
+				if impl == "generic" {
+					want = got
+					continue
+				}
+				if !slices.Equal(got.words, want.words) || !slices.Equal(got.weights, want.weights) || got.cnt != want.cnt {
+					t.Errorf("%s shadow %v: %s differs from generic: %+v, generic %+v", name, shadow, impl, got.cnt, want.cnt)
+				}
+			}
 		}
 	}
 }

@@ -39,7 +39,10 @@ func step32(m []float32, g []float32, gamma, tau float32, row []uint64, col0 int
 		var flip uint64
 		for j, gj := range gs {
 			old := ms[j]
-			mn := old + gamma*(gj-old)
+			// The product is rounded on its own: Go would fuse it into an
+			// FMA on arm64 but not on amd64, and a checkpoint must continue
+			// bit for bit on either.
+			mn := old + float32(gamma*(gj-old))
 			ms[j] = mn
 			outs[j] = mn
 			ob, nb := math.Float32bits(old), math.Float32bits(mn)

@@ -58,3 +58,40 @@ func (r *Rand) Uint64() uint64 {
 func (r *Rand) Float32() float32 {
 	return float32(r.Uint32()>>8) * (1.0 / (1 << 24))
 }
+
+// The fused momentum step (Vector.Step, Vector.StepFlip, SimulateStep)
+// does not draw its rounding bits from a Rand in sequence: how many numbers
+// the scalar encoder draws depends on each value (none for zero, two for a
+// deep subnormal), so a vector unit could not know where lane k's numbers
+// start. Instead each call draws one 32-bit key from the caller's Rand, and
+// element j of the call gets StepRand(key, j): a pure function of the key
+// and the element's position, the same for every implementation and any
+// split of the work.
+
+// stepGolden spreads consecutive indices over the 32-bit ring (odd, so
+// j ↦ key + j·stepGolden is a bijection).
+const stepGolden = 0x9e3779b9
+
+// StepKey draws the key of one step call from rng (one Uint32).
+func StepKey(rng *Rand) uint32 { return rng.Uint32() }
+
+// StepRand is the 32 random bits of element j of a step call with key key:
+// Wellons's lowbias32 integer hash of key + j·0x9e3779b9. The hash is a
+// bijection, so the bits of one call's elements never repeat.
+func StepRand(key uint32, j int) uint32 { return mix32(key + uint32(j)*stepGolden) }
+
+func mix32(x uint32) uint32 {
+	x ^= x >> 16
+	x *= 0x7feb352d
+	x ^= x >> 15
+	x *= 0x846ca68b
+	x ^= x >> 16
+	return x
+}
+
+// stepElemRand is the generator the scalar encoder gets for element j when
+// the step's value is outside the vector kernels' range (float32
+// subnormals, Inf, NaN): still a function of (key, j) only.
+func stepElemRand(key uint32, j int) Rand {
+	return NewRand(uint64(key)<<32|uint64(uint32(j)), 0x5eed)
+}

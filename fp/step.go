@@ -3,6 +3,7 @@ package fp
 import (
 	"fmt"
 	"math"
+	"math/bits"
 )
 
 // StepCounts counts what one momentum step did to a range of codes.
@@ -46,84 +47,134 @@ func (c StepCounts) String() string {
 		c.Values, c.Changed, c.Lost, c.LostRatio(), c.Underflow, c.Saturated)
 }
 
+// stepKernel holds the constants of one step call and its counters, laid
+// out for the vector kernels (step_amd64.s, step_arm64.s read it at the
+// offsets checked by TestStepKernelLayout).
+type stepKernel struct {
+	lo        uint32  // 0: smallest float32 magnitude normal in f
+	span      uint32  // 4: 0x7f800000 - lo
+	subSpan   uint32  // 8: lo - 0x00800000: float32-normal magnitudes subnormal in f
+	subBase   uint32  // 12: subBase - biased exponent = the subnormal shift
+	shift     uint32  // 16: 23 - Mant
+	off       uint32  // 20: (127-Bias)<<Mant, wrapping
+	halfM1    uint32  // 24: 2^(shift-1)-1
+	flip      uint32  // 28: tie parity flip (nearest, Mant == 0)
+	randMask  uint32  // 32: 2^shift-1
+	maxMag    uint32  // 36
+	ovf       uint32  // 40: magnitude stored on overflow
+	signShift uint32  // 44
+	magMask   uint32  // 48
+	maxBits   uint32  // 52: float32 bits of MaxValue
+	gamma     float32 // 56
+	mode      uint32  // 60: the Rounding in effect
+	key       uint32  // 64: StepKey of the call (stochastic)
+	flipT     uint32  // 68: flip when flipT < magnitude <= flipHi ...
+	flipHi    uint32  // 72: ... and the sign equals the weight bit
+	_         uint32
+	changed   int64 // 80
+	lost      int64 // 88
+	underflow int64 // 96
+	saturated int64 // 104
+	flips     int64 // 112
+	// For the kernels that work on the packed words (AVX-512).
+	table  *float32    // 120: the decode table
+	layout *stepLayout // 128: byte permutes for this width
+}
+
 // stepper is the per-call state of a fused momentum step.
 type stepper struct {
-	c     *codec
-	mode  Rounding
-	rng   *Rand
-	gamma float32
-	maxV  float32 // MaxValue as float32 (exact)
-	cnt   StepCounts
+	c    *codec
+	odd  uint32 // 1 unless Mant == 23 (nothing is dropped)
+	mode Rounding
+	k    stepKernel
 }
 
 func newStepper(c *codec, mode Rounding, rng *Rand, gamma float32) stepper {
 	if mode == Stochastic && rng == nil {
 		mode = NearestEven
 	}
-	return stepper{c: c, mode: mode, rng: rng, gamma: gamma, maxV: float32(c.f.MaxValue())}
+	s := stepper{c: c, mode: mode}
+	k := &s.k
+	k.lo, k.span, k.shift, k.off = c.normLo, c.normSpan, c.shift, c.off
+	k.subSpan = c.normLo - 0x00800000
+	k.subBase = uint32(151 - c.f.Mant - c.f.Bias)
+	k.maxMag, k.signShift, k.magMask = c.maxMag, c.signShift, c.magMask
+	k.maxBits = math.Float32bits(float32(c.f.MaxValue()))
+	k.gamma, k.mode = gamma, uint32(mode)
+	k.ovf = c.ovfNear
+	switch mode {
+	case NearestEven:
+		k.halfM1, k.flip = c.halfM1, c.oddFlip
+		s.odd = c.oddMask
+	case Stochastic:
+		k.randMask = c.randMask
+		k.key = StepKey(rng)
+	case TowardZero:
+		k.ovf = c.ovfZero
+	}
+	return s
+}
+
+// counts returns the step counters gathered so far.
+func (s *stepper) counts() StepCounts {
+	return StepCounts{Changed: s.k.changed, Lost: s.k.lost, Underflow: s.k.underflow, Saturated: s.k.saturated}
 }
 
 // block runs the step on unpacked codes: ms[i] = Decode(codes[i]) on
-// entry; on return codes[i] is the new code. The encoder's fast path is
-// written out here because Go will not inline it (it calls the slow path),
-// and a call per value would cost as much as the work.
-func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
+// entry; on return codes[i] is the new code. j0 is the position of codes[0]
+// in the call (it selects the rounding bits, see StepRand). The encoder's
+// fast path is written out here because Go will not inline it (it calls the
+// slow path), and a call per value would cost as much as the work.
+//
+// The update m + float32(γ·(g−m)) rounds the product on its own: Go fuses
+// x*y+z into one FMA on arm64 but not on amd64, and a checkpoint must
+// continue bit for bit on either.
+//
+// Values that are float32-normal but subnormal in f take the encoder's
+// arithmetic with the quantum 2^sh; below 2^-31 of the quantum (sh > 31) a
+// stochastic rounding first drops the sh-31 low bits of the significand so
+// that 32 random bits suffice (the bias this leaves is below 2^-31 of the
+// quantum). Nearest-even and toward-zero give exactly Encode's code.
+func (s *stepper) block(codes []uint32, ms []float32, g []float32, j0 int) {
 	c := s.c
+	k := &s.k
 	ms = ms[:len(codes)]
 	g = g[:len(codes)]
-	lo, span, shift, signShift, off, maxMag := c.normLo, c.normSpan, c.shift, c.signShift, c.off, c.maxMag
-	var halfM1, odd, flip, randMask uint32
-	ovf := c.ovfNear
-	switch s.mode {
-	case NearestEven:
-		halfM1, odd, flip = c.halfM1, c.oddMask, c.oddFlip
-	case Stochastic:
-		randMask = c.randMask
-	case TowardZero:
-		ovf = c.ovfZero
-	}
-	stochastic := s.mode == Stochastic
-	gamma, magMask := s.gamma, c.magMask
-	maxBits := math.Float32bits(s.maxV)
-	// subBase-e is slowEncode's shift for a float32-normal value with biased
-	// exponent e that is subnormal in f.
-	subBase := uint32(151 - c.f.Mant - c.f.Bias)
-	var r Rand // the generator state in registers; written back around slowEncode
-	if stochastic {
-		r = *s.rng
-	}
+	lo, span, shift, signShift, off, maxMag := k.lo, k.span, k.shift, k.signShift, k.off, k.maxMag
+	halfM1, odd, flip, randMask, ovf := k.halfM1, s.odd, k.flip, k.randMask, k.ovf
+	subSpan, subBase := k.subSpan, k.subBase
+	stochastic, nearest := s.mode == Stochastic, s.mode == NearestEven
+	gamma, magMask, maxBits, key := k.gamma, k.magMask, k.maxBits, k.key
 	var changed, lost, underflow, saturated int64
 	for i, code := range codes {
 		m, gi := ms[i], g[i]
-		mn := m + gamma*(gi-m)
+		mn := m + float32(gamma*(gi-m))
 		b := math.Float32bits(mn)
 		a := b & 0x7fffffff
 		var nc uint32
 		if a-lo < span {
 			add := halfM1 + (a>>(shift&31)^flip)&odd
 			if stochastic {
-				add = r.Uint32() & randMask
+				add = StepRand(key, j0+i) & randMask
 			}
 			mag := (a+add)>>(shift&31) - off
 			if mag > maxMag {
 				mag = ovf
 			}
 			nc = (b>>31)<<(signShift&31) | mag
-		} else if sh := subBase - a>>23; a < lo && a >= 0x00800000 && (sh <= 32 || !stochastic) {
+		} else if a-0x00800000 < subSpan {
 			// Normal in float32 but subnormal in f: momenta that have decayed
-			// towards zero, common enough in training to be worth a fast
-			// path. It is slowEncode's arithmetic with bexp = 1 (so no tie
-			// flip), drawing the same random numbers; sh ≥ 24-Mant ≥ 1.
-			sig := a&0x7fffff | 1<<23
-			var mag uint32
-			switch {
-			case stochastic:
-				mag = uint32((uint64(sig) + uint64(r.Uint32())&(1<<sh-1)) >> sh)
-			case s.mode == TowardZero:
-				mag = sig >> sh
-			case sh <= 25:
-				mag = (sig + 1<<(sh-1) - 1 + (sig>>sh)&1) >> sh
+			// towards zero, common in training. sh ≥ 24-Mant ≥ 1.
+			sh := subBase - a>>23
+			sc := min(sh, 31)
+			x := (a&0x7fffff | 1<<23) >> (sh - sc)
+			var add uint32
+			if stochastic {
+				add = StepRand(key, j0+i) & (1<<sc - 1)
+			} else if nearest {
+				add = 1<<(sc-1) - 1 + (x>>sc)&1
 			}
+			mag := (x + add) >> sc
 			if mag > maxMag {
 				mag = ovf
 			}
@@ -131,9 +182,8 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 		} else if a == 0 {
 			nc = (b >> 31) << (signShift & 31)
 		} else if stochastic {
-			*s.rng = r
-			nc = c.slowEncode(b, Stochastic, s.rng)
-			r = *s.rng
+			r := stepElemRand(key, j0+i)
+			nc = c.slowEncode(b, Stochastic, &r)
 		} else {
 			nc = c.slowEncode(b, s.mode, nil)
 		}
@@ -146,42 +196,111 @@ func (s *stepper) block(codes []uint32, ms []float32, g []float32) {
 		underflow += b2i(nc&magMask == 0) & b2i(mn != 0)
 		saturated += b2i(a > maxBits) // |m'| > MaxValue (NaN included)
 	}
-	if stochastic {
-		*s.rng = r
+	k.changed += changed
+	k.lost += lost
+	k.underflow += underflow
+	k.saturated += saturated
+}
+
+// setFlip prepares Bop's flip test on codes: m' > τ exactly when the
+// magnitude code exceeds that of the largest value ≤ τ (decoding is
+// monotonic in the magnitude), and NaN codes (above Inf) never flip.
+func (s *stepper) setFlip(v *Vector, tau float32) {
+	top := uint64(v.c.maxMag)
+	if v.f.IEEE {
+		top++ // Inf flips, NaN does not
 	}
-	s.cnt.Changed += changed
-	s.cnt.Lost += lost
-	s.cnt.Underflow += underflow
-	s.cnt.Saturated += saturated
+	lo, hi := uint64(0), top // decode(lo) ≤ τ (lo = 0 decodes to 0)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if v.decode(uint32(mid)) <= tau {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	s.k.flipT, s.k.flipHi = uint32(lo), uint32(top)
+}
+
+// flipWord returns the flip mask of up to 64 new codes whose weights are
+// the low bits of word (bit 1 = w = −1 flips when m' < −τ, bit 0 when m' > τ).
+func (s *stepper) flipWord(codes []uint32, word uint64) uint64 {
+	t, hi, magMask, signShift := s.k.flipT, s.k.flipHi, s.k.magMask, s.k.signShift&31
+	var flip uint64
+	for i, c := range codes {
+		mag := c & magMask
+		big := b2u(mag > t && mag <= hi)
+		neg := uint64(c >> signShift & 1)
+		flip |= big & ^(neg ^ word>>uint(i)) << uint(i)
+	}
+	return flip & (^uint64(0) >> (64 - uint(len(codes))))
+}
+
+// flipBits applies the flip test to codes whose weights are bits
+// [bit0, bit0+len(codes)) of row, at any alignment.
+func (s *stepper) flipBits(codes []uint32, row []uint64, bit0 int) {
+	for len(codes) > 0 {
+		w, off := bit0/64, uint(bit0%64)
+		n := min(len(codes), 64-int(off))
+		f := s.flipWord(codes[:n], row[w]>>off) << off
+		row[w] ^= f
+		s.k.flips += int64(bits.OnesCount64(f))
+		codes, bit0 = codes[n:], bit0+n
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Step is the fused Bop momentum step on codes [start, start+len(g)):
 //
-//	m = Decode(code); m' = m + gamma*(g[j]-m); code' = Encode(m', rng); store code'
+//	m = Decode(code); m' = m + float32(gamma*(g[j]-m)); code' = Encode(m'); store code'
 //	mOut[j] = Decode(code')   (so the caller can run the flip test without decoding again)
 //
 // mOut may be nil; otherwise it must be at least len(g) long. Rounding is the
-// vector format's (nil rng with Stochastic falls back to NearestEven). It
-// does not allocate.
+// vector format's (nil rng with Stochastic falls back to NearestEven); a
+// stochastic step draws one key from rng and rounds element j with
+// StepRand(key, j). It does not allocate.
 func (v *Vector) Step(start int, g []float32, gamma float32, rng *Rand, mOut []float32) StepCounts {
 	v.checkRange(start, len(g))
 	if mOut != nil && len(mOut) < len(g) {
 		panic(fmt.Sprintf("fp: Step: mOut has %d elements, need %d", len(mOut), len(g)))
 	}
 	s := newStepper(&v.c, v.f.Rounding, rng, gamma)
-	switch {
-	case v.width == 8:
-		v.step8(&s, start, g, mOut)
-	case v.table != nil:
-		v.stepPacked(&s, start, g, mOut)
-	default:
-		v.stepGeneric(&s, start, g, mOut)
-	}
-	s.cnt.Values = int64(len(g))
-	return s.cnt
+	v.run(&s, start, g, mOut, nil, 0)
+	cnt := s.counts()
+	cnt.Values = int64(len(g))
+	return cnt
 }
 
-// stepBlock is how many codes the fused step unpacks at a time (on the stack).
+// StepFlip is Step followed by Bop's flip test (package bop), fused: with
+// m'[j] the new momentum of code start+j and bit col0+j of row its weight
+// (bit 1 = −1), the bit flips when it is 1 and m'[j] < −tau, or 0 and
+// m'[j] > tau (NaN never flips). It returns the counts and the number of
+// flips. tau must be ≥ 0; row must hold bit col0+len(g)-1. It does not
+// allocate.
+func (v *Vector) StepFlip(start int, g []float32, gamma float32, rng *Rand, row []uint64, col0 int, tau float32) (StepCounts, int64) {
+	v.checkRange(start, len(g))
+	if col0 < 0 || len(g) > 0 && (col0+len(g)-1)/64 >= len(row) {
+		panic(fmt.Sprintf("fp: StepFlip: bits [%d,%d) out of a row of %d words", col0, col0+len(g), len(row)))
+	}
+	if !(tau >= 0) {
+		panic(fmt.Sprintf("fp: StepFlip: tau %g must be ≥ 0", tau))
+	}
+	s := newStepper(&v.c, v.f.Rounding, rng, gamma)
+	s.setFlip(v, tau)
+	v.run(&s, start, g, nil, row, col0)
+	cnt := s.counts()
+	cnt.Values = int64(len(g))
+	return cnt, s.k.flips
+}
+
+// stepBlock is how many codes the fused step unpacks at a time (on the
+// stack): one 64-bit word of weights, and width whole words of codes.
 const stepBlock = 64
 
 func (v *Vector) decode(code uint32) float32 {
@@ -194,8 +313,152 @@ func (v *Vector) decode(code uint32) float32 {
 	return v.f.Decode(code)
 }
 
-// stepGeneric unpacks blocks of codes of any width with get/set.
-func (v *Vector) stepGeneric(s *stepper, start int, g []float32, mOut []float32) {
+// run steps codes [start, start+len(g)), writing mOut if not nil and
+// running the flip test on row if not nil. Codes up to the first multiple
+// of 64 and the tail go one by one; the 64-code blocks between them are
+// unpacked whole words at a time and handed to the active step kernel.
+func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col0 int) {
+	n := len(g)
+	if v.table == nil {
+		v.stepGeneric(s, start, g, mOut, 0, row, col0)
+		return
+	}
+	head := min((stepBlock-start%stepBlock)%stepBlock, n)
+	if head > 0 {
+		v.stepGeneric(s, start, g[:head], sub(mOut, 0), 0, row, col0)
+	}
+	kind, wordsKernel := stepActive.kind, stepActive.words
+	if wordsKernel {
+		s.k.table, s.k.layout = &v.table[0], &stepLayouts[v.width]
+	}
+	// The kernels flip whole words: block k's weights must be one word.
+	aligned := row != nil && (start-col0)%64 == 0
+	tab := v.table
+	var in, out [stepBlock]uint32
+	var ms [stepBlock]float32
+	j := head
+	for ; n-j >= stepBlock; j += stepBlock {
+		words := v.words[(start+j)/stepBlock*int(v.width):][:v.width]
+		gb := (*[stepBlock]float32)(g[j : j+stepBlock])
+		var rw *uint64
+		if aligned {
+			rw = &row[(col0+j)/64]
+		}
+		x0 := s.k.key + uint32(j)*stepGolden
+		base := (start + j) / stepBlock * int(v.width)
+		if !wordsKernel || base+int(v.width)+stepActive.overread > len(v.words) ||
+			!stepWordsArch(kind, &s.k, &words[0], gb, &out, rw, x0) {
+			v.unpack64Arch(kind, words, &in, &ms)
+			// The generic step goes straight to the Go loop: the kernels'
+			// contract loop computes both parameter sets for every value,
+			// 25 instructions more per momentum on arm64 for 8-bit codes.
+			if kind == stepGenericKind || !stepBlockArch(kind, &s.k, &in, &ms, gb, &out, rw, x0) {
+				// The generic step, or a block with a value outside the
+				// kernel's range: the Go loop does it (kernels commit
+				// nothing when they decline a block).
+				out = in
+				s.block(out[:], ms[:], gb[:], j)
+				if rw != nil {
+					f := s.flipWord(out[:], *rw)
+					*rw ^= f
+					s.k.flips += int64(bits.OnesCount64(f))
+				}
+			}
+			v.pack64Arch(kind, words, &out)
+		}
+		if row != nil && !aligned {
+			s.flipBits(out[:], row, col0+j)
+		}
+		if mOut != nil {
+			o := mOut[j : j+stepBlock]
+			for k, c := range out {
+				o[k] = tab[c]
+			}
+		}
+	}
+	if j < n {
+		v.stepGeneric(s, start+j, g[j:], sub(mOut, j), j, row, col0)
+	}
+}
+
+// unpack64 unpacks the 64 codes of width whole words and decodes them.
+func (v *Vector) unpack64(words []uint64, codes *[stepBlock]uint32, ms *[stepBlock]float32) {
+	tab := v.table
+	if v.width == 8 {
+		t := (*[256]float32)(tab)
+		for k, w := range words[:8] {
+			c := codes[8*k : 8*k+8 : 8*k+8]
+			m := ms[8*k : 8*k+8 : 8*k+8]
+			for b := range 8 {
+				code := uint8(w >> (8 * b))
+				c[b] = uint32(code)
+				m[b] = t[code]
+			}
+		}
+		return
+	}
+	// Chunks of g codes (g·width ≤ 64 bits) read as one 64-bit window
+	// from the word they start in and the next one, branch-free (the
+	// pattern of chunks that straddle two words would mispredict).
+	width := v.width
+	mask := uint64(len(tab) - 1) // == v.mask, written so that tab[x&mask] needs no bounds check
+	g := uint(8)
+	if width > 8 {
+		g = 4
+	}
+	last := width - 1
+	words = words[:width]
+	for k := uint(0); k < stepBlock; k += g {
+		p := k * width
+		wi, off := p/64, p%64
+		x := words[wi]>>off | words[min(wi+1, last)]<<(64-off) // 0 when off == 0
+		c := codes[k : k+g : k+g]
+		m := ms[k : k+g : k+g]
+		for i := range c {
+			code := x & mask
+			x >>= width & 63
+			c[i] = uint32(code)
+			m[i] = tab[code]
+		}
+	}
+}
+
+// pack64 packs 64 codes into width whole words.
+func (v *Vector) pack64(words []uint64, codes *[stepBlock]uint32) {
+	if v.width == 8 {
+		for k := range words[:8] {
+			c := codes[8*k : 8*k+8 : 8*k+8]
+			words[k] = uint64(uint8(c[0])) | uint64(uint8(c[1]))<<8 | uint64(uint8(c[2]))<<16 | uint64(uint8(c[3]))<<24 |
+				uint64(uint8(c[4]))<<32 | uint64(uint8(c[5]))<<40 | uint64(uint8(c[6]))<<48 | uint64(uint8(c[7]))<<56
+		}
+		return
+	}
+	// Chunks of g codes (g·width ≤ 64 bits) assembled in a register and
+	// ORed into the word they start in and the next one.
+	width, mask := v.width, v.mask
+	g := uint(8)
+	if width > 8 {
+		g = 4
+	}
+	last := width - 1
+	words = words[:width]
+	clear(words)
+	for k := uint(0); k < stepBlock; k += g {
+		c := codes[k : k+g : k+g]
+		var x uint64
+		for i := len(c) - 1; i >= 0; i-- {
+			x = x<<(width&63) | uint64(c[i])&mask
+		}
+		p := k * width
+		wi, off := p/64, p%64
+		words[wi] |= x << off
+		words[min(wi+1, last)] |= x >> (64 - off) // 0 when off == 0 (Go shifts by 64 give 0)
+	}
+}
+
+// stepGeneric steps codes one by one with get/set; j0 is the position of
+// g[0] in the call.
+func (v *Vector) stepGeneric(s *stepper, start int, g []float32, mOut []float32, j0 int, row []uint64, col0 int) {
 	var codes [stepBlock]uint32
 	var ms [stepBlock]float32
 	for j := 0; j < len(g); j += stepBlock {
@@ -204,118 +467,16 @@ func (v *Vector) stepGeneric(s *stepper, start int, g []float32, mOut []float32)
 			codes[k] = uint32(v.get(uint(start + j + k)))
 			ms[k] = v.decode(codes[k])
 		}
-		s.block(codes[:n], ms[:n], g[j:j+n])
+		s.block(codes[:n], ms[:n], g[j:j+n], j0+j)
 		for k := range n {
 			v.set(uint(start+j+k), uint64(codes[k]))
 			if mOut != nil {
 				mOut[j+k] = v.decode(codes[k])
 			}
 		}
-	}
-}
-
-// step8 handles byte-aligned codes whole words (eight codes) at a time; the
-// unaligned head and tail go through stepGeneric.
-func (v *Vector) step8(s *stepper, start int, g []float32, mOut []float32) {
-	head := min((8-start%8)%8, len(g))
-	if head > 0 {
-		v.stepGeneric(s, start, g[:head], sub(mOut, 0))
-	}
-	tab := (*[256]float32)(v.table)
-	var codes [stepBlock]uint32
-	var ms [stepBlock]float32
-	j := head
-	for len(g)-j >= 8 {
-		n := min(stepBlock, (len(g)-j)/8*8)
-		words := v.words[(start+j)/8:][:n/8]
-		for k, w := range words {
-			c := codes[8*k : 8*k+8 : 8*k+8]
-			m := ms[8*k : 8*k+8 : 8*k+8]
-			for b := range 8 {
-				code := uint8(w >> (8 * b))
-				c[b] = uint32(code)
-				m[b] = tab[code]
-			}
+		if row != nil {
+			s.flipBits(codes[:n], row, col0+j0+j)
 		}
-		s.block(codes[:n], ms[:n], g[j:j+n])
-		for k := range words {
-			c := codes[8*k : 8*k+8 : 8*k+8]
-			var w uint64
-			for b := range 8 {
-				w |= uint64(uint8(c[b])) << (8 * b)
-			}
-			words[k] = w
-		}
-		if mOut != nil {
-			out := mOut[j : j+n]
-			for k, c := range codes[:n] {
-				out[k] = tab[uint8(c)]
-			}
-		}
-		j += n
-	}
-	if j < len(g) {
-		v.stepGeneric(s, start+j, g[j:], sub(mOut, j))
-	}
-}
-
-// stepPacked handles widths other than 8 with a decode table, 64 codes (=
-// width whole words) at a time, unpacking and packing them as bit streams;
-// the codes before the first multiple of 64 and the tail go through
-// stepGeneric.
-func (v *Vector) stepPacked(s *stepper, start int, g []float32, mOut []float32) {
-	head := min((stepBlock-start%stepBlock)%stepBlock, len(g))
-	if head > 0 {
-		v.stepGeneric(s, start, g[:head], sub(mOut, 0))
-	}
-	tab := v.table
-	width, mask := v.width, v.mask
-	var codes [stepBlock]uint32
-	var ms [stepBlock]float32
-	j := head
-	for ; len(g)-j >= stepBlock; j += stepBlock {
-		words := v.words[(start+j)/stepBlock*int(width):][:width]
-		var acc uint64 // unread bits of the previous word, from bit 0
-		var have uint  // how many
-		wi := 0
-		for k := range codes {
-			var code uint64
-			if have >= width {
-				code = acc & mask
-				acc >>= width
-				have -= width
-			} else {
-				next := words[wi]
-				wi++
-				code = (acc | next<<have) & mask
-				acc = next >> (width - have)
-				have += 64 - width
-			}
-			codes[k] = uint32(code)
-			ms[k] = tab[code]
-		}
-		s.block(codes[:], ms[:], g[j:j+stepBlock])
-		acc, have, wi = 0, 0, 0
-		for _, c := range codes {
-			code := uint64(c) & mask
-			acc |= code << have
-			have += width
-			if have >= 64 {
-				words[wi] = acc
-				wi++
-				have -= 64
-				acc = code >> (width - have)
-			}
-		}
-		if mOut != nil {
-			out := mOut[j : j+stepBlock]
-			for k, c := range codes {
-				out[k] = tab[c]
-			}
-		}
-	}
-	if j < len(g) {
-		v.stepGeneric(s, start+j, g[j:], sub(mOut, j))
 	}
 }
 
@@ -368,16 +529,36 @@ func simulateStep(f Format, m, g []float32, gamma float32, rng *Rand, tab []floa
 			for k, code := range codes[:n] {
 				ms[k] = tab[code]
 			}
-			s.block(codes[:n], ms[:n], g[j:j+n])
+			s.block(codes[:n], ms[:n], g[j:j+n], j)
 			for k, code := range codes[:n] {
 				out[k] = tab[code]
 			}
 		} else {
 			f.DecodeSlice(ms[:n], codes[:n])
-			s.block(codes[:n], ms[:n], g[j:j+n])
+			s.block(codes[:n], ms[:n], g[j:j+n], j)
 			f.DecodeSlice(out, codes[:n])
 		}
 	}
-	s.cnt.Values = int64(len(g))
-	return s.cnt
+	cnt := s.counts()
+	cnt.Values = int64(len(g))
+	return cnt
+}
+
+// EncodeStep is the code the fused step (Step, StepFlip, SimulateStep)
+// stores for the new momentum x at position j of a call whose key is key
+// (see StepRand): Encode(x) for nearest-even and toward-zero, and for
+// stochastic rounding Encode with the element's own random bits. It is
+// the scalar definition tests and tools compare the step with.
+func (f Format) EncodeStep(x float32, key uint32, j int) uint32 {
+	if x == 0 || f.Rounding != Stochastic {
+		return f.Encode(x, nil)
+	}
+	c := newCodec(f)
+	s := stepper{c: &c, mode: Stochastic, odd: c.oddMask}
+	s.k = stepKernel{lo: c.normLo, span: c.normSpan, shift: c.shift, off: c.off, subSpan: c.normLo - 0x00800000,
+		subBase: uint32(151 - f.Mant - f.Bias), maxMag: c.maxMag, ovf: c.ovfNear, signShift: c.signShift,
+		magMask: c.magMask, randMask: c.randMask, gamma: 1, mode: uint32(Stochastic), key: key}
+	codes, ms, g := [1]uint32{}, [1]float32{}, [1]float32{x}
+	s.block(codes[:], ms[:], g[:], j)
+	return codes[0]
 }

@@ -6,11 +6,11 @@
 # mnemonic for these instructions, so this is how a typo in an encoding is
 # caught without ARM hardware.
 #
-# Usage: scripts/check_arm64_words.sh [file.s …]   (default: kernels/*_arm64.s)
+# Usage: scripts/check_arm64_words.sh [file.s …]   (default: kernels/*_arm64.s fp/*_arm64.s)
 # Needs aarch64-linux-gnu-as and -objdump (apt-get install binutils-aarch64-linux-gnu).
 set -eu
 cd "$(dirname "$0")/.."
-[ $# -gt 0 ] || set -- kernels/*_arm64.s
+[ $# -gt 0 ] || set -- kernels/*_arm64.s fp/*_arm64.s
 for tool in aarch64-linux-gnu-as aarch64-linux-gnu-objdump; do
 	command -v "$tool" >/dev/null || { echo "check_arm64_words: $tool not found (apt-get install binutils-aarch64-linux-gnu)" >&2; exit 2; }
 done

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bnnd/bnnd/bop"
+	"github.com/bnnd/bnnd/fp"
 	"github.com/bnnd/bnnd/kernels"
 	"github.com/bnnd/bnnd/kernels/kbench"
 )
@@ -29,6 +31,13 @@ func init() {
 		}
 		return "kernels", v
 	})
+	versionLines = append(versionLines, func() (string, string) {
+		v := fp.StepImpl() + " (available: " + strings.Join(fp.StepImpls(), ", ") + ")"
+		if err := fp.StepInitError(); err != nil {
+			v += "; error: " + err.Error()
+		}
+		return "bop step", v
+	})
 }
 
 // benchRecord is one line of output: our measurement, plus the C
@@ -38,15 +47,22 @@ type benchRecord struct {
 	CrefSeconds float64 `json:"cref_seconds,omitempty"`
 	CrefGBops   float64 `json:"cref_gbops,omitempty"`
 	Ratio       float64 `json:"ratio,omitempty"` // cref_seconds / seconds: > 1 means we are faster
+	// The bopstep rows: the fused Bop step of one tile (kernel "bopstep",
+	// shape the momentum format, gbops in 10^9 momenta per second).
+	NsPerMomentum float64 `json:"ns_per_momentum,omitempty"`
 }
+
+// stepBenchFormats are the momentum encodings of the bopstep rows: fp32
+// and 8-, 6- and 5-bit formats.
+var stepBenchFormats = []string{"fp32", "e4m3b28", "e2m3b21s", "e2m2b21s"}
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per kernel and shape")
-	impl := fs.String("impl", "", "kernel implementation to time (default: the one in use; \"all\": every available one)")
+	impl := fs.String("impl", "", "kernel implementation to time (default: the one in use; \"all\": every available one); the bopstep rows use the Bop step kernel of that name")
 	threads := fs.Int("threads", 1, "goroutines per kernel call")
-	kernel := fs.String("kernel", "", "time only kernels whose name contains this")
+	kernel := fs.String("kernel", "", "time only kernels whose name contains this (bopstep: the fused Bop momentum step)")
 	minTime := fs.Duration("min-time", 300*time.Millisecond, "time each case for at least this long (best call counts)")
 	cref := fs.Bool("cref", false, "also run the C reference (see --cref-bin) and print the ratio per shape")
 	crefBin := fs.String("cref-bin", "bin/cref", "C reference binary, built from bench/cref by 'make bench'")
@@ -100,6 +116,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout)
 	}
 	enc := json.NewEncoder(stdout)
+	if err := fp.StepInitError(); err != nil {
+		fmt.Fprintf(stderr, "bnnd bench: warning: %v\n", err)
+	}
+	stepImpls, err := benchStepImpls(*impl)
+	if err != nil {
+		return err
+	}
 	for _, name := range impls {
 		if err := kernels.Use(name); err != nil {
 			return err
@@ -131,7 +154,60 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintln(stdout)
 		}
 	}
+	if !strings.Contains("bopstep", *kernel) {
+		return nil
+	}
+	prevStep := fp.StepImpl()
+	defer func() { _ = fp.UseStep(prevStep) }()
+	for _, name := range stepImpls {
+		if err := fp.UseStep(name); err != nil {
+			return err
+		}
+		for _, format := range stepBenchFormats {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fold, momenta, err := bop.StepBench(fp.MustParseFormat(format))
+			if err != nil {
+				return err
+			}
+			d := kbench.Measure(fold, *minTime).Seconds()
+			rec := benchRecord{Result: kbench.Result{Impl: name, Kernel: "bopstep", Shape: format, Threads: 1,
+				Seconds: d, GBops: float64(momenta) / d / 1e9}, NsPerMomentum: d * 1e9 / float64(momenta)}
+			if *asJSON {
+				if err := enc.Encode(rec); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(stdout, "%-12s %-15s %-20s %7d %12.6f %10.2f %8.3f ns/momentum\n", rec.Impl, rec.Kernel, rec.Shape, rec.Threads, rec.Seconds, rec.GBops, rec.NsPerMomentum)
+		}
+	}
 	return nil
+}
+
+// benchStepImpls are the Bop step kernels the bopstep rows time for
+// --impl: the one in use, all available ones, or the one named (none when
+// the name is a GEMM implementation only, such as avx512vector).
+func benchStepImpls(impl string) ([]string, error) {
+	switch impl {
+	case "":
+		return []string{fp.StepImpl()}, nil
+	case "all":
+		return fp.StepImpls(), nil
+	}
+	for _, n := range fp.StepImpls() {
+		if n == impl {
+			return []string{n}, nil
+		}
+	}
+	for _, n := range kernels.Available() {
+		if n == impl {
+			return nil, nil
+		}
+	}
+	return nil, fmt.Errorf("--impl: unknown implementation %q (kernels: %s; Bop step: %s)", impl,
+		strings.Join(kernels.Available(), ", "), strings.Join(fp.StepImpls(), ", "))
 }
 
 // runCref runs the C reference binary and parses its JSON lines.

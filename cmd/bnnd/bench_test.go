@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bnnd/bnnd/fp"
 	"github.com/bnnd/bnnd/kernels"
 )
 
@@ -98,5 +99,42 @@ func TestVersionShowsKernels(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "kernels: "+kernels.Impl()) {
 		t.Errorf("version output lacks the kernel implementation:\n%s", out.String())
+	}
+}
+
+func TestBenchBopStep(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "--json", "--impl", "all", "--kernel", "bopstep", "--min-time", "1ms"}
+	if code := runMain(context.Background(), args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if want := 4 * len(fp.StepImpls()); len(lines) != want {
+		t.Fatalf("want %d records (fp32, 8, 6, 5 bits per step kernel), got %d:\n%s", want, len(lines), out.String())
+	}
+	seen := map[string]bool{}
+	for _, line := range lines {
+		var rec struct {
+			Impl, Kernel, Shape string
+			Seconds             float64
+			NsPerMomentum       float64 `json:"ns_per_momentum"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if rec.Kernel != "bopstep" || rec.Seconds <= 0 || rec.NsPerMomentum <= 0 {
+			t.Errorf("record %s: want kernel bopstep and positive times", line)
+		}
+		seen[rec.Impl+" "+rec.Shape] = true
+	}
+	for _, impl := range fp.StepImpls() {
+		for _, f := range []string{"fp32", "e4m3b28", "e2m3b21s", "e2m2b21s"} {
+			if !seen[impl+" "+f] {
+				t.Errorf("no record for %s %s", impl, f)
+			}
+		}
+	}
+	if fp.StepImpl() == "generic" && len(fp.StepImpls()) > 1 {
+		t.Errorf("bench --impl all left the step kernel switched to generic")
 	}
 }

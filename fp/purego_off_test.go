@@ -1,0 +1,5 @@
+//go:build !purego
+
+package fp
+
+const puregoBuild = false
