@@ -283,6 +283,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 
 	// The first sample tells the input shape.
+	if r.src.Health().State == "warming up" {
+		r.log.Info("source warming up: learning the scaling of its readings before the first window", "source", cfg.Source.Spec)
+	}
 	samples := make(chan sensors.Sample, 1)
 	first, err := r.src.Next(ctx)
 	if err != nil {
