@@ -270,6 +270,7 @@ func teachChip(t *testing.T, chip string, rec recording, firstTest int, broker s
 	// segment, matched to the activity being played.
 	var right, total int
 	var firstRight time.Time
+	var firstRightReading uint64
 	watch.mu.Lock()
 	msgs := slices.Clone(watch.msgs)
 	watch.mu.Unlock()
@@ -292,7 +293,7 @@ func teachChip(t *testing.T, chip string, rec recording, firstTest int, broker s
 				continue
 			}
 			if firstRight.IsZero() && seg >= prologue && pm.Class == rec.segments[seg] {
-				firstRight = m.at
+				firstRight, firstRightReading = m.at, pm.Reading
 			}
 			if seg < firstTest {
 				continue
@@ -304,14 +305,17 @@ func teachChip(t *testing.T, chip string, rec recording, firstTest int, broker s
 		}
 	}
 	acc := float64(right) / float64(max(total, 1))
-	t.Logf("%s: %d of %d predictions right on unlabelled windows (%.1f%%); first right prediction %v after the first label; %d windows straddled a label change",
-		chip, right, total, 100*acc, firstRight.Sub(firstLabel).Round(time.Millisecond), straddling)
+	sensorTime := time.Duration(float64(firstRightReading-prologue*segmentRows-labelMargin) / simRate * float64(time.Second))
+	t.Logf("%s: %d of %d predictions right on unlabelled windows (%.1f%%); first right prediction %v after the first label (%v of sensor time); %d windows straddled a label change",
+		chip, right, total, 100*acc, firstRight.Sub(firstLabel).Round(time.Millisecond), sensorTime, straddling)
 	if total < 30 || acc < 0.9 {
 		t.Errorf("%s: accuracy %.3f on %d predictions of unlabelled windows, want ≥ 0.9 on ≥ 30", chip, acc, total)
 	}
 	if straddling == 0 {
 		t.Error("no window straddled a label change, though labels changed within the recording")
 	}
+	t.Logf("%s: bnnd train offline on the readings the person labelled, tested on the unlabelled rounds: %.1f%%",
+		chip, 100*offlineAccuracy(t, chip, rec, firstTest))
 
 	// The classes exist because of the labels, in the order taught, and
 	// Home Assistant was told.
@@ -422,4 +426,56 @@ func publish(t *testing.T, broker, topic, payload string) {
 		t.Fatalf("publish %s: %v", topic, tok.Error())
 	}
 	s.close()
+}
+
+// offlineAccuracy trains with 'bnnd train' on what the person labelled
+// (the middle of each taught segment) and tests on the unlabelled rounds,
+// for comparison with the online learner.
+func offlineAccuracy(t *testing.T, chip string, rec recording, firstTest int) float64 {
+	t.Helper()
+	files, _ := filepath.Glob(rec.glob)
+	trainDir, testDir := t.TempDir(), t.TempDir()
+	for seg := prologue; seg < len(rec.segments); seg++ {
+		rows, err := csv.NewReader(bytes.NewReader(must(os.ReadFile(files[seg])))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir, lo, hi := trainDir, labelMargin, segmentRows-labelMargin
+		if seg >= firstTest {
+			dir, lo, hi = testDir, 0, segmentRows
+		}
+		var b bytes.Buffer
+		w := csv.NewWriter(&b)
+		w.Write(append(rows[0], "label"))
+		for _, r := range rows[1+lo : 1+hi] {
+			w.Write(append(r, rec.segments[seg]))
+		}
+		w.Flush()
+		os.WriteFile(filepath.Join(dir, filepath.Base(files[seg])), b.Bytes(), 0o644)
+	}
+	cols := ",cols=ax,ay,az,gx,gy,gz"
+	if chip == "adxl345" {
+		cols = ",cols=ax,ay,az"
+	}
+	var out, errOut bytes.Buffer
+	args := []string{"train", "--data", "csv:" + filepath.Join(trainDir, "*.csv") + cols, "--test", "csv:" + filepath.Join(testDir, "*.csv") + cols,
+		"--window", fmt.Sprint(simWin), "--hop", "16", "--model", "mlp-s", "--epochs", "15", "--batch", "32", "--momentum", "e3m2b24s", "--threads", "1", "--json"}
+	if code := runMain(context.Background(), args, &out, &errOut); code != 0 {
+		t.Fatalf("bnnd %s: exit %d: %s", strings.Join(args, " "), code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var res struct {
+		TestAcc float64 `json:"test_acc"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("bnnd train --json: %v", err)
+	}
+	return res.TestAcc
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
