@@ -21,25 +21,26 @@ const MaxCSVLine = 1 << 20
 var timeColumns = map[string]bool{"time": true, "timestamp": true, "t": true, "ms": true, "us": true}
 
 type csvConfig struct {
+	glob       string   // the spec's file name or glob
 	cols       []string // nil = automatic
 	fixedLabel string
 	skipBad    bool
 }
 
-func parseCSVSpec(s *spec) (string, csvConfig, error) {
-	var cfg csvConfig
+func parseCSVSpec(s *spec) (csvConfig, error) {
+	cfg := csvConfig{glob: s.arg}
 	if s.arg == "" {
-		return "", cfg, s.errorf("csv needs a file or glob: csv:PATH")
+		return cfg, s.errorf("csv needs a file or glob: csv:PATH")
 	}
 	if v, ok := s.str("cols"); ok {
 		seen := map[string]bool{}
 		for _, c := range strings.Split(v, ",") {
 			c = strings.TrimSpace(c)
 			if c == "" {
-				return "", cfg, s.errorf("cols=%q has an empty column name", v)
+				return cfg, s.errorf("cols=%q has an empty column name", v)
 			}
 			if seen[c] {
-				return "", cfg, s.errorf("cols=%q names %q twice", v, c)
+				return cfg, s.errorf("cols=%q names %q twice", v, c)
 			}
 			seen[c] = true
 			cfg.cols = append(cfg.cols, c)
@@ -47,7 +48,7 @@ func parseCSVSpec(s *spec) (string, csvConfig, error) {
 	}
 	if v, ok := s.str("label"); ok {
 		if err := ValidateLabel(v); err != nil {
-			return "", cfg, s.errorf("label=%q is not a usable class name", v)
+			return cfg, s.errorf("label=%q is not a usable class name", v)
 		}
 		cfg.fixedLabel = v
 	}
@@ -57,24 +58,18 @@ func parseCSVSpec(s *spec) (string, csvConfig, error) {
 			cfg.skipBad = true
 		case "error":
 		default:
-			return "", cfg, s.errorf("bad=%q is not skip or error", v)
+			return cfg, s.errorf("bad=%q is not skip or error", v)
 		}
 	}
-	return s.arg, cfg, nil
+	return cfg, nil
 }
 
 func loadCSVSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
-	glob, cfg, err := parseCSVSpec(s)
+	cfg, window, hop, err := windowedSpec(s, opt, parseCSVSpec, nil)
 	if err != nil {
 		return nil, err
 	}
-	window, hop, err := s.windowing(opt)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkUsed(); err != nil {
-		return nil, err
-	}
+	glob := cfg.glob
 	files, err := filepath.Glob(glob)
 	if err != nil {
 		return nil, s.errorf("bad glob %q: %v", glob, err)
