@@ -1,7 +1,6 @@
 package sensors
 
 import (
-	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/bnnd/bnnd/internal/linelimit"
 )
 
 // MaxCSVLine bounds one physical CSV line, so a corrupt file without line
@@ -128,32 +129,6 @@ func fileLabel(path string) string {
 	return base[:n]
 }
 
-// lineLimiter fails a read once a physical line exceeds max bytes.
-type lineLimiter struct {
-	r       *bufio.Reader
-	max     int
-	current int
-	line    int
-}
-
-var errLineTooLong = errors.New("line too long")
-
-func (ll *lineLimiter) Read(p []byte) (int, error) {
-	n, err := ll.r.Read(p)
-	for i := 0; i < n; i++ {
-		if p[i] == '\n' {
-			ll.current = 0
-			ll.line++
-			continue
-		}
-		ll.current++
-		if ll.current > ll.max {
-			return i, errLineTooLong
-		}
-	}
-	return n, err
-}
-
 func (l *csvLoader) labelIndex(name string) int {
 	if name == "" || name == "none" {
 		return -1
@@ -169,13 +144,13 @@ func (l *csvLoader) labelIndex(name string) int {
 
 // read appends one recording.
 func (l *csvLoader) read(r io.Reader, path string) error {
-	ll := &lineLimiter{r: bufio.NewReaderSize(r, 64<<10), max: MaxCSVLine}
+	ll := linelimit.New(r, MaxCSVLine)
 	cr := csv.NewReader(ll)
 	cr.FieldsPerRecord = -1 // checked here, to name the line and the counts
 	cr.ReuseRecord = true
 	readErr := func(err error) error {
-		if errors.Is(err, errLineTooLong) {
-			return fmt.Errorf("%s:%d: line longer than %d bytes", path, ll.line+1, MaxCSVLine)
+		if errors.Is(err, linelimit.ErrTooLong) {
+			return fmt.Errorf("%s:%d: line longer than %d bytes", path, ll.Line()+1, MaxCSVLine)
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
@@ -310,7 +285,7 @@ func (l *csvLoader) read(r io.Reader, path string) error {
 // isRowError reports errors confined to one record (the reader can go on).
 func isRowError(err error) bool {
 	var pe *csv.ParseError
-	return errors.As(err, &pe) && !errors.Is(err, errLineTooLong)
+	return errors.As(err, &pe) && !errors.Is(err, linelimit.ErrTooLong)
 }
 
 func (l *csvLoader) parseRow(rec []string, idx []int, dst []float32, path string, line, fields int) error {
