@@ -105,5 +105,8 @@ install: build
 # encoding and writes docs/results.md and docs/results.svg (cached runs in
 # docs/results.json are reused; pass GENFLAGS=-reuse=false to redo them).
 .PHONY: paper-table
+# docs/gen is a module of its own (the plotting library stays out of
+# bnnd's go.mod); it is built there and run from here, where its paths are.
 paper-table: build
-	$(GO) run ./docs/gen -bnnd bin/bnnd $(GENFLAGS)
+	cd docs/gen && $(GO) build -o ../../bin/paper-table .
+	./bin/paper-table -bnnd bin/bnnd $(GENFLAGS)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bnnd/bnnd/internal/binio"
 )
 
 // A class added after training starts takes an output unit that was there
@@ -158,5 +160,5 @@ func toVersion1(t *testing.T, file []byte) []byte {
 	out := append(append([]byte(nil), file[:at]...), file[at+4:len(file)-4]...)
 	binary.LittleEndian.PutUint32(out[8:], 1)
 	binary.LittleEndian.PutUint64(out[12:], uint64(len(out)-20))
-	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
+	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, binio.Castagnoli))
 }

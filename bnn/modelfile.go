@@ -1,10 +1,8 @@
 package bnn
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 
 	"github.com/bnnd/bnnd/internal/binio"
@@ -45,8 +43,6 @@ const (
 	maxModelBytes = 1 << 30
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // Errors ReadModel wraps, for errors.Is.
 var (
 	ErrBadMagic    = errors.New("not a bnnd model file (bad magic)")
@@ -55,6 +51,11 @@ var (
 	ErrTruncated   = errors.New("model file truncated")
 	ErrModelFormat = errors.New("malformed model file")
 )
+
+var modelFrame = binio.Frame{
+	Magic: ModelMagic, What: "model", MinVersion: 1, MaxVersion: ModelVersion, MaxLength: maxModelBytes,
+	BadMagic: ErrBadMagic, Version: ErrVersion, Checksum: ErrChecksum, Truncated: ErrTruncated, Format: ErrModelFormat,
+}
 
 // WriteTo writes the model (architecture, weights, batch-norm parameters and
 // statistics, normaliser, class names) in the versioned, checksummed format.
@@ -83,13 +84,7 @@ func (n *Network) WriteTo(w io.Writer) (int64, error) {
 		p.F32s(l.bn.runMean)
 		p.F32s(l.bn.runVar)
 	}
-	var f binio.Writer
-	f.RawString(ModelMagic)
-	f.U32(ModelVersion)
-	f.U64(uint64(p.Len()))
-	f.Raw(p.Bytes())
-	f.U32(crc32.Checksum(f.Bytes(), castagnoli))
-	k, err := w.Write(f.Bytes())
+	k, err := w.Write(modelFrame.Append(nil, ModelVersion, p.Bytes()))
 	if err != nil {
 		return int64(k), fmt.Errorf("bnn: writing model: %w", err)
 	}
@@ -100,38 +95,9 @@ func (n *Network) WriteTo(w io.Writer) (int64, error) {
 // with the buffers opt asks for. Truncated files, other versions and checksum
 // mismatches are errors wrapping ErrTruncated, ErrVersion and ErrChecksum.
 func ReadModel(r io.Reader, opt Options) (*Network, error) {
-	head := make([]byte, 20)
-	if k, err := io.ReadFull(r, head); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("bnn: reading model header: %w: got %d of 20 bytes", ErrTruncated, k)
-		}
-		return nil, fmt.Errorf("bnn: reading model header: %w", err)
-	}
-	if string(head[:8]) != ModelMagic {
-		return nil, fmt.Errorf("bnn: %w: %q", ErrBadMagic, head[:8])
-	}
-	version := binary.LittleEndian.Uint32(head[8:])
-	if version != 1 && version != ModelVersion {
-		return nil, fmt.Errorf("bnn: %w %d (this build reads versions 1 to %d)", ErrVersion, version, ModelVersion)
-	}
-	length := binary.LittleEndian.Uint64(head[12:])
-	if length > maxModelBytes {
-		return nil, fmt.Errorf("bnn: %w: payload length %d exceeds %d", ErrModelFormat, length, maxModelBytes)
-	}
-	// Read what is there rather than allocate what the header claims, so a
-	// corrupt length cannot take a gigabyte from a small board.
-	rest, err := binio.ReadFull(r, length+4)
+	version, payload, err := modelFrame.Read(r)
 	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("bnn: reading model: %w: payload and checksum need %d bytes, got %d", ErrTruncated, length+4, len(rest))
-		}
-		return nil, fmt.Errorf("bnn: reading model: %w", err)
-	}
-	payload := rest[:length]
-	want := binary.LittleEndian.Uint32(rest[length:])
-	crc := crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, payload)
-	if crc != want {
-		return nil, fmt.Errorf("bnn: %w: stored %08x, computed %08x", ErrChecksum, want, crc)
+		return nil, fmt.Errorf("bnn: %w", err)
 	}
 	d := binio.NewReader(payload, ErrModelFormat)
 	name := d.Str("model name")

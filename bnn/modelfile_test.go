@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/bnnd/bnnd/internal/binio"
 )
 
 func smallModelFile(t *testing.T) []byte {
@@ -52,7 +54,7 @@ func TestReadModelNamesShortField(t *testing.T) {
 	// rest, and write a matching length and checksum.
 	short := append([]byte(nil), file[:20+10]...)
 	binary.LittleEndian.PutUint64(short[12:], 10)
-	short = binary.LittleEndian.AppendUint32(short, crc32.Checksum(short, castagnoli))
+	short = binary.LittleEndian.AppendUint32(short, crc32.Checksum(short, binio.Castagnoli))
 	_, err := ReadModel(bytes.NewReader(short), Options{Batch: 4, Threads: 1})
 	if !errors.Is(err, ErrModelFormat) || !strings.Contains(err.Error(), "input height at offset 10 needs 4 bytes, 0 left") {
 		t.Errorf("short payload: error %v", err)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 
 	"github.com/bnnd/bnnd/kernels"
 )
@@ -723,31 +721,5 @@ func (n *Network) foldTiles(l *layer, opt Optimizer, grad func(worker, j0, j1, k
 // forEachWorker runs fn(worker, i) for every i in [0,n) on up to threads
 // goroutines; worker identifies the goroutine so fn can use its own scratch.
 func forEachWorker(threads, n int, fn func(worker, i int)) {
-	threads = min(threads, n)
-	if threads <= 1 {
-		for i := 0; i < n; i++ {
-			fn(0, i)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(threads - 1)
-	work := func(worker int) {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= n {
-				return
-			}
-			fn(worker, i)
-		}
-	}
-	for w := 1; w < threads; w++ {
-		go func() {
-			defer wg.Done()
-			work(w)
-		}()
-	}
-	work(0)
-	wg.Wait()
+	kernels.ParallelWorkers(threads, n, 1, func(worker, i, _ int) { fn(worker, i) })
 }

@@ -3,7 +3,7 @@
 // max-pooling, softmax cross-entropy, the forward and backward passes on the
 // kernels package, exact memory accounting and the model file format.
 //
-// Bit convention (DESIGN.md §3): a packed bit 1 means −1. Activations kept for
+// Bit convention (docs/engine.md): a packed bit 1 means −1. Activations kept for
 // the backward pass are two bits each: the sign and the straight-through mask
 // (|y| ≤ 1). Weight gradients never exist as a whole: they are produced tile
 // by tile and handed to an Optimizer (package bop) that folds each tile into

@@ -2,7 +2,7 @@
 // in compact fp encodings, with Adam for the real parameters, per-layer
 // counters, and the calibration that picks the encodings.
 //
-// The update (DESIGN.md §1) per binary weight w with gradient g = ∂L/∂w:
+// The update (docs/engine.md, "Optimizer") per binary weight w with gradient g = ∂L/∂w:
 //
 //	m ← m + γ(g − m)            (stored in the layer's fp.Format)
 //	w ← −w  if w·m > τ          (sign(m) == sign(w) and |m| > τ)

@@ -1,10 +1,8 @@
 package bop
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 
 	"github.com/bnnd/bnnd/fp"
@@ -26,14 +24,19 @@ const (
 	StateVersion = 1
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // Errors ReadState wraps.
 var (
 	ErrStateTruncated = errors.New("optimizer state truncated")
 	ErrStateVersion   = errors.New("unsupported optimizer state version")
 	ErrStateChecksum  = errors.New("optimizer state checksum mismatch")
 )
+
+// stateFrame has no bad-magic sentinel of its own: a wrong magic is a
+// malformed state.
+var stateFrame = binio.Frame{
+	Magic: stateMagic, What: "optimizer state", MinVersion: StateVersion, MaxVersion: StateVersion, MaxLength: 1 << 31,
+	BadMagic: errState, Version: ErrStateVersion, Checksum: ErrStateChecksum, Truncated: ErrStateTruncated, Format: errState,
+}
 
 // WriteState writes the momenta (in their compact codes), Adam state, step
 // count, current γ and counter totals.
@@ -68,13 +71,7 @@ func (o *Optimizer) WriteState(w io.Writer) (int64, error) {
 			p.U64(uint64(v))
 		}
 	}
-	var f binio.Writer
-	f.RawString(stateMagic)
-	f.U32(StateVersion)
-	f.U64(uint64(p.Len()))
-	f.Raw(p.Bytes())
-	f.U32(crc32.Checksum(f.Bytes(), castagnoli))
-	k, err := w.Write(f.Bytes())
+	k, err := w.Write(stateFrame.Append(nil, StateVersion, p.Bytes()))
 	if err != nil {
 		return int64(k), fmt.Errorf("bop: writing optimizer state: %w", err)
 	}
@@ -85,32 +82,11 @@ func (o *Optimizer) WriteState(w io.Writer) (int64, error) {
 // same network (layer sizes and parameter counts must match). The momentum
 // formats come from the state, not from the Config the optimizer was made with.
 func (o *Optimizer) ReadState(rd io.Reader) error {
-	head := make([]byte, 20)
-	if _, err := io.ReadFull(rd, head); err != nil {
-		return fmt.Errorf("bop: reading optimizer state header: %w: %w", ErrStateTruncated, err)
-	}
-	if string(head[:8]) != stateMagic {
-		return fmt.Errorf("bop: %w: bad magic %q", errState, head[:8])
-	}
-	if v := binary.LittleEndian.Uint32(head[8:]); v != StateVersion {
-		return fmt.Errorf("bop: %w %d (this build reads %d)", ErrStateVersion, v, StateVersion)
-	}
-	n := binary.LittleEndian.Uint64(head[12:])
-	if n > 1<<31 {
-		return fmt.Errorf("bop: %w: payload length %d", errState, n)
-	}
-	// Read what is there rather than allocate what the header claims, so a
-	// corrupt length cannot take gigabytes (or, on 32-bit ARM, more than
-	// the address space) from a small board.
-	rest, err := binio.ReadFull(rd, n+4)
+	_, payload, err := stateFrame.Read(rd)
 	if err != nil {
-		return fmt.Errorf("bop: reading optimizer state: %w: %w", ErrStateTruncated, err)
+		return fmt.Errorf("bop: %w", err)
 	}
-	want := binary.LittleEndian.Uint32(rest[n:])
-	if got := crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, rest[:n]); got != want {
-		return fmt.Errorf("bop: %w: stored %08x, computed %08x", ErrStateChecksum, want, got)
-	}
-	r := binio.NewReader(rest[:n], errState)
+	r := binio.NewReader(payload, errState)
 	step := int64(r.U64("step"))
 	gamma := r.F32("gamma")
 	cfg := o.cfg

@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"runtime"
 	"testing"
+
+	"github.com/bnnd/bnnd/internal/binio"
 )
 
 // writtenState is a small optimizer and the state it writes.
@@ -50,7 +52,7 @@ func TestReadStateNamesShortField(t *testing.T) {
 	// payload, and write a matching length and checksum.
 	short := append([]byte(nil), full[:20+12]...)
 	binary.LittleEndian.PutUint64(short[12:], 12)
-	short = binary.LittleEndian.AppendUint32(short, crc32.Checksum(short, castagnoli))
+	short = binary.LittleEndian.AppendUint32(short, crc32.Checksum(short, binio.Castagnoli))
 	err := o.ReadState(bytes.NewReader(short))
 	if !errors.Is(err, errState) || !bytes.Contains([]byte(err.Error()), []byte("gamma at offset 12 needs 4 bytes, 0 left")) {
 		t.Errorf("short payload: error %v", err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bnnd/bnnd/internal/testutil"
 	"github.com/bnnd/bnnd/mqtt"
 )
 
@@ -189,7 +190,7 @@ func TestCheckpointOnAFullVolume(t *testing.T) {
 	c := *cfg
 	c.Checkpoint.Dir = mnt
 	c.Checkpoint.Interval = time.Second
-	c.Prometheus.Listen = freeAddr(t)
+	c.Prometheus.Listen = testutil.FreeAddr(t)
 	logs := &syncLog{t: t}
 	r, stop := startDaemon(t, &c, logs)
 	logs.waitFor("checkpoint failed", 30*time.Second)

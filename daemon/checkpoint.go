@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bnnd/bnnd/internal/binio"
 )
 
 // Checkpoint file format, version 1. All integers are little-endian.
@@ -57,8 +59,6 @@ const (
 	FailedCheckpoint = "checkpoint.failed.bnnd"
 	tempPattern      = ".checkpoint-*.tmp"
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrNoCheckpoint is returned by (*Store).Load when the directory holds no
 // checkpoint at all (a first start).
@@ -509,7 +509,7 @@ func writeCheckpoint(f *os.File, created time.Time, sections []Section) (int64, 
 		return 0, err
 	}
 	off := int64(checkpointHeaderSize)
-	crc := crc32.New(castagnoli)
+	crc := crc32.New(binio.Castagnoli)
 	for _, sec := range sections {
 		var sh [sectionHeaderFixed + maxSectionName]byte
 		binary.LittleEndian.PutUint16(sh[:], uint16(len(sec.Name)))
@@ -642,7 +642,7 @@ func ParseCheckpoint(data []byte) (*CheckpointInfo, error) {
 	}
 	body := data[:len(data)-checkpointTrailer]
 	stored := binary.LittleEndian.Uint32(data[len(body):])
-	computed := crc32.Checksum(body, castagnoli)
+	computed := crc32.Checksum(body, binio.Castagnoli)
 	info.ChecksumOK = stored == computed
 
 	// Walk the sections even when the checksum failed, to say which one is
@@ -677,7 +677,7 @@ func ParseCheckpoint(data []byte) (*CheckpointInfo, error) {
 		sec := body[off : off+int(dlen)]
 		off += int(dlen)
 		info.Sections = append(info.Sections, SectionData{Name: name, Data: sec})
-		info.SectionOK = append(info.SectionOK, crc32.Checksum(sec, castagnoli) == dcrc)
+		info.SectionOK = append(info.SectionOK, crc32.Checksum(sec, binio.Castagnoli) == dcrc)
 	}
 	if structErr == nil && off != len(body) {
 		structErr = fmt.Errorf("%d bytes between the last section and the checksum", len(body)-off)
@@ -784,7 +784,7 @@ func peekSection(path, name string, limit int64) ([]byte, error) {
 			if _, err := f.ReadAt(data, off); err != nil {
 				return nil, bad("section %q: %v", name, err)
 			}
-			if crc32.Checksum(data, castagnoli) != dcrc {
+			if crc32.Checksum(data, binio.Castagnoli) != dcrc {
 				return nil, bad("section %q: checksum mismatch", name)
 			}
 			return data, nil

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bnnd/bnnd/internal/binio"
 )
 
 func testSections(gen int) []Section {
@@ -268,7 +270,7 @@ func TestCheckpointOtherProblems(t *testing.T) {
 	// reported as malformed, not trusted.
 	bad := bytes.Clone(latest)
 	binary.LittleEndian.PutUint32(bad[12:], 5)
-	binary.LittleEndian.PutUint32(bad[len(bad)-4:], crc32.Checksum(bad[:len(bad)-4], castagnoli))
+	binary.LittleEndian.PutUint32(bad[len(bad)-4:], crc32.Checksum(bad[:len(bad)-4], binio.Castagnoli))
 	if _, err := ParseCheckpoint(bad); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Errorf("wrong count: %v", err)
 	}

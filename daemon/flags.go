@@ -3,6 +3,7 @@ package daemon
 import (
 	"flag"
 	"strings"
+	"time"
 )
 
 // Flags are the command-line overrides of 'bnnd run'. Register them on a
@@ -22,9 +23,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.configPath, "config", "", "YAML configuration `file` (default: built-in defaults)")
 
 	str := func(name, key, usage string, set func(c *Config, v string)) {
-		p := fs.String(name, "", usage)
-		f.keys[name] = key
-		f.overrides[name] = func(c *Config) { set(c, *p) }
+		override(f, name, key, fs.String(name, "", usage), set)
 	}
 	str("source", "source.spec", "sample source `spec` (source.spec), e.g. synthetic-imu, mnist", func(c *Config, v string) { c.Source.Spec = v })
 	str("model", "model.spec", "model `spec` (model.spec), e.g. mlp-s", func(c *Config, v string) { c.Model.Spec = v })
@@ -43,22 +42,22 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 		}
 	})
 
-	interval := fs.Duration("checkpoint-interval", 0, "time between checkpoints (checkpoint.interval), e.g. 10m")
-	f.keys["checkpoint-interval"] = "checkpoint.interval"
-	f.overrides["checkpoint-interval"] = func(c *Config) { c.Checkpoint.Interval = *interval }
-
-	threads := fs.Int("threads", 0, "worker threads, 0 = one per core (training.threads)")
-	f.keys["threads"] = "training.threads"
-	f.overrides["threads"] = func(c *Config) { c.Training.Threads = *threads }
-
-	stepEvery := fs.Int("step-every", 0, "one Bop step every this many new labelled samples (training.step_every)")
-	f.keys["step-every"] = "training.step_every"
-	f.overrides["step-every"] = func(c *Config) { c.Training.StepEvery = *stepEvery }
-
-	seed := fs.Int64("seed", 0, "random seed (training.seed)")
-	f.keys["seed"] = "training.seed"
-	f.overrides["seed"] = func(c *Config) { c.Training.Seed = *seed }
+	override(f, "checkpoint-interval", "checkpoint.interval", fs.Duration("checkpoint-interval", 0, "time between checkpoints (checkpoint.interval), e.g. 10m"),
+		func(c *Config, v time.Duration) { c.Checkpoint.Interval = v })
+	override(f, "threads", "training.threads", fs.Int("threads", 0, "worker threads, 0 = one per core (training.threads)"),
+		func(c *Config, v int) { c.Training.Threads = v })
+	override(f, "step-every", "training.step_every", fs.Int("step-every", 0, "one Bop step every this many new labelled samples (training.step_every)"),
+		func(c *Config, v int) { c.Training.StepEvery = v })
+	override(f, "seed", "training.seed", fs.Int64("seed", 0, "random seed (training.seed)"),
+		func(c *Config, v int64) { c.Training.Seed = v })
 	return f
+}
+
+// override records flag name as the override of config key: once the flag
+// is parsed, set copies its value *p into the configuration.
+func override[T any](f *Flags, name, key string, p *T, set func(c *Config, v T)) {
+	f.keys[name] = key
+	f.overrides[name] = func(c *Config) { set(c, *p) }
 }
 
 // ConfigPath is the value of -config ("" when not given).

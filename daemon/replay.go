@@ -16,7 +16,7 @@ import (
 //
 // The choice follows the source rather than a fixed format:
 //   - Images (MNIST) arrive as pixel/255 in [0,1]; their information is 8
-//     bits, so StorageUnit8 keeps round(255·x) in one byte and decodes it as
+//     bits, so StorageUint8 keeps round(255·x) in one byte and decodes it as
 //     float32(b)/255, exactly the float the source produced: lossless at a
 //     quarter of float32.
 //   - Standardised sensor windows are real values of either sign and a wide
@@ -29,14 +29,17 @@ import (
 type StorageKind uint8
 
 const (
-	StorageUnit8   StorageKind = 1 // values in [0,1] as one byte, round(255·x)
+	StorageUint8   StorageKind = 1 // values in [0,1] as one byte, round(255·x)
 	StorageFloat16 StorageKind = 2 // IEEE half precision
+
+	// Deprecated: StorageUnit8 is the old misspelling of StorageUint8.
+	StorageUnit8 = StorageUint8
 )
 
 func (k StorageKind) String() string {
 	switch k {
-	case StorageUnit8:
-		return "unit8"
+	case StorageUint8:
+		return "uint8"
 	case StorageFloat16:
 		return "float16"
 	}
@@ -44,15 +47,15 @@ func (k StorageKind) String() string {
 }
 
 func (k StorageKind) bytesPerValue() int {
-	if k == StorageUnit8 {
+	if k == StorageUint8 {
 		return 1
 	}
 	return 2
 }
 
-// unit8Value[b] is the float a source produces for pixel b (b/255), so that
+// uint8Value[b] is the float a source produces for pixel b (b/255), so that
 // decoding returns exactly the value that was offered.
-var unit8Value = func() (t [256]float32) {
+var uint8Value = func() (t [256]float32) {
 	for i := range t {
 		t[i] = float32(i) / 255
 	}
@@ -163,7 +166,7 @@ func (r *Replay) Resize(budget ByteSize) error {
 // NewReplay makes an empty buffer for samples of features values and labels
 // in [0, classes), holding as many samples as fit in budget bytes.
 func NewReplay(features, classes int, kind StorageKind, budget ByteSize, seed int64) (*Replay, error) {
-	if kind != StorageUnit8 && kind != StorageFloat16 {
+	if kind != StorageUint8 && kind != StorageFloat16 {
 		return nil, fmt.Errorf("replay: unknown storage kind %d", kind)
 	}
 	if features <= 0 || features > 1<<24 {
@@ -212,7 +215,7 @@ func (r *Replay) Len() int { return len(r.labels) }
 func (r *Replay) Seen() uint64 { return r.seen }
 
 // Clamped counts values that were outside the storable range ([0,1] for
-// unit8, ±65504 for float16) and were stored clamped.
+// uint8, ±65504 for float16) and were stored clamped.
 func (r *Replay) Clamped() uint64 { return r.clamped }
 
 // Bytes is the exact memory held by the buffer's storage: every backing
@@ -276,7 +279,7 @@ func (r *Replay) grow() {
 
 func (r *Replay) encode(dst []byte, x []float32) {
 	switch r.kind {
-	case StorageUnit8:
+	case StorageUint8:
 		for i, v := range x {
 			q := v*255 + 0.5
 			switch {
@@ -320,9 +323,9 @@ func (r *Replay) decode(dst []float32, slot int) {
 	bpv := r.kind.bytesPerValue()
 	src := r.values[slot*r.features*bpv:][:r.features*bpv]
 	switch r.kind {
-	case StorageUnit8:
+	case StorageUint8:
 		for i, b := range src {
-			dst[i] = unit8Value[b]
+			dst[i] = uint8Value[b]
 		}
 	case StorageFloat16:
 		for i := range dst {
@@ -399,7 +402,7 @@ func (r *Replay) SampleBatchWith(x []float32, labels []int32, fresh []int) (int,
 //
 //	"RPLY" u8 version u8 kind u16 0 u32 features u32 classes u32 capacity
 //	u32 n u64 seen, 20 bytes admission PCG, 20 bytes batch PCG,
-//	n u16 labels, n·features values (1 byte for unit8, 2 for float16)
+//	n u16 labels, n·features values (1 byte for uint8, 2 for float16)
 func (r *Replay) WriteTo(w io.Writer) (int64, error) {
 	var hdr [replayHdrSize + 2*pcgStateSize]byte
 	copy(hdr[:], replayMagic)
@@ -458,7 +461,7 @@ func ReadReplay(data []byte) (*Replay, error) {
 	features, classes := int(le.Uint32(data[8:])), int(le.Uint32(data[12:]))
 	capacity, n := int64(le.Uint32(data[16:])), int64(le.Uint32(data[20:]))
 	seen := le.Uint64(data[24:])
-	if kind != StorageUnit8 && kind != StorageFloat16 {
+	if kind != StorageUint8 && kind != StorageFloat16 {
 		return nil, fmt.Errorf("replay: unknown storage kind %d", kind)
 	}
 	if features <= 0 || features > 1<<24 || classes <= 0 || classes > maxReplayClass {

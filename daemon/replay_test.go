@@ -11,8 +11,8 @@ import (
 	"github.com/x448/float16"
 )
 
-func TestReplayUnit8IsLosslessForPixels(t *testing.T) {
-	r, err := NewReplay(256, 10, StorageUnit8, 1<<20, 1)
+func TestReplayUint8IsLosslessForPixels(t *testing.T) {
+	r, err := NewReplay(256, 10, StorageUint8, 1<<20, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +103,8 @@ func TestReplayRejectsBadInput(t *testing.T) {
 
 func TestReplayBytesExactAndWithinBudget(t *testing.T) {
 	const budget = 100 << 10
-	r, _ := NewReplay(784, 10, StorageUnit8, budget, 1)
-	if got := ReplayBytesFor(784, StorageUnit8, r.Capacity()); got > budget || ReplayBytesFor(784, StorageUnit8, r.Capacity()+1) <= budget {
+	r, _ := NewReplay(784, 10, StorageUint8, budget, 1)
+	if got := ReplayBytesFor(784, StorageUint8, r.Capacity()); got > budget || ReplayBytesFor(784, StorageUint8, r.Capacity()+1) <= budget {
 		t.Fatalf("capacity %d is not the largest that fits: %d bytes", r.Capacity(), got)
 	}
 	if r.Bytes() != 8*int64((r.Capacity()+63)/64) {
@@ -126,7 +126,7 @@ func TestReplayBytesExactAndWithinBudget(t *testing.T) {
 			r.SampleBatch(batch, labels)
 		}
 	}
-	if r.Len() != r.Capacity() || r.Bytes() != ReplayBytesFor(784, StorageUnit8, r.Capacity())-4*int64(r.Capacity()-16) {
+	if r.Len() != r.Capacity() || r.Bytes() != ReplayBytesFor(784, StorageUint8, r.Capacity())-4*int64(r.Capacity()-16) {
 		t.Errorf("full buffer: %d of %d samples, %d bytes", r.Len(), r.Capacity(), r.Bytes())
 	}
 }
@@ -161,11 +161,11 @@ func TestReplayReservoirIsUniform(t *testing.T) {
 		bins      = 40
 	)
 	const trials = 400
-	budget := ByteSize(ReplayBytesFor(1, StorageUnit8, 50))
+	budget := ByteSize(ReplayBytesFor(1, StorageUint8, 50))
 	counts := make([]float64, bins)
 	x := []float32{0}
 	for trial := 1; trial <= trials; trial++ {
-		r, err := NewReplay(1, streamLen, StorageUnit8, budget, int64(trial))
+		r, err := NewReplay(1, streamLen, StorageUint8, budget, int64(trial))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +223,7 @@ func fill(t *testing.T, r *Replay, from, to int) {
 }
 
 func TestReplaySampleBatch(t *testing.T) {
-	r, _ := NewReplay(4, 10, StorageUnit8, 4096, 5)
+	r, _ := NewReplay(4, 10, StorageUint8, 4096, 5)
 	fill(t, r, 0, 5)
 	x := make([]float32, 8*4)
 	labels := make([]int32, 8)
@@ -303,7 +303,7 @@ func serialise(t *testing.T, r *Replay) []byte {
 // A buffer restored from a checkpoint continues exactly like one that was
 // never interrupted: same admissions, same batches.
 func TestReplayResumeIsDeterministic(t *testing.T) {
-	for _, kind := range []StorageKind{StorageUnit8, StorageFloat16} {
+	for _, kind := range []StorageKind{StorageUint8, StorageFloat16} {
 		for _, stopAt := range []int{10, 700} { // before and after the buffer fills
 			a, _ := NewReplay(3, 10, kind, 4096, 9)
 			b, _ := NewReplay(3, 10, kind, 4096, 9)
@@ -324,8 +324,8 @@ func TestReplayResumeIsDeterministic(t *testing.T) {
 			}
 		}
 	}
-	c, _ := NewReplay(3, 10, StorageUnit8, 4096, 10)
-	d, _ := NewReplay(3, 10, StorageUnit8, 4096, 9)
+	c, _ := NewReplay(3, 10, StorageUint8, 4096, 10)
+	d, _ := NewReplay(3, 10, StorageUint8, 4096, 9)
 	fill(t, c, 0, 1500)
 	fill(t, d, 0, 1500)
 	if bytes.Equal(serialise(t, c), serialise(t, d)) {
@@ -362,7 +362,7 @@ func TestReadReplayRejectsDamage(t *testing.T) {
 }
 
 func FuzzReadReplay(f *testing.F) {
-	r, _ := NewReplay(2, 3, StorageUnit8, 2048, 1)
+	r, _ := NewReplay(2, 3, StorageUint8, 2048, 1)
 	x := []float32{0.5, 1}
 	for i := 0; i < 20; i++ {
 		r.Offer(x, i%3)
@@ -393,12 +393,12 @@ func TestReplayShrinkStaysUniform(t *testing.T) {
 		bins      = 40
 		trials    = 400
 	)
-	big := ByteSize(ReplayBytesFor(1, StorageUnit8, 100))
-	small := ByteSize(ReplayBytesFor(1, StorageUnit8, 50))
+	big := ByteSize(ReplayBytesFor(1, StorageUint8, 100))
+	small := ByteSize(ReplayBytesFor(1, StorageUint8, 50))
 	counts := make([]float64, bins)
 	x := []float32{0}
 	for trial := 1; trial <= trials; trial++ {
-		r, _ := NewReplay(1, streamLen, StorageUnit8, big, int64(trial))
+		r, _ := NewReplay(1, streamLen, StorageUint8, big, int64(trial))
 		for i := 0; i < streamLen/2; i++ {
 			r.Offer(x, i)
 		}
@@ -450,7 +450,7 @@ func TestReplayGrowAndSerialise(t *testing.T) {
 // never the fresh ones again, and every other slot is drawn about equally
 // often.
 func TestReplaySampleBatchWithFresh(t *testing.T) {
-	r, _ := NewReplay(4, 10, StorageUnit8, 4096, 5)
+	r, _ := NewReplay(4, 10, StorageUint8, 4096, 5)
 	fill(t, r, 0, 40)
 	x := make([]float32, 8*4)
 	labels := make([]int32, 8)

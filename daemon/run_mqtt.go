@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/internal/procstat"
 	"github.com/bnnd/bnnd/mqtt"
 	"github.com/bnnd/bnnd/sensors"
 	"github.com/bnnd/bnnd/train"
@@ -217,7 +215,7 @@ func (r *runner) publish(now time.Time, slow bool) {
 		TrainingBytes: mem.Total() + r.replay.Bytes() + r.holdout.Bytes(),
 		Model:         mem, ReplayBytes: r.replay.Bytes(), HoldoutBytes: r.holdout.Bytes(),
 		ReplaySamples: r.replay.Len(), ReplayCap: r.replay.Capacity(),
-		GoHeapBytes: ms.HeapAlloc, RSSBytes: currentRSS(),
+		GoHeapBytes: ms.HeapAlloc, RSSBytes: procstat.RSS(),
 	}
 	pub(mqtt.TopicMemory, memMsg)
 
@@ -275,21 +273,4 @@ func (r *runner) publishPrediction(now time.Time) {
 	if err := r.mq.Publish(mqtt.TopicPrediction, r.lastPrediction.message(r.net.Classes())); err != nil {
 		r.log.Debug("publish", "topic", mqtt.TopicPrediction, "err", err)
 	}
-}
-
-// currentRSS is the process's resident set size in bytes (0 if unknown).
-func currentRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bnnd/bnnd/internal/testutil"
 	"github.com/bnnd/bnnd/mqtt"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -159,16 +159,6 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // mqttWatcher records every message under a topic filter.
 type mqttWatcher struct {
 	t      *testing.T
@@ -234,12 +224,12 @@ func anyPayload(string) bool { return true }
 
 func TestRunOverMQTT(t *testing.T) {
 	cfg := runConfig(t)
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	cfg.MQTT.Broker = BrokerEmbedded
 	cfg.EmbeddedBroker.Listen = addr
 	cfg.Source.Spec = "synthetic-imu,pace=0"
 	cfg.MQTT.Intervals.Progress = 100 * time.Millisecond
-	promAddr := freeAddr(t)
+	promAddr := testutil.FreeAddr(t)
 	cfg.Prometheus.Listen = promAddr
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -464,21 +454,7 @@ func TestRunCrash(t *testing.T) {
 // clean stop the retained status is "offline", and a client connecting
 // afterwards sees it.
 func TestRunOfflineOnShutdown(t *testing.T) {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			t.Fatal("mosquitto is not installed (Debian package mosquitto)")
-		}
-	}
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"), 0o600)
-	broker := exec.Command(bin, "-c", conf)
-	if err := broker.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { broker.Process.Kill(); broker.Wait() })
+	addr := testutil.StartMosquitto(t, "allow_anonymous true\n").Addr
 
 	cfg := runConfig(t)
 	cfg.MQTT.Broker = "tcp://" + addr

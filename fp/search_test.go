@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// syntheticTrace imitates a Bop recording on an MNIST MLP (DESIGN.md §1):
+// syntheticTrace imitates a Bop recording on an MNIST MLP with bnnd train's defaults:
 // γ = 1e-3, τ = 1e-6, per-step gradients with a per-weight drift plus noise
 // scaled so that the momenta (which start from their stationary
 // distribution) have a median |m| of a few 1e-7 and a few weights cross τ.

@@ -30,43 +30,11 @@ func Im2Col3x3Bits(dst []uint64, src []uint64, batch, h, w, c int) {
 	cw := Words(c)
 	checkLen("Im2Col3x3Bits", "src", len(src), batch*h*w*cw)
 	checkLen("Im2Col3x3Bits", "dst", len(dst), batch*h*w*patch*cw)
-	row := patch * cw
 	if cw == 1 {
 		im2col3x3OneWord(dst, src, batch, h, w)
 		return
 	}
-	for b := 0; b < batch; b++ {
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				out := dst[((b*h+y)*w+x)*row:][:row]
-				for dy := -1; dy <= 1; dy++ {
-					yy := y + dy
-					// The three neighbours (yy, x−1..x+1) are adjacent
-					// pixels in src: one copy of 3·cw words unless the
-					// window leaves the image.
-					seg := out[(dy+1)*3*cw : (dy+2)*3*cw]
-					if yy < 0 || yy >= h {
-						clear(seg)
-						continue
-					}
-					line := src[(b*h+yy)*w*cw : (b*h+yy+1)*w*cw]
-					if x >= 1 && x+1 < w {
-						from := line[(x-1)*cw : (x+2)*cw]
-						copy(seg, from)
-						continue
-					}
-					for dx := -1; dx <= 1; dx++ {
-						part := seg[(dx+1)*cw : (dx+2)*cw]
-						if xx := x + dx; xx < 0 || xx >= w {
-							clear(part)
-						} else {
-							copy(part, line[xx*cw:(xx+1)*cw])
-						}
-					}
-				}
-			}
-		}
-	}
+	im2col3x3(dst, src, batch, h, w, cw)
 }
 
 // im2col3x3OneWord is Im2Col3x3Bits for c ≤ 64 (one word per pixel, the
@@ -111,35 +79,7 @@ func Im2Col3x3Float(dst []float32, src []float32, batch, h, w, c int) {
 	checkConv("Im2Col3x3Float", batch, h, w, c)
 	checkLen("Im2Col3x3Float", "src", len(src), batch*h*w*c)
 	checkLen("Im2Col3x3Float", "dst", len(dst), batch*h*w*patch*c)
-	row := patch * c
-	for b := 0; b < batch; b++ {
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				out := dst[((b*h+y)*w+x)*row:][:row]
-				for dy := -1; dy <= 1; dy++ {
-					yy := y + dy
-					seg := out[(dy+1)*3*c : (dy+2)*3*c]
-					if yy < 0 || yy >= h {
-						clear(seg)
-						continue
-					}
-					line := src[(b*h+yy)*w*c : (b*h+yy+1)*w*c]
-					if x >= 1 && x+1 < w { // three adjacent pixels: one copy
-						copy(seg, line[(x-1)*c:(x+2)*c])
-						continue
-					}
-					for dx := -1; dx <= 1; dx++ {
-						part := seg[(dx+1)*c : (dx+2)*c]
-						if xx := x + dx; xx < 0 || xx >= w {
-							clear(part)
-						} else {
-							copy(part, line[xx*c:(xx+1)*c])
-						}
-					}
-				}
-			}
-		}
-	}
+	im2col3x3(dst, src, batch, h, w, c)
 }
 
 // Col2Im3x3Float is the adjoint of Im2Col3x3Float for the backward pass: it
@@ -208,4 +148,42 @@ func BConv3x3(out []int32, src []uint64, wts []uint64, batch, h, w, c, cout int,
 	}
 	Im2Col3x3Bits(scratch, src, batch, h, w, c)
 	BGemm(out, scratch, wts, batch*h*w, cout, patch*cw, patch*c)
+}
+
+// im2col3x3 is the gather of Im2Col3x3Bits and Im2Col3x3Float, with n
+// elements (words or floats) per pixel and zero elements outside the image
+// (+1 for bits, 0.0 for floats).
+func im2col3x3[T uint64 | float32](dst, src []T, batch, h, w, n int) {
+	row := patch * n
+	for b := 0; b < batch; b++ {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				out := dst[((b*h+y)*w+x)*row:][:row]
+				for dy := -1; dy <= 1; dy++ {
+					yy := y + dy
+					seg := out[(dy+1)*3*n : (dy+2)*3*n]
+					if yy < 0 || yy >= h {
+						clear(seg)
+						continue
+					}
+					line := src[(b*h+yy)*w*n : (b*h+yy+1)*w*n]
+					// The three neighbours (yy, x−1..x+1) are adjacent
+					// pixels in src: one copy of 3·n elements unless the
+					// window leaves the image.
+					if x >= 1 && x+1 < w {
+						copy(seg, line[(x-1)*n:(x+2)*n])
+						continue
+					}
+					for dx := -1; dx <= 1; dx++ {
+						part := seg[(dx+1)*n : (dx+2)*n]
+						if xx := x + dx; xx < 0 || xx >= w {
+							clear(part)
+						} else {
+							copy(part, line[xx*n:(xx+1)*n])
+						}
+					}
+				}
+			}
+		}
+	}
 }

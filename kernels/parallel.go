@@ -12,6 +12,13 @@ import (
 // per chunk gives identical results for any thread count. threads ≤ 1 runs
 // the chunks in order on the calling goroutine; grain < 1 is taken as 1.
 func Parallel(threads, n, grain int, fn func(lo, hi int)) {
+	ParallelWorkers(threads, n, grain, func(_, lo, hi int) { fn(lo, hi) })
+}
+
+// ParallelWorkers is Parallel that also tells fn which goroutine runs the
+// chunk (0 is the caller, then 1 to threads−1), so fn can use per-worker
+// scratch without locking.
+func ParallelWorkers(threads, n, grain int, fn func(worker, lo, hi int)) {
 	if n <= 0 {
 		return
 	}
@@ -20,19 +27,19 @@ func Parallel(threads, n, grain int, fn func(lo, hi int)) {
 	threads = min(threads, chunks)
 	if threads <= 1 {
 		for lo := 0; lo < n; lo += grain {
-			fn(lo, min(lo+grain, n))
+			fn(0, lo, min(lo+grain, n))
 		}
 		return
 	}
 	var next atomic.Int64
-	work := func() {
+	work := func(worker int) {
 		for {
 			chunk := int(next.Add(1) - 1)
 			if chunk >= chunks {
 				return
 			}
 			lo := chunk * grain
-			fn(lo, min(lo+grain, n))
+			fn(worker, lo, min(lo+grain, n))
 		}
 	}
 	var wg sync.WaitGroup
@@ -40,9 +47,9 @@ func Parallel(threads, n, grain int, fn func(lo, hi int)) {
 	for t := 1; t < threads; t++ {
 		go func() {
 			defer wg.Done()
-			work()
+			work(t)
 		}()
 	}
-	work()
+	work(0)
 	wg.Wait()
 }

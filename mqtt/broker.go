@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -57,24 +58,12 @@ const (
 )
 
 func (l BrokerLimits) withDefaults() BrokerLimits {
-	if l.MaxPacketSize == 0 {
-		l.MaxPacketSize = DefaultMaxPacketSize
-	}
-	if l.MaxRetainedMessages == 0 {
-		l.MaxRetainedMessages = DefaultMaxRetainedMessages
-	}
-	if l.MaxRetainedBytes == 0 {
-		l.MaxRetainedBytes = DefaultMaxRetainedBytes
-	}
-	if l.MaxInflight == 0 {
-		l.MaxInflight = DefaultMaxInflight
-	}
-	if l.MaxClients == 0 {
-		l.MaxClients = DefaultMaxClients
-	}
-	if l.SessionExpiry == 0 {
-		l.SessionExpiry = DefaultSessionExpiry
-	}
+	l.MaxPacketSize = cmp.Or(l.MaxPacketSize, DefaultMaxPacketSize)
+	l.MaxRetainedMessages = cmp.Or(l.MaxRetainedMessages, DefaultMaxRetainedMessages)
+	l.MaxRetainedBytes = cmp.Or(l.MaxRetainedBytes, DefaultMaxRetainedBytes)
+	l.MaxInflight = cmp.Or(l.MaxInflight, DefaultMaxInflight)
+	l.MaxClients = cmp.Or(l.MaxClients, DefaultMaxClients)
+	l.SessionExpiry = cmp.Or(l.SessionExpiry, DefaultSessionExpiry)
 	return l
 }
 

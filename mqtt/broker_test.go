@@ -20,6 +20,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/bnnd/bnnd/internal/testutil"
 )
 
 // probe is a raw paho client of an attacker or a user; lost is closed when
@@ -71,22 +73,8 @@ func (p *probe) waitLost(t *testing.T, why string) {
 	}
 }
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// logBuffer collects a broker's log while the test runs.
+type logBuffer struct{ testutil.Buffer }
 
 func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -106,7 +94,7 @@ func TestEmbeddedBrokerLogins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	url := "tcp://" + addr
 	id := deviceID(t)
 	base := "bnnd/" + id + "/"
@@ -214,7 +202,7 @@ func TestEmbeddedBrokerLogins(t *testing.T) {
 }
 
 func TestEmbeddedBrokerRefusesAnonymousByDefault(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	startClient(t, Config{DeviceID: deviceID(t), EmbeddedAddr: addr}, nil)
 	_, err := connectProbe(t, "tcp://"+addr, probeOpts{})
 	if err == nil || !strings.Contains(err.Error(), "not Authorized") && !strings.Contains(err.Error(), "bad user name or password") {
@@ -532,7 +520,7 @@ func TestOwnRetainedMessagesDespiteFullCaps(t *testing.T) {
 	if err := os.WriteFile(pw, []byte("operator-secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	id := deviceID(t)
 	creds := filepath.Join(dir, CredentialsFileName)
 	c := startClient(t, Config{DeviceID: id, EmbeddedAddr: addr, Discovery: true, Classes: []string{"sit", "walk"},

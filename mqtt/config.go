@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -131,39 +132,19 @@ func (c Config) Embedded() bool {
 
 // withDefaults returns a copy with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
-	if c.DiscoveryPrefix == "" {
-		c.DiscoveryPrefix = DefaultDiscoveryPrefix
-	}
-	if c.EmbeddedAddr == "" {
-		c.EmbeddedAddr = DefaultEmbeddedAddr
-	}
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
+	c.DiscoveryPrefix = cmp.Or(c.DiscoveryPrefix, DefaultDiscoveryPrefix)
+	c.EmbeddedAddr = cmp.Or(c.EmbeddedAddr, DefaultEmbeddedAddr)
 	if c.ClientID == "" && c.DeviceID != "" {
 		c.ClientID = "bnnd-" + c.DeviceID
 	}
-	if c.KeepAlive == 0 {
-		c.KeepAlive = DefaultKeepAlive
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.ReconnectMax == 0 {
-		c.ReconnectMax = DefaultReconnectMax
-	}
-	if c.MaxPayload == 0 {
-		c.MaxPayload = DefaultMaxPayload
-	}
-	if c.CommandTimeout == 0 {
-		c.CommandTimeout = DefaultCommandTimeout
-	}
-	if c.CostlyBurst == 0 {
-		c.CostlyBurst = DefaultCostlyBurst
-	}
-	if c.CostlyInterval == 0 {
-		c.CostlyInterval = DefaultCostlyInterval
-	}
+	c.KeepAlive = cmp.Or(c.KeepAlive, DefaultKeepAlive)
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, DefaultConnectTimeout)
+	c.ReconnectMax = cmp.Or(c.ReconnectMax, DefaultReconnectMax)
+	c.MaxPayload = cmp.Or(c.MaxPayload, DefaultMaxPayload)
+	c.CommandTimeout = cmp.Or(c.CommandTimeout, DefaultCommandTimeout)
+	c.CostlyBurst = cmp.Or(c.CostlyBurst, DefaultCostlyBurst)
+	c.CostlyInterval = cmp.Or(c.CostlyInterval, DefaultCostlyInterval)
 	c.EmbeddedBroker.Limits = c.EmbeddedBroker.Limits.withDefaults()
 	return c
 }

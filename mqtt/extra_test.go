@@ -12,6 +12,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/bnnd/bnnd/internal/testutil"
 )
 
 // TestWebSocket connects over ws:// (mosquitto's websocket listener needs
@@ -22,9 +24,9 @@ func TestWebSocket(t *testing.T) {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	ws := listeners.NewWebsocket(listeners.Config{Type: listeners.TypeWS, ID: "ws", Address: addr})
-	tcpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	tcpAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	tcp := listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "tcp", Address: tcpAddr})
 	for _, l := range []listeners.Listener{ws, tcp} {
 		if err := srv.AddListener(l); err != nil {

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,24 +16,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-)
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+	"github.com/bnnd/bnnd/internal/testutil"
+)
 
 func waitPort(t testing.TB, addr string, within time.Duration) {
 	t.Helper()
@@ -52,15 +41,12 @@ func waitPort(t testing.TB, addr string, within time.Duration) {
 	}
 }
 
-// mosquitto is a real mosquitto broker run by a test.
+// mosquitto is a real mosquitto broker run by a test, reached over TCP or
+// TLS (scheme).
 type mosquitto struct {
-	t       testing.TB
-	dir     string
-	port    int
-	conf    string
-	cmd     *exec.Cmd
-	logFile string
-	scheme  string
+	*testutil.Mosquitto
+	port   int
+	scheme string
 }
 
 type mosquittoOpts struct {
@@ -69,31 +55,11 @@ type mosquittoOpts struct {
 	mutualTLS bool              // require a client certificate
 }
 
-const mosquittoPath = "/usr/sbin/mosquitto"
-
 func startMosquitto(t testing.TB, o mosquittoOpts) *mosquitto {
 	t.Helper()
-	bin := mosquittoPath
-	if _, err := os.Stat(bin); err != nil {
-		p, lerr := exec.LookPath("mosquitto")
-		if lerr != nil {
-			t.Fatalf("mosquitto broker not found at %s or in PATH (install the Debian package mosquitto): %v", mosquittoPath, err)
-		}
-		bin = p
-	}
-	m := &mosquitto{t: t, dir: t.TempDir(), port: freePort(t), scheme: "tcp"}
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "listener %d 127.0.0.1\n", m.port)
-	if u := os.Getenv("USER"); u != "" {
-		fmt.Fprintf(&conf, "user %s\n", u)
-	} else if os.Getuid() == 0 {
-		conf.WriteString("user root\n")
-	}
-	conf.WriteString("persistence false\n")
-	m.logFile = filepath.Join(m.dir, "mosquitto.log")
-	fmt.Fprintf(&conf, "log_dest file %s\nlog_type all\n", m.logFile)
+	conf := "log_type all\n"
 	if o.passwords != nil {
-		pwFile := filepath.Join(m.dir, "passwd")
+		pwFile := filepath.Join(t.TempDir(), "passwd")
 		first := true
 		for user, pw := range o.passwords {
 			args := []string{"-b", pwFile, user, pw}
@@ -106,83 +72,27 @@ func startMosquitto(t testing.TB, o mosquittoOpts) *mosquitto {
 				t.Fatalf("mosquitto_passwd (Debian package mosquitto): %v: %s", err, out)
 			}
 		}
-		fmt.Fprintf(&conf, "allow_anonymous false\npassword_file %s\n", pwFile)
+		conf += fmt.Sprintf("allow_anonymous false\npassword_file %s\n", pwFile)
 	} else {
-		conf.WriteString("allow_anonymous true\n")
+		conf += "allow_anonymous true\n"
 	}
+	scheme := "tcp"
 	if o.tls != nil {
-		m.scheme = "ssl"
-		fmt.Fprintf(&conf, "cafile %s\ncertfile %s\nkeyfile %s\n", o.tls.caFile, o.tls.serverCert, o.tls.serverKey)
+		scheme = "ssl"
+		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\n", o.tls.caFile, o.tls.serverCert, o.tls.serverKey)
 		if o.mutualTLS {
-			conf.WriteString("require_certificate true\n")
+			conf += "require_certificate true\n"
 		}
 	}
-	m.conf = filepath.Join(m.dir, "mosquitto.conf")
-	if err := os.WriteFile(m.conf, []byte(conf.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.start(bin)
-	t.Cleanup(m.stop)
-	return m
+	m := testutil.StartMosquitto(t, conf)
+	return &mosquitto{Mosquitto: m, port: m.Port, scheme: scheme}
 }
 
-func (m *mosquitto) start(bin string) {
-	m.t.Helper()
-	m.cmd = exec.Command(bin, "-c", m.conf)
-	var stderr bytes.Buffer
-	m.cmd.Stderr = &stderr
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- m.cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", m.addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			go func() { <-exited }() // reap later
-			return
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(m.logFile)
-			m.t.Fatalf("mosquitto exited at start: %v\nstderr: %s\nlog: %s", err, stderr.String(), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto did not listen on %s", m.addr())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// stop ends the broker at once, as a crash or a lost network does.
+func (m *mosquitto) stop()    { m.Kill() }
+func (m *mosquitto) restart() { m.Start() }
 
-func (m *mosquitto) stop() {
-	if m.cmd != nil && m.cmd.Process != nil {
-		_ = m.cmd.Process.Kill()
-		// wait until the port is released so a restart can bind it
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			c, err := net.DialTimeout("tcp", m.addr(), 100*time.Millisecond)
-			if err != nil {
-				break
-			}
-			c.Close()
-			time.Sleep(20 * time.Millisecond)
-		}
-		m.cmd = nil
-	}
-}
-
-func (m *mosquitto) restart() {
-	bin := mosquittoPath
-	if _, err := os.Stat(bin); err != nil {
-		bin, _ = exec.LookPath("mosquitto")
-	}
-	m.start(bin)
-}
-
-func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
+func (m *mosquitto) addr() string { return m.Addr }
 func (m *mosquitto) url() string  { return fmt.Sprintf("%s://%s", m.scheme, m.addr()) }
 
 // testBroker is either a mosquitto or the embedded broker.
@@ -200,7 +110,7 @@ func brokersUnderTest(t *testing.T) []func(t *testing.T) testBroker {
 			return testBroker{name: "mosquitto", url: m.url(), restart: m.restart, stop: m.stop}
 		},
 		func(t *testing.T) testBroker {
-			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 			b, err := StartBroker(BrokerOptions{Addr: addr, allowAll: true}, testLogger(t))
 			if err != nil {
 				t.Fatal(err)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/bnnd/bnnd/internal/testutil"
 )
 
 const (
@@ -465,7 +467,7 @@ func TestReconnectPublishesLatest(t *testing.T) {
 }
 
 func TestEmbeddedBrokerDefault(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	id := deviceID(t)
 	creds := filepath.Join(t.TempDir(), CredentialsFileName)
 	c := startClient(t, Config{DeviceID: id, EmbeddedAddr: addr, EmbeddedBroker: BrokerOptions{CredentialsFile: creds}}, nil)

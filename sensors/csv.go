@@ -1,7 +1,6 @@
 package sensors
 
 import (
-	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/bnnd/bnnd/internal/linelimit"
 )
 
 // MaxCSVLine bounds one physical CSV line, so a corrupt file without line
@@ -21,25 +22,26 @@ const MaxCSVLine = 1 << 20
 var timeColumns = map[string]bool{"time": true, "timestamp": true, "t": true, "ms": true, "us": true}
 
 type csvConfig struct {
+	glob       string   // the spec's file name or glob
 	cols       []string // nil = automatic
 	fixedLabel string
 	skipBad    bool
 }
 
-func parseCSVSpec(s *spec) (string, csvConfig, error) {
-	var cfg csvConfig
+func parseCSVSpec(s *spec) (csvConfig, error) {
+	cfg := csvConfig{glob: s.arg}
 	if s.arg == "" {
-		return "", cfg, s.errorf("csv needs a file or glob: csv:PATH")
+		return cfg, s.errorf("csv needs a file or glob: csv:PATH")
 	}
 	if v, ok := s.str("cols"); ok {
 		seen := map[string]bool{}
 		for _, c := range strings.Split(v, ",") {
 			c = strings.TrimSpace(c)
 			if c == "" {
-				return "", cfg, s.errorf("cols=%q has an empty column name", v)
+				return cfg, s.errorf("cols=%q has an empty column name", v)
 			}
 			if seen[c] {
-				return "", cfg, s.errorf("cols=%q names %q twice", v, c)
+				return cfg, s.errorf("cols=%q names %q twice", v, c)
 			}
 			seen[c] = true
 			cfg.cols = append(cfg.cols, c)
@@ -47,7 +49,7 @@ func parseCSVSpec(s *spec) (string, csvConfig, error) {
 	}
 	if v, ok := s.str("label"); ok {
 		if err := ValidateLabel(v); err != nil {
-			return "", cfg, s.errorf("label=%q is not a usable class name", v)
+			return cfg, s.errorf("label=%q is not a usable class name", v)
 		}
 		cfg.fixedLabel = v
 	}
@@ -57,24 +59,18 @@ func parseCSVSpec(s *spec) (string, csvConfig, error) {
 			cfg.skipBad = true
 		case "error":
 		default:
-			return "", cfg, s.errorf("bad=%q is not skip or error", v)
+			return cfg, s.errorf("bad=%q is not skip or error", v)
 		}
 	}
-	return s.arg, cfg, nil
+	return cfg, nil
 }
 
 func loadCSVSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
-	glob, cfg, err := parseCSVSpec(s)
+	cfg, window, hop, err := windowedSpec(s, opt, parseCSVSpec, nil)
 	if err != nil {
 		return nil, err
 	}
-	window, hop, err := s.windowing(opt)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkUsed(); err != nil {
-		return nil, err
-	}
+	glob := cfg.glob
 	files, err := filepath.Glob(glob)
 	if err != nil {
 		return nil, s.errorf("bad glob %q: %v", glob, err)
@@ -133,32 +129,6 @@ func fileLabel(path string) string {
 	return base[:n]
 }
 
-// lineLimiter fails a read once a physical line exceeds max bytes.
-type lineLimiter struct {
-	r       *bufio.Reader
-	max     int
-	current int
-	line    int
-}
-
-var errLineTooLong = errors.New("line too long")
-
-func (ll *lineLimiter) Read(p []byte) (int, error) {
-	n, err := ll.r.Read(p)
-	for i := 0; i < n; i++ {
-		if p[i] == '\n' {
-			ll.current = 0
-			ll.line++
-			continue
-		}
-		ll.current++
-		if ll.current > ll.max {
-			return i, errLineTooLong
-		}
-	}
-	return n, err
-}
-
 func (l *csvLoader) labelIndex(name string) int {
 	if name == "" || name == "none" {
 		return -1
@@ -174,13 +144,13 @@ func (l *csvLoader) labelIndex(name string) int {
 
 // read appends one recording.
 func (l *csvLoader) read(r io.Reader, path string) error {
-	ll := &lineLimiter{r: bufio.NewReaderSize(r, 64<<10), max: MaxCSVLine}
+	ll := linelimit.New(r, MaxCSVLine)
 	cr := csv.NewReader(ll)
 	cr.FieldsPerRecord = -1 // checked here, to name the line and the counts
 	cr.ReuseRecord = true
 	readErr := func(err error) error {
-		if errors.Is(err, errLineTooLong) {
-			return fmt.Errorf("%s:%d: line longer than %d bytes", path, ll.line+1, MaxCSVLine)
+		if errors.Is(err, linelimit.ErrTooLong) {
+			return fmt.Errorf("%s:%d: line longer than %d bytes", path, ll.Line()+1, MaxCSVLine)
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
@@ -315,7 +285,7 @@ func (l *csvLoader) read(r io.Reader, path string) error {
 // isRowError reports errors confined to one record (the reader can go on).
 func isRowError(err error) bool {
 	var pe *csv.ParseError
-	return errors.As(err, &pe) && !errors.Is(err, errLineTooLong)
+	return errors.As(err, &pe) && !errors.Is(err, linelimit.ErrTooLong)
 }
 
 func (l *csvLoader) parseRow(rec []string, idx []int, dst []float32, path string, line, fields int) error {

@@ -85,7 +85,26 @@ type liveParams struct {
 	sim  simParams // the simulated chip's feed, when bus is "sim"
 }
 
-func parseLiveSpec(s *spec, opt LoadOptions) (liveParams, error) {
+func parseLiveSpec(s *spec, opt LoadOptions) (p liveParams, err error) {
+	p, _, _, err = windowedSpec(s, opt, parseLiveOptions, func(p *liveParams, window, hop int) error {
+		p.window, p.hop = window, hop
+		wu, err := s.intOpt("warmup", int64(chunkWindows*window), 2, 10_000_000)
+		if err != nil {
+			return err
+		}
+		p.warmupSamples = int(wu)
+		if p.bus == simBusName {
+			if p.sim, err = parseSimParams(s, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return p, err
+}
+
+// parseLiveOptions reads the options that do not depend on the window.
+func parseLiveOptions(s *spec) (liveParams, error) {
 	p := liveParams{kind: s.kind, bus: s.arg, pace: 1}
 	defAddr := int64(0x68)
 	if s.kind == "adxl345" {
@@ -122,20 +141,7 @@ func parseLiveSpec(s *spec, opt LoadOptions) (liveParams, error) {
 		return p, err
 	}
 	p.failLimit = int(fl)
-	if p.window, p.hop, err = s.windowing(opt); err != nil {
-		return p, err
-	}
-	wu, err := s.intOpt("warmup", int64(chunkWindows*p.window), 2, 10_000_000)
-	if err != nil {
-		return p, err
-	}
-	p.warmupSamples = int(wu)
-	if p.bus == simBusName {
-		if p.sim, err = parseSimParams(s, &p); err != nil {
-			return p, err
-		}
-	}
-	return p, s.checkUsed()
+	return p, nil
 }
 
 var hostInit = sync.OnceValue(func() error {

@@ -175,13 +175,24 @@ func (m *MNIST) Example(i int, dst []float32) int {
 
 // remapClasses makes digit d's label the index of its name in classes.
 func (m *MNIST) remapClasses(classes []string) error {
-	cm, err := newClassMapper(classes)
-	if err != nil {
-		return err
-	}
 	var seen [256]bool
 	for _, l := range m.labels {
 		seen[l] = true
+	}
+	if err := remapDigits(classes, &seen, m.remap); err != nil {
+		return err
+	}
+	m.classes = classes
+	return nil
+}
+
+// remapDigits sets remap[d] to the index of digit d's name in classes, for
+// the MNIST file and its stream alike; the labels present (seen) must all be
+// among the classes.
+func remapDigits(classes []string, seen *[256]bool, remap []int) error {
+	cm, err := newClassMapper(classes)
+	if err != nil {
+		return err
 	}
 	var names []string
 	for d, ok := range seen {
@@ -194,10 +205,9 @@ func (m *MNIST) remapClasses(classes []string) error {
 	}
 	for d := range mnistClasses {
 		if i, ok := cm.index[mnistClasses[d]]; ok {
-			m.remap[d] = i
+			remap[d] = i
 		}
 	}
-	m.classes = classes
 	return nil
 }
 

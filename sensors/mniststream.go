@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 )
@@ -166,23 +165,8 @@ func (m *mnistStream) readHeaders(c *idxCursor, part string) error {
 // remapClasses makes digit d's label the index of its name in classes; the
 // labels present (seen) must all be among them.
 func (m *mnistStream) remapClasses(classes []string, seen *[256]bool) error {
-	cm, err := newClassMapper(classes)
-	if err != nil {
+	if err := remapDigits(classes, seen, m.remap[:]); err != nil {
 		return err
-	}
-	var names []string
-	for d, ok := range seen {
-		if ok {
-			names = append(names, mnistClasses[d])
-		}
-	}
-	if bad := cm.unknown(names); len(bad) > 0 {
-		return fmt.Errorf("MNIST labels %s are not among the classes %q", strings.Join(bad, ", "), classes)
-	}
-	for d := range mnistClasses {
-		if i, ok := cm.index[mnistClasses[d]]; ok {
-			m.remap[d] = i
-		}
 	}
 	m.cls = classes
 	return nil

@@ -169,3 +169,26 @@ func (s *spec) windowing(opt LoadOptions) (window, hop int, err error) {
 	}
 	return window, hop, nil
 }
+
+// windowedSpec reads the options of a time-series source in the order all
+// of them share, so their errors come first to last alike: the source's own
+// options (parse), window and hop, the options that depend on the window
+// (after, nil if none), then any option nobody read, so that a misspelt
+// option is an error for every source.
+func windowedSpec[P any](s *spec, opt LoadOptions, parse func(*spec) (P, error), after func(p *P, window, hop int) error) (p P, window, hop int, err error) {
+	if p, err = parse(s); err != nil {
+		return p, 0, 0, err
+	}
+	if window, hop, err = s.windowing(opt); err != nil {
+		return p, 0, 0, err
+	}
+	if after != nil {
+		if err = after(&p, window, hop); err != nil {
+			return p, 0, 0, err
+		}
+	}
+	if err = s.checkUsed(); err != nil {
+		return p, 0, 0, err
+	}
+	return p, window, hop, nil
+}

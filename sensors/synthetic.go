@@ -214,15 +214,8 @@ func parseSyntheticSpec(s *spec) (syntheticParams, error) {
 }
 
 func loadSyntheticSpec(s *spec, split Split, opt LoadOptions) (Dataset, error) {
-	p, err := parseSyntheticSpec(s)
+	p, window, hop, err := windowedSpec(s, opt, parseSyntheticSpec, nil)
 	if err != nil {
-		return nil, err
-	}
-	window, hop, err := s.windowing(opt)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkUsed(); err != nil {
 		return nil, err
 	}
 	if longest := int(maxSegmentSeconds * p.rate); window > longest {

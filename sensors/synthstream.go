@@ -32,19 +32,12 @@ type synthSource struct {
 // rate, window), so it is scaled exactly as `bnnd train --data` saw it.
 
 func openSynthetic(s *spec, opt LoadOptions) (Source, error) {
-	p, err := parseSyntheticSpec(s)
+	var pace int64
+	p, window, hop, err := windowedSpec(s, opt, parseSyntheticSpec, func(*syntheticParams, int, int) (err error) {
+		pace, err = s.intOpt("pace", 1, 0, 1)
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	window, hop, err := s.windowing(opt)
-	if err != nil {
-		return nil, err
-	}
-	pace, err := s.intOpt("pace", 1, 0, 1)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkUsed(); err != nil {
 		return nil, err
 	}
 	desc := fmt.Sprintf("sensors: spec %q", s.raw)

@@ -1,7 +1,6 @@
 package systemd
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bnnd/bnnd/internal/testutil"
 )
 
 // testWatchdog is WatchdogSec in these tests: checks every 50ms.
@@ -262,7 +263,7 @@ func TestReadyStatusStoppingOnRealSocket(t *testing.T) {
 
 func TestWatchdogPingsOnlyWhileTrainingProgresses(t *testing.T) {
 	sock := listenNotify(t, testWatchdog)
-	logw := &syncWriter{}
+	logw := &testutil.Buffer{}
 	n, err := New(Options{Logger: slog.New(slog.NewTextHandler(logw, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -532,22 +533,4 @@ func BenchmarkProgress(b *testing.B) {
 	for b.Loop() {
 		n.Progress()
 	}
-}
-
-// syncWriter serialises writes from the watchdog goroutine and the test.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,8 +6,9 @@ import _ "embed"
 const UnitName = "bnnd.service"
 
 // UnitFile is the content of bnnd.service, the unit the bnnd package installs
-// to /lib/systemd/system. Embedded so the binary can show or install the very
-// unit it was tested with.
+// to /lib/systemd/system (packaging/nfpm.yaml puts it there; no bnnd command installs
+// or prints it). Embedded so that the tests check and run the very file the
+// package ships.
 //
 //go:embed bnnd.service
 var UnitFile []byte

@@ -66,11 +66,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	minTime := fs.Duration("min-time", 300*time.Millisecond, "time each case for at least this long (best call counts)")
 	cref := fs.Bool("cref", false, "also run the C reference (see --cref-bin) and print the ratio per shape")
 	crefBin := fs.String("cref-bin", "bin/cref", "C reference binary, built from bench/cref by 'make bench'")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *threads < 1 {
 		return usagef("--threads must be at least 1, got %d", *threads)

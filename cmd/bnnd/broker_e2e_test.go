@@ -19,6 +19,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/bnnd/bnnd/internal/testutil"
 	"github.com/bnnd/bnnd/mqtt"
 )
 
@@ -98,7 +99,7 @@ func processRSS(t *testing.T, pid int) int64 {
 func TestRunProcessEmbeddedBrokerDefences(t *testing.T) {
 	scale := timeScale()
 	state := filepath.Join(t.TempDir(), "state")
-	addr := freeTCPAddr(t)
+	addr := testutil.FreeAddr(t)
 	id := "e2e-embedded"
 	base := "bnnd/" + id + "/"
 	cfgPath := filepath.Join(t.TempDir(), "bnnd.yaml")
@@ -217,13 +218,13 @@ func TestRunProcessReconnectsSoonAfterALongOutage(t *testing.T) {
 	}
 	scale := timeScale()
 	broker := startMosquitto(t)
-	cfg := e2eConfig{stateDir: filepath.Join(t.TempDir(), "state"), broker: broker.addr, deviceID: "e2e-outage"}
+	cfg := e2eConfig{stateDir: filepath.Join(t.TempDir(), "state"), broker: broker.Addr, deviceID: "e2e-outage"}
 	base := "bnnd/" + cfg.deviceID + "/"
-	watcher := subscribe(t, broker.addr, base+"status")
+	watcher := subscribe(t, broker.Addr, base+"status")
 	p := startBnnd(t, childOptions{}, "run", "-config", cfg.write(t))
 	watcher.waitFor(p, base+"status", 0, 30*scale*time.Second, payloadIs("online"))
 
-	broker.stop()
+	broker.Stop()
 	watcher.close()
 	lost := time.Now()
 	for !strings.Contains(p.stderr.String(), "mqtt: connection lost") {
@@ -238,9 +239,9 @@ func TestRunProcessReconnectsSoonAfterALongOutage(t *testing.T) {
 		p.alive()
 		time.Sleep(100 * time.Millisecond)
 	}
-	broker.start()
+	broker.Start()
 	back := time.Now()
-	after := subscribe(t, broker.addr, base+"status")
+	after := subscribe(t, broker.Addr, base+"status")
 	online, _ := after.waitFor(p, base+"status", 0, 60*scale*time.Second, payloadIs("online"))
 	gap := online.at.Sub(back)
 	t.Logf("online again %v after the broker's return (outage %v)", gap.Round(time.Millisecond), back.Sub(lost).Round(time.Millisecond))

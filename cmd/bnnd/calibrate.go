@@ -130,16 +130,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	perLayer := fs.Bool("per-layer", false, "search one encoding per layer")
 	rows := fs.Int("rows", 20, "ranking rows to print (0 = all)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object as the last line")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	if err := tf.check(); err != nil {
-		return err
-	}
-	if err := sf.check(); err != nil {
+	if err := parseFlags(fs, args, tf.check, sf.check); err != nil {
 		return err
 	}
 	if *steps < 1 || *warmup < 0 {

@@ -44,11 +44,8 @@ func runMQTTCredentials(_ context.Context, args []string, stdout, stderr io.Writ
 			"where it is; the password is only in the file. Flags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *hash {
 		return hashPassword(stdout)

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +22,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/bnnd/bnnd/internal/testutil"
 	"github.com/bnnd/bnnd/mqtt"
 )
 
@@ -84,7 +83,7 @@ func withoutEnv(env []string, key string) []string {
 type bnndProcess struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.Buffer
 	exited chan struct{}
 	err    error // set before exited is closed
 }
@@ -116,7 +115,7 @@ func startBnnd(t *testing.T, o childOptions, args ...string) *bnndProcess {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(withoutEnv(os.Environ(), "NOTIFY_SOCKET"), e2eChildEnv+"=1")
 	cmd.Env = append(cmd.Env, o.env...)
-	p := &bnndProcess{t: t, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &bnndProcess{t: t, cmd: cmd, stderr: &testutil.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout = p.stderr
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
@@ -177,120 +176,11 @@ func (p *bnndProcess) alive() {
 	}
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func freeTCPAddr(t *testing.T) string {
+// startMosquitto runs a mosquitto that lets anyone in, as a LAN broker
+// often does.
+func startMosquitto(t *testing.T) *testutil.Mosquitto {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// mosquittoBroker is a real mosquitto run by the test on a fixed port, so
-// that it can be stopped and started again where the daemon expects it.
-type mosquittoBroker struct {
-	t      *testing.T
-	bin    string
-	conf   string
-	addr   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	output *syncBuffer
-}
-
-func startMosquitto(t *testing.T) *mosquittoBroker {
-	t.Helper()
-	bin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		p, lerr := exec.LookPath("mosquitto")
-		if lerr != nil {
-			t.Fatalf("mosquitto is not installed (Debian package mosquitto): %v", lerr)
-		}
-		bin = p
-	}
-	b := &mosquittoBroker{t: t, bin: bin, addr: freeTCPAddr(t), output: &syncBuffer{}}
-	_, port, _ := net.SplitHostPort(b.addr)
-	conf := "listener " + port + " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
-	// Run as root, mosquitto would switch to a "mosquitto" user.
-	if u := os.Getenv("USER"); u != "" {
-		conf += "user " + u + "\n"
-	} else if os.Getuid() == 0 {
-		conf += "user root\n"
-	}
-	b.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
-	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b.start()
-	t.Cleanup(func() {
-		b.stop()
-		if t.Failed() {
-			t.Logf("mosquitto output:\n%s", b.output.String())
-		}
-	})
-	return b
-}
-
-func (b *mosquittoBroker) start() {
-	b.t.Helper()
-	b.cmd = exec.Command(b.bin, "-c", b.conf)
-	b.cmd.Stdout, b.cmd.Stderr = b.output, b.output
-	if err := b.cmd.Start(); err != nil {
-		b.t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan struct{})
-	b.exited = exited
-	go func(cmd *exec.Cmd) { cmd.Wait(); close(exited) }(b.cmd)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", b.addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			b.t.Fatalf("mosquitto exited at start:\n%s", b.output.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("mosquitto did not listen on %s", b.addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop ends mosquitto the way a service manager does (SIGTERM) and waits
-// for it to exit.
-func (b *mosquittoBroker) stop() {
-	if b.cmd == nil {
-		return
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(10 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.exited
-	}
-	b.cmd = nil
+	return testutil.StartMosquitto(t, "allow_anonymous true\n")
 }
 
 // subscriber is a paho client that records every message under a filter.

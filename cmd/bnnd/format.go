@@ -23,7 +23,8 @@ func init() {
 
 // compareFormats are the encodings 'bnnd format --compare' shows by default:
 // the IEEE references, default-bias 8-bit formats, and formats biased for
-// Bop momenta of 1e-8..1e-5 (DESIGN.md §1) down to 4 bits.
+// Bop momenta of 1e-8..1e-5 (where they sit with bnnd train's γ = 1e-3, τ = 1e-6) down
+// to 4 bits.
 var compareFormats = []string{
 	"fp32", "fp16", "bf16", "e5m2", "e4m3",
 	"e5m6b31", "e5m2b30", "e4m3b28", "e3m4b24", "e3m2b24s", "e2m2b22s", "e3m0b22s", "e2m1b22s",

@@ -43,6 +43,24 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// parseFlags parses the flags of a command that takes no arguments, then
+// runs checks (a flag group's own validation) in order, so every command
+// rejects a stray argument and bad flags the same way.
+func parseFlags(fs *flag.FlagSet, args []string, checks ...func() error) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // gcPercent replaces Go's default GOGC of 100 unless GOGC is set. The live
 // heap is mostly pointer-free training buffers and data, cheap to mark, and
 // a training step leaves only a few KB of garbage (goroutine closures), so

@@ -26,11 +26,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "usage: bnnd run [-config FILE] [flags]\n\nFlags override the configuration file:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	// Nothing is opened or written before the configuration is valid.
 	cfg, err := flags.Load()

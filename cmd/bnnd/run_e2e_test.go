@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/daemon"
+	"github.com/bnnd/bnnd/internal/testutil"
 )
 
 type progressMsg struct {
@@ -82,9 +83,9 @@ func TestRunProcessSurvivesBrokerRestart(t *testing.T) {
 		outage = 2 * time.Second
 	}
 	broker := startMosquitto(t)
-	cfg := e2eConfig{stateDir: filepath.Join(t.TempDir(), "state"), broker: broker.addr, deviceID: "e2e-restart", prometheus: freeTCPAddr(t)}
+	cfg := e2eConfig{stateDir: filepath.Join(t.TempDir(), "state"), broker: broker.Addr, deviceID: "e2e-restart", prometheus: testutil.FreeAddr(t)}
 	base := "bnnd/" + cfg.deviceID + "/"
-	watcher := subscribe(t, broker.addr, base+"#")
+	watcher := subscribe(t, broker.Addr, base+"#")
 	p := startBnnd(t, childOptions{}, "run", "-config", cfg.write(t))
 
 	watcher.waitFor(p, base+"status", 0, 30*scale*time.Second, payloadIs("online"))
@@ -93,7 +94,7 @@ func TestRunProcessSurvivesBrokerRestart(t *testing.T) {
 	before, _ := watcher.waitFor(p, base+"progress", i, 10*scale*time.Second, func(received) bool { return true })
 	beforeOutage := parseProgress(t, before).SamplesSeen
 
-	broker.stop()
+	broker.Stop()
 	watcher.close()
 	stopped := time.Now()
 	// /metrics shows the counters of the daemon's latest telemetry round
@@ -122,9 +123,9 @@ func TestRunProcessSurvivesBrokerRestart(t *testing.T) {
 		t.Fatalf("/metrics reports %d samples seen during the outage, fewer than the %d published before it", seen[1], beforeOutage)
 	}
 
-	broker.start()
+	broker.Start()
 	restarted := time.Now()
-	after := subscribe(t, broker.addr, base+"#")
+	after := subscribe(t, broker.Addr, base+"#")
 	// paho retries with a backoff that starts at 1 s and doubles.
 	online, j := after.waitFor(p, base+"status", 0, 30*scale*time.Second, payloadIs("online"))
 	firstAfter, _ := after.waitFor(p, base+"progress", j, 10*scale*time.Second, func(received) bool { return true })
@@ -139,7 +140,7 @@ func TestRunProcessSurvivesBrokerRestart(t *testing.T) {
 			resumed.SamplesSeen, late)
 	}
 	// A client connecting now gets "online" as the retained status.
-	fresh := subscribe(t, broker.addr, base+"status")
+	fresh := subscribe(t, broker.Addr, base+"status")
 	fresh.waitFor(p, base+"status", 0, 10*scale*time.Second, func(m received) bool {
 		if !m.retained || m.payload != "online" {
 			t.Fatalf("a new subscriber got status %q (retained %v), want the retained \"online\"", m.payload, m.retained)
@@ -165,9 +166,9 @@ func TestRunProcessSurvivesBrokerRestart(t *testing.T) {
 func TestRunProcessSIGTERM(t *testing.T) {
 	scale := timeScale()
 	broker := startMosquitto(t)
-	cfg := e2eConfig{stateDir: filepath.Join(t.TempDir(), "state"), broker: broker.addr, deviceID: "e2e-term"}
+	cfg := e2eConfig{stateDir: filepath.Join(t.TempDir(), "state"), broker: broker.Addr, deviceID: "e2e-term"}
 	base := "bnnd/" + cfg.deviceID + "/"
-	watcher := subscribe(t, broker.addr, base+"#")
+	watcher := subscribe(t, broker.Addr, base+"#")
 	p := startBnnd(t, childOptions{}, "run", "-config", cfg.write(t))
 	watcher.waitFor(p, base+"status", 0, 30*scale*time.Second, payloadIs("online"))
 	last, _ := watcher.waitFor(p, base+"progress", 0, 30*scale*time.Second, training)
@@ -181,7 +182,7 @@ func TestRunProcessSIGTERM(t *testing.T) {
 	}
 	watcher.close()
 
-	late := subscribe(t, broker.addr, base+"status")
+	late := subscribe(t, broker.Addr, base+"status")
 	late.waitFor(nil, base+"status", 0, 10*time.Second, func(m received) bool {
 		if !m.retained || m.payload != "offline" {
 			t.Fatalf("after the stop a new subscriber got status %q (retained %v), want the retained \"offline\"", m.payload, m.retained)
@@ -266,7 +267,7 @@ func TestRunProcessNotifiesSystemd(t *testing.T) {
 	scale := timeScale()
 	broker := startMosquitto(t)
 	notify := listenNotify(t)
-	cfg := e2eConfig{stateDir: filepath.Join(t.TempDir(), "state"), broker: broker.addr, deviceID: "e2e-notify", prometheus: freeTCPAddr(t)}
+	cfg := e2eConfig{stateDir: filepath.Join(t.TempDir(), "state"), broker: broker.Addr, deviceID: "e2e-notify", prometheus: testutil.FreeAddr(t)}
 	p := startBnnd(t, childOptions{
 		env:         []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=1000000"},
 		watchdogPID: true,

@@ -185,7 +185,7 @@ func TestTeachOnSimulatedChip(t *testing.T) {
 	for _, chip := range []string{"mpu6050", "adxl345"} {
 		t.Run(chip, func(t *testing.T) {
 			t.Parallel()
-			teachChip(t, chip, rec, firstTest, broker.addr)
+			teachChip(t, chip, rec, firstTest, broker.Addr)
 		})
 	}
 }

@@ -163,16 +163,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	statBatches := fs.Int("stat-batches", 20, "before each evaluation, batch-norm statistics from this many training batches with the current weights (0 = the running averages of training)")
 	var sf searchFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	if err := tf.check(); err != nil {
-		return err
-	}
-	if err := sf.check(); err != nil {
+	if err := parseFlags(fs, args, tf.check, sf.check); err != nil {
 		return err
 	}
 	if *epochs < 1 {

@@ -39,11 +39,8 @@ var versionLines []func() (key, value string)
 
 func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "bnnd %s\n", buildVersion())
 	fmt.Fprintf(stdout, "go: %s\n", runtime.Version())

@@ -1,7 +1,6 @@
 package simbus
 
 import (
-	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/bnnd/bnnd/internal/linelimit"
 )
 
 // ReplayOptions configure OpenReplay.
@@ -199,7 +200,7 @@ var channels = [6]string{"ax", "ay", "az", "gx", "gy", "gz"}
 type csvFile struct {
 	path   string
 	f      *os.File
-	ll     *lineLimiter
+	ll     *linelimit.Reader
 	cr     *csv.Reader
 	fields int
 	col    [6]int // field of each of channels; -1 if absent
@@ -212,7 +213,7 @@ func openCSV(path string, gyro bool) (*csvFile, error) {
 		return nil, fmt.Errorf("simbus: %w", err)
 	}
 	c := &csvFile{path: path, f: f, label: -1}
-	c.ll = &lineLimiter{r: bufio.NewReaderSize(f, 64<<10), max: MaxLine}
+	c.ll = linelimit.New(f, MaxLine)
 	c.cr = csv.NewReader(c.ll)
 	c.cr.FieldsPerRecord = -1 // checked in row, to name the line and the counts
 	c.cr.ReuseRecord = true
@@ -332,38 +333,12 @@ func (c *csvFile) row() (fr Frame, line int, label string, err error) {
 }
 
 func (c *csvFile) readErr(err error) error {
-	if errors.Is(err, errLineTooLong) {
-		return fmt.Errorf("simbus: %s:%d: line longer than %d bytes", c.path, c.ll.line+1, MaxLine)
+	if errors.Is(err, linelimit.ErrTooLong) {
+		return fmt.Errorf("simbus: %s:%d: line longer than %d bytes", c.path, c.ll.Line()+1, MaxLine)
 	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		return fmt.Errorf("simbus: %s:%d:%d: %w", c.path, pe.Line, pe.Column, pe.Err)
 	}
 	return fmt.Errorf("simbus: %s: %w", c.path, err)
-}
-
-// lineLimiter fails a read once a physical line exceeds max bytes.
-type lineLimiter struct {
-	r       io.Reader
-	max     int
-	current int
-	line    int // completed lines so far
-}
-
-var errLineTooLong = errors.New("line too long")
-
-func (ll *lineLimiter) Read(p []byte) (int, error) {
-	n, err := ll.r.Read(p)
-	for i := 0; i < n; i++ {
-		if p[i] == '\n' {
-			ll.current = 0
-			ll.line++
-			continue
-		}
-		ll.current++
-		if ll.current > ll.max {
-			return i, errLineTooLong
-		}
-	}
-	return n, err
 }
