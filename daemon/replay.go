@@ -31,9 +31,6 @@ type StorageKind uint8
 const (
 	StorageUint8   StorageKind = 1 // values in [0,1] as one byte, round(255·x)
 	StorageFloat16 StorageKind = 2 // IEEE half precision
-
-	// Deprecated: StorageUnit8 is the old misspelling of StorageUint8.
-	StorageUnit8 = StorageUint8
 )
 
 func (k StorageKind) String() string {

@@ -297,7 +297,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	r.shape = first.Shape
 	r.kind = StorageFloat16
 	if strings.HasPrefix(cfg.Source.Spec, "mnist") {
-		r.kind = StorageUnit8 // pixels/255: stored losslessly in a byte
+		r.kind = StorageUint8 // pixels/255: stored losslessly in a byte
 	}
 
 	bopts := r.netOptions(outputs)
