@@ -109,6 +109,7 @@ func (tt *teacherTask) eval() (Score, error) {
 	}
 	s.Loss /= float64(n)
 	s.Accuracy /= float64(n)
+	s.N = n
 	return s, nil
 }
 
@@ -338,8 +339,8 @@ func TestSelectFallback(t *testing.T) {
 	if !sel.Fallback || len(sel.Formats) != 2 || sel.Formats[0] != warm || sel.Formats[1] != warm {
 		t.Errorf("fallback %v, formats %v; want the reference %v", sel.Fallback, formatStrings(sel.Formats), warm)
 	}
-	if len(sel.Arms) != 8-raceOptions.MinBits {
-		t.Errorf("%d arms raced, want every width %d..7", len(sel.Arms), raceOptions.MinBits)
+	if got := armBits(sel); !slices.Equal(got, []int{6, 7}) {
+		t.Errorf("arms of %v bits raced, want 6 then 7 (the walk up from 6)", got)
 	}
 	for _, f := range o.Formats() {
 		if f != warm {
@@ -353,6 +354,53 @@ func TestSelectFallback(t *testing.T) {
 	opt.MinBits = 8
 	if _, err := Select(tt.net, taskOptimizer(t, tt.net), tt.next, eval, opt); !errors.Is(err, ErrNoCandidate) {
 		t.Errorf("candidates of 8 bits and up: err %v, want ErrNoCandidate", err)
+	}
+}
+
+func armBits(sel Selection) []int {
+	var out []int
+	for _, a := range sel.Arms {
+		out = append(out, a.Formats[0].Bits())
+	}
+	return out
+}
+
+// The race walks down from 6 bits while arms qualify and takes the
+// narrowest before the first that does not; a narrower width that would
+// qualify again below a failing one is never reached.
+func TestSelectWalk(t *testing.T) {
+	for _, c := range []struct {
+		ok   map[int]bool // widths whose arm keeps the reference's accuracy
+		want int          // chosen width of layer 0
+		arms []int
+	}{
+		{map[int]bool{5: true, 6: true, 7: true}, 5, []int{4, 5, 6}},
+		{map[int]bool{4: true, 6: true, 7: true}, 6, []int{5, 6}},
+		{map[int]bool{7: true}, 7, []int{6, 7}},
+		{map[int]bool{4: true, 5: true, 6: true, 7: true}, 4, []int{4, 5, 6}},
+	} {
+		tt := newTeacherTask(t, 2)
+		o := taskOptimizer(t, tt.net)
+		opt := raceOptions
+		opt.Rewind = tt.rewind
+		eval := func() (Score, error) {
+			if b := o.Formats()[0].Bits(); b == 8 || c.ok[b] {
+				return Score{Accuracy: 0.9, N: 1000}, nil
+			}
+			return Score{Accuracy: 0.8, N: 1000}, nil
+		}
+		sel, err := Select(tt.net, o, tt.next, eval, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sel.Formats[0].Bits(); got != c.want || sel.Fallback {
+			t.Errorf("qualifying widths %v: chose %d bits (fallback %v), want %d", c.ok, got, sel.Fallback, c.want)
+		}
+		got := armBits(sel)
+		slices.Sort(got)
+		if !slices.Equal(got, c.arms) {
+			t.Errorf("qualifying widths %v: raced %v, want %v", c.ok, got, c.arms)
+		}
 	}
 }
 

@@ -647,7 +647,7 @@ func allFP32(fs []fp.Format) bool {
 const (
 	calibrationSteps     = 30
 	calibrationSamples   = 2048
-	calibrationRaceSteps = 50
+	calibrationRaceSteps = 100
 	calibrationTolerance = 0.005
 	calibrationMaxLost   = 0.9
 	calibrationMaxFlip   = 0.1
@@ -722,7 +722,7 @@ func (r *runner) calibrate() {
 				}
 			}
 			n := float64(r.holdout.Len())
-			return bop.Score{Loss: loss / n, Accuracy: float64(correct) / n}, nil
+			return bop.Score{Loss: loss / n, Accuracy: float64(correct) / n, N: r.holdout.Len()}, nil
 		}
 	} else {
 		r.log.Warn("momentum auto: no held-out samples to race on; the pre-filter alone chooses")

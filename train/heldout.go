@@ -79,7 +79,7 @@ func Score(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads in
 	if total == 0 {
 		return bop.Score{}, errors.New("held-out data has no labelled examples")
 	}
-	return bop.Score{Loss: loss / float64(total), Accuracy: float64(correct) / float64(total)}, nil
+	return bop.Score{Loss: loss / float64(total), Accuracy: float64(correct) / float64(total), N: total}, nil
 }
 
 // Scorer is the evaluator bop.Select races on: batch-norm statistics

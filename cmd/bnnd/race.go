@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/bnnd/bnnd/bnn"
@@ -26,8 +27,8 @@ type raceFlags struct {
 
 func (r *raceFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&r.tolerance, "tolerance", 0.5, "with --momentum auto: held-out accuracy points a narrower encoding may lose against the 8-bit reference")
-	fs.IntVar(&r.raceSteps, "race-steps", 50, "with --momentum auto: K, the steps each encoding trains from the warm start before it is scored (twice, after K and 2K)")
-	fs.IntVar(&r.heldout, "heldout", 2000, "with --momentum auto: training examples held out to score the encodings (at most a tenth of the data); they rejoin training after the choice")
+	fs.IntVar(&r.raceSteps, "race-steps", 100, "with --momentum auto: K; each encoding trains 2K steps from the warm start and is judged on its held-out accuracy then (after K only if clearly out)")
+	fs.IntVar(&r.heldout, "heldout", 5000, "with --momentum auto: training examples held out to score the encodings (at most a tenth of the data); they rejoin training after the choice")
 	fs.BoolVar(&r.all, "race-all", false, "with --momentum auto: race every candidate the full 2K steps (same choice, for measurements)")
 	fs.StringVar(&r.scratchDir, "scratch-dir", "", "with --momentum auto: folder for the warm-start snapshot the race restores (default: the system's temporary folder)")
 }
@@ -108,7 +109,12 @@ func raceFor(ctx context.Context, net *bnn.Network, opt *bop.Optimizer, ds senso
 	sel, err := bop.Select(net, opt, next, eval, bop.SelectOptions{
 		Warmup: warmup, TraceSteps: traced, RaceSteps: rf.raceSteps, Tolerance: rf.tolerance / 100,
 		MinBits: sf.minBits, MaxBits: sf.maxBits, PerLayer: perLayer, Seed: tf.seed,
-		Rewind: rewind, Scratch: scratch, Exhaustive: rf.all, Logf: logf, Search: sf.options(tf.seed),
+		Rewind: rewind, Scratch: scratch, Exhaustive: rf.all,
+		OnMemory: func(phase string, b int64) {
+			if os.Getenv("BNND_DEBUG_RSS") != "" {
+				logf("DEBUG %s: momenta %d, rss %s", phase, b, rssNow())
+			}
+		}, Logf: logf, Search: sf.options(tf.seed),
 	})
 	if !racing {
 		warmTime = time.Since(t0)
@@ -117,4 +123,15 @@ func raceFor(ctx context.Context, net *bnn.Network, opt *bop.Optimizer, ds senso
 		return sel, warmTime, err
 	}
 	return sel, warmTime, nil
+}
+
+func rssNow() string {
+	b, _ := os.ReadFile("/proc/self/status")
+	out := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS") || strings.HasPrefix(l, "VmHWM") {
+			out += strings.Join(strings.Fields(l), " ") + " "
+		}
+	}
+	return out
 }
