@@ -44,7 +44,7 @@ var variants = []variant{
 	{"bf16", []string{"--momentum", "bf16"}},
 	{"e4m3 (default bias)", []string{"--momentum", "e4m3"}},
 	{"search (auto)", []string{"--momentum", "auto"}},
-	{"search (auto), per layer", []string{"--momentum", "auto", "--per-layer"}},
+	{"auto per layer", []string{"--momentum", "auto", "--per-layer"}},
 	{"best 8-bit stochastic", []string{"--momentum", "auto", "--min-bits", "8", "--max-bits", "8", "--stochastic-only", "--best-effort"}},
 	{"best 6-bit stochastic", []string{"--momentum", "auto", "--min-bits", "6", "--max-bits", "6", "--stochastic-only", "--best-effort"}},
 	{"best 5-bit stochastic", []string{"--momentum", "auto", "--min-bits", "5", "--max-bits", "5", "--stochastic-only", "--best-effort"}},
