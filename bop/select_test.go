@@ -436,3 +436,26 @@ func TestWarmupFormat(t *testing.T) {
 		t.Errorf("τ 1e-7: %s, want e3m4b25s (the measured one)", got)
 	}
 }
+
+// After 2K steps an arm is in within half the tolerance, or within the
+// whole of it when its loss is no higher than the reference's.
+func TestVerdict(t *testing.T) {
+	s := &selector{opt: SelectOptions{Tolerance: 0.005, RaceSteps: 100}}
+	ref := Score{Accuracy: 0.96, Loss: 0.15, N: 5000}
+	for _, c := range []struct {
+		sc    Score
+		round int
+		in    bool
+	}{
+		{Score{Accuracy: 0.9580, Loss: 0.20}, 1, true},  // 0.2 point: in whatever the loss
+		{Score{Accuracy: 0.9565, Loss: 0.14}, 1, true},  // 0.35 point, lower loss
+		{Score{Accuracy: 0.9565, Loss: 0.16}, 1, false}, // 0.35 point, higher loss
+		{Score{Accuracy: 0.9540, Loss: 0.10}, 1, false}, // 0.6 point
+		{Score{Accuracy: 0.9520, Loss: 0.30}, 0, true},  // after K: only 1 point or more is out
+		{Score{Accuracy: 0.9490, Loss: 0.10}, 0, false},
+	} {
+		if got := s.verdict(c.sc, ref, c.round) == ""; got != c.in {
+			t.Errorf("%+v after round %d: in %v, want %v (%s)", c.sc, c.round, got, c.in, s.verdict(c.sc, ref, c.round))
+		}
+	}
+}
