@@ -28,7 +28,9 @@ func (s subset) Example(i int, dst []float32) int { return s.Dataset.Example(s.i
 func HeldOut(ds sensors.Dataset, n int, seed uint64) ([]int, sensors.Dataset) {
 	n = min(n, ds.Len())
 	r := rand.New(rand.NewPCG(seed, 0x686f6c64)) // "hold"
-	idx := r.Perm(ds.Len())[:n]
+	// A copy, so the permutation of the whole set (8 bytes per example)
+	// is garbage at once rather than kept alive by the slice.
+	idx := slices.Clone(r.Perm(ds.Len())[:n])
 	slices.Sort(idx)
 	return idx, subset{ds, idx}
 }
@@ -86,9 +88,21 @@ func Score(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads in
 // re-estimated on statBatches training batches (as before every test
 // evaluation), then Score on the held-out view.
 func Scorer(ctx context.Context, net *bnn.Network, trainDs, held sensors.Dataset, threads, statBatches int, seed uint64) func() (bop.Score, error) {
+	// One batcher rewound before every score deals the batches
+	// RefreshStatistics would, without a new order of the whole data set
+	// (8 bytes per example) for each of the race's evaluations.
+	var stats *Batcher
+	var start Mark
 	return func() (bop.Score, error) {
-		if err := RefreshStatistics(net, trainDs, threads, statBatches, seed); err != nil {
-			return bop.Score{}, fmt.Errorf("held-out score: %w", err)
+		if statBatches > 0 {
+			if stats == nil {
+				stats = NewBatcher(trainDs, net, threads, seed^0x5ba7)
+				start = stats.Mark()
+			}
+			stats.Rewind(start)
+			if err := net.EstimateStatistics(statBatches, stats.NextAcrossEpochs); err != nil {
+				return bop.Score{}, fmt.Errorf("held-out score: %w", err)
+			}
 		}
 		return Score(ctx, net, held, threads)
 	}
