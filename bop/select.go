@@ -258,7 +258,19 @@ func (s *selector) run() error {
 		}
 		s.sel.Steps++
 	}
-	if err := o.StartTrace(s.net, opt.Samples, opt.TraceSteps, opt.Seed); err != nil {
+	// Only the layers the race decides are traced: the small ones keep
+	// the reference format whatever the trace says.
+	groups, err := s.groups()
+	if err != nil {
+		return err
+	}
+	keep := make([]bool, len(o.layers))
+	for _, g := range groups {
+		for _, i := range g {
+			keep[i] = true
+		}
+	}
+	if err := o.startTrace(s.net, opt.Samples, opt.TraceSteps, opt.Seed, keep); err != nil {
 		return err
 	}
 	for k := 0; k < opt.TraceSteps; k++ {
@@ -270,7 +282,7 @@ func (s *selector) run() error {
 	}
 	traces := o.StopTrace()
 	s.report("trace")
-	cands, err := s.prefilter(traces)
+	cands, err := s.prefilter(traces, groups)
 	traces = nil
 	runtime.GC() // the traces go before the race allocates anything
 	if err != nil {
@@ -370,27 +382,8 @@ type candidate struct {
 // is what the race decides, the range is what the trace can tell.
 // Stochastic only: at 4–7 bits nearest rounding drops every update smaller
 // than half a step, which at γ = 1e-3 is nearly all of them.
-func (s *selector) prefilter(traces []fp.Trace) ([]candidate, error) {
+func (s *selector) prefilter(traces []fp.Trace, groups [][]int) ([]candidate, error) {
 	opt := s.opt
-	layers := s.net.Layers()
-	total := 0
-	for _, l := range layers {
-		total += l.Weights
-	}
-	var groups [][]int
-	for i, l := range layers {
-		switch {
-		case !opt.Uniform && l.Weights*smallShare < total:
-			// Stays in the reference format.
-		case opt.PerLayer || len(groups) == 0:
-			groups = append(groups, []int{i})
-		default:
-			groups[0] = append(groups[0], i)
-		}
-	}
-	if len(groups) == 0 {
-		return nil, fmt.Errorf("bop: select: %w: every layer is small enough to stay in the reference format", ErrNoCandidate)
-	}
 	so := opt.Search
 	so.MinBits, so.MaxBits = opt.MinBits, opt.MaxBits
 	so.Stochastic = true
@@ -450,6 +443,33 @@ func (s *selector) prefilter(traces []fp.Trace) ([]candidate, error) {
 		return nil, fmt.Errorf("bop: select: %w of %d..%d bits in the pre-filter", ErrNoCandidate, opt.MinBits, opt.MaxBits)
 	}
 	return out, nil
+}
+
+// groups are the layers the race decides, searched together (or one group
+// per layer with PerLayer); layers with less than 1/smallShare of the
+// weights are left out unless Uniform.
+func (s *selector) groups() ([][]int, error) {
+	opt := s.opt
+	layers := s.net.Layers()
+	total := 0
+	for _, l := range layers {
+		total += l.Weights
+	}
+	var groups [][]int
+	for i, l := range layers {
+		switch {
+		case !opt.Uniform && l.Weights*smallShare < total:
+			// Stays in the reference format.
+		case opt.PerLayer || len(groups) == 0:
+			groups = append(groups, []int{i})
+		default:
+			groups[0] = append(groups[0], i)
+		}
+	}
+	if len(groups) == 0 {
+		return nil, fmt.Errorf("bop: select: %w: every layer is small enough to stay in the reference format", ErrNoCandidate)
+	}
+	return groups, nil
 }
 
 func limitOr(v, def float64) float64 {
