@@ -143,9 +143,10 @@ type Selection struct {
 	Reason   string `json:"reason"`
 	// Steps are the training steps that stay in the model (warm-up and
 	// trace); RaceSteps those the arms ran and the rewind undid.
-	Steps, RaceSteps int
-	Seconds          float64 `json:"seconds"`
-	PeakBytes        int64   `json:"peak_momentum_bytes"`
+	Steps     int     `json:"steps"`
+	RaceSteps int     `json:"race_steps"`
+	Seconds   float64 `json:"seconds"`
+	PeakBytes int64   `json:"peak_momentum_bytes"`
 }
 
 // smallShare: layers with less than 1/smallShare of the weights keep the
