@@ -342,7 +342,12 @@ func (o *Optimizer) AddMemory(m *bnn.Memory) {
 		m.MomentaByFormat = map[string]int64{}
 	}
 	for _, l := range o.layers {
-		b := int64(l.momentum.Bytes())
+		if l.momentum == nil {
+			continue // released while Select restores the warm start
+		}
+		// By capacity: while Select races, an arm's codes take only part of
+		// the storage it reuses.
+		b := int64(cap(l.momentum.Words())) * 8
 		m.Momenta += b
 		m.MomentaByFormat[l.momentum.Format().String()] += b
 	}

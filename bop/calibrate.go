@@ -33,6 +33,9 @@ func (r *recorder) capture(layer, base int, g []float32) {
 		return
 	}
 	rl := &r.layers[layer]
+	if len(rl.idx) == 0 {
+		return
+	}
 	row := rl.trace.G[r.t]
 	for s := sort.SearchInts(rl.idx, base); s < len(rl.idx) && rl.idx[s] < base+len(g); s++ {
 		row[s] = g[rl.idx[s]-base]
@@ -51,6 +54,13 @@ func (r *recorder) done() bool { return r.t >= r.steps }
 // gradients of samples weights per layer (chosen with seed), with the
 // weights' signs and momenta as they are now.
 func (o *Optimizer) StartTrace(net *bnn.Network, samples, steps int, seed uint64) error {
+	return o.startTrace(net, samples, steps, seed, nil)
+}
+
+// startTrace is StartTrace for the layers with keep[i] (all when keep is
+// nil); the others get an empty trace. Their samples are drawn all the
+// same, so the traced layers sample the weights StartTrace would.
+func (o *Optimizer) startTrace(net *bnn.Network, samples, steps int, seed uint64, keep []bool) error {
 	if samples < 1 || steps < 1 {
 		return fmt.Errorf("bop: trace of %d samples × %d steps: both must be ≥ 1", samples, steps)
 	}
@@ -58,6 +68,10 @@ func (o *Optimizer) StartTrace(net *bnn.Network, samples, steps int, seed uint64
 	rng := rand.New(rand.NewPCG(seed, 0x7472616365))
 	for i, l := range o.layers {
 		idx := momentumIndices(sample(rng, l.info.Weights, samples), l.info)
+		if keep != nil && !keep[i] {
+			r.layers = append(r.layers, recLayer{trace: fp.Trace{Gamma: o.gamma, Tau: o.cfg.Tau}})
+			continue
+		}
 		tr := fp.Trace{Gamma: o.gamma, Tau: o.cfg.Tau, W0: make([]int8, len(idx)), M0: make([]float32, len(idx)), G: make([][]float32, steps)}
 		f := l.momentum.Format()
 		for s, x := range idx {
@@ -84,7 +98,9 @@ func (o *Optimizer) StopTrace() []fp.Trace {
 	out := make([]fp.Trace, len(r.layers))
 	for i, rl := range r.layers {
 		out[i] = rl.trace
-		out[i].G = out[i].G[:r.t]
+		if out[i].G != nil {
+			out[i].G = out[i].G[:r.t]
+		}
 	}
 	return out
 }

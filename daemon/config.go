@@ -62,7 +62,7 @@ type TrainingConfig struct {
 	Gamma           float64 `yaml:"gamma" doc:"Bop adaptivity rate gamma, in (0, 1)."`
 	Tau             float64 `yaml:"tau" doc:"Bop flip threshold tau, in [0, 1)."`
 	AdamLR          float64 `yaml:"adam_lr" doc:"Adam learning rate for the real-valued (batch-norm) parameters, in (0, 1]."`
-	CalibrateAfter  int     `yaml:"calibrate_after" doc:"With momentum auto: fp32 steps before the encoding search, so the momenta reach their working size (time constant 1/gamma steps)."`
+	CalibrateAfter  int     `yaml:"calibrate_after" doc:"With momentum auto: steps in the 8-bit warm-up format before the encoding race, so the momenta reach their working size (time constant 1/gamma steps)."`
 	Batch           int     `yaml:"batch" doc:"Mini-batch size of one Bop step, drawn from the replay buffer."`
 	StepEvery       int     `yaml:"step_every" doc:"Take one Bop step every this many new labelled samples."`
 	Threads         int     `yaml:"threads" doc:"Worker threads; 0 means one per CPU core."`

@@ -210,9 +210,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return fmt.Errorf("training.momentum: %w", err)
 	}
 	if formats == nil {
-		// momentum auto: train in fp32 until the encoding search has seen
-		// the momenta at their working size (see calibrate).
-		formats = []fp.Format{fp32}
+		// momentum auto: train in the 8-bit warm-up format until the race
+		// has seen the momenta at their working size (see calibrate).
+		formats = []fp.Format{bop.WarmupFormat(float32(cfg.Training.Tau))}
 	}
 	spec, err := bnn.ParseSpec(cfg.Model.Spec)
 	if err != nil {
@@ -309,10 +309,10 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	threads := bopts.Threads
 	r.pred = make([]int32, cfg.Training.Batch)
-	if cfg.Training.Momentum == "auto" && allFP32(r.opt.Formats()) {
+	if cfg.Training.Momentum == "auto" && bop.Warming(r.opt.Formats(), float32(cfg.Training.Tau)) {
 		r.calibrateAt = uint64(cfg.Training.CalibrateAfter)
 		r.calibrating = true
-		r.log.Info("momentum auto: fp32 until the encoding search", "at_step", r.calibrateAt)
+		r.log.Info("momentum auto: warm-up format until the encoding race", "momentum", formatNames(r.opt.Formats()), "at_step", r.calibrateAt)
 	}
 
 	if cfg.MQTT.Broker != BrokerNone {
@@ -673,64 +673,137 @@ func allFP32(fs []fp.Format) bool {
 	return true
 }
 
-// Limits of the daemon's encoding search: the same as 'bnnd train
-// --momentum auto'. Best effort: the daemon never stops for want of an
-// encoding; it takes the candidate closest to fp32 behaviour.
+// The daemon's encoding choice is bnnd train's (bop.Select): calibrationSteps
+// traced steps for the pre-filter, then every candidate trains
+// calibrationRaceSteps steps twice from the same warm start and is scored
+// on the held-out replay; the narrowest within calibrationTolerance of the
+// 8-bit reference wins, else the reference is kept. Without held-out
+// samples the pre-filter alone chooses, within calibrationMaxLost and
+// calibrationMaxFlip. The daemon never stops for want of an encoding.
 const (
-	calibrationSteps   = 30
-	calibrationSamples = 4096
-	calibrationMaxLost = 0.9
-	calibrationMaxFlip = 0.1
+	calibrationSteps     = 30
+	calibrationSamples   = 2048
+	calibrationRaceSteps = 100
+	calibrationTolerance = 0.005
+	calibrationMaxLost   = 0.9
+	calibrationMaxFlip   = 0.1
 )
 
-// calibrationSearch bounds the candidates; zero fields take fp's defaults
-// (4..16 bits, 2048 weights per trace). Tests narrow it to stay quick under
+// calibrationSearch bounds the candidates; zero fields take the defaults
+// (4..7 bits, 2048 weights per trace). Tests narrow it to stay quick under
 // emulation.
 var calibrationSearch = fp.SearchOptions{}
 
-// calibrate records calibrationSteps fp32 steps on replay batches, lets
-// the encoding search pick the momentum format with the fewest bits that
-// behaves like fp32, and converts the momenta. On failure the run goes on
-// in fp32.
+// calibrate races the momentum encodings (bop.Select) from the model as it
+// is and continues in the chosen one. The race's steps are undone; the
+// replay cannot be rewound, so each arm trains on its own replay batches.
+// The warm start waits in a file in the state folder, so the momenta held
+// stay within the warm-up format's 8 bits per weight. On failure the run
+// goes on in the warm-up format.
 func (r *runner) calibrate() {
 	r.calibrating = false
-	// The search may take tens of seconds on a small board: the watchdog
-	// must not read it as a stuck loop.
+	// The race may take minutes on a small board: the watchdog must not
+	// read it as a stuck loop.
 	r.notifier.SetPaused(true)
 	defer r.notifier.SetPaused(r.paused)
 	seed := uint64(r.cfg.Training.Seed)
 	batch := r.cfg.Training.Batch
 	start := time.Now()
+	racing := false
 	next := func() (int, error) {
 		m, err := r.replay.SampleBatch(r.net.Input(), r.net.Labels()[:batch])
-		if err == nil {
-			// The recorded steps train too; their loss is not reported.
+		if err == nil && !racing {
+			// The traced steps train the model; their loss is not reported.
 			r.tracker.ObserveStep(m, math.NaN(), 0)
-			r.notifier.Progress()
 		}
+		r.notifier.Progress()
 		return m, err
 	}
-	cal, err := bop.Calibrate(r.net, r.opt, next, bop.CalibrationOptions{
-		Steps: calibrationSteps, Samples: calibrationSamples, BestEffort: true, Seed: seed,
-		Search: fp.SearchOptions{MinBits: calibrationSearch.MinBits, MaxBits: calibrationSearch.MaxBits, MaxWeights: calibrationSearch.MaxWeights,
-			MaxLostRatio: calibrationMaxLost, MaxFlipDisagree: calibrationMaxFlip, Stochastic: true, Seed: seed},
-	})
-	if err == nil {
-		err = r.opt.Convert(cal.Formats)
+	var eval func() (bop.Score, error)
+	if r.holdout.Len() > 0 {
+		c, outs := len(r.net.Classes()), r.net.Outputs()
+		size := r.shape.Size()
+		eval = func() (bop.Score, error) {
+			var loss float64
+			correct := 0
+			in := r.net.Input()
+			labels := make([]int, batch)
+			for start := 0; start < r.holdout.Len(); start += batch {
+				m := min(batch, r.holdout.Len()-start)
+				for i := 0; i < m; i++ {
+					l, err := r.holdout.Sample(start+i, in[i*size:(i+1)*size])
+					if err != nil {
+						return bop.Score{}, err
+					}
+					labels[i] = l
+				}
+				if err := r.net.Evaluate(m, r.pred); err != nil {
+					return bop.Score{}, err
+				}
+				z := r.net.Logits(m)
+				for i := 0; i < m; i++ {
+					row := z[i*outs : i*outs+c]
+					hi := row[0]
+					for _, v := range row {
+						hi = max(hi, v)
+					}
+					var sum float64
+					for _, v := range row {
+						sum += math.Exp(float64(v - hi))
+					}
+					loss += math.Log(sum) - float64(row[labels[i]]-hi)
+					if int(r.pred[i]) == labels[i] {
+						correct++
+					}
+				}
+			}
+			n := float64(r.holdout.Len())
+			return bop.Score{Loss: loss / n, Accuracy: float64(correct) / n, N: r.holdout.Len()}, nil
+		}
+	} else {
+		r.log.Warn("momentum auto: no held-out samples to race on; the pre-filter alone chooses")
 	}
+	var scratch io.ReadWriteSeeker
+	if dir, err := r.cfg.StateDir(); err == nil {
+		if f, err := os.CreateTemp(dir, ".warm-start-*"); err == nil {
+			defer os.Remove(f.Name())
+			defer f.Close()
+			scratch = f
+		} else {
+			r.log.Warn("momentum auto: keeping the warm start in memory", "err", err)
+		}
+	}
+	sel, err := bop.Select(r.net, r.opt, next, eval, bop.SelectOptions{
+		TraceSteps: calibrationSteps, Samples: calibrationSamples, RaceSteps: calibrationRaceSteps, Tolerance: calibrationTolerance,
+		MinBits: calibrationSearch.MinBits, MaxBits: calibrationSearch.MaxBits, Seed: seed, Scratch: scratch,
+		Search: fp.SearchOptions{MaxWeights: calibrationSearch.MaxWeights, MaxLostRatio: calibrationMaxLost, MaxFlipDisagree: calibrationMaxFlip, Seed: seed},
+		OnMemory: func(phase string, _ int64) {
+			if phase == "snapshot" {
+				racing = true // from here on, steps are undone after each arm
+			}
+		},
+		Logf: func(format string, args ...any) { r.log.Debug(fmt.Sprintf(format, args...)) },
+	})
 	if err != nil {
-		r.log.Error("momentum auto: encoding search failed; continuing with fp32 momenta", "err", err)
+		r.log.Error("momentum auto: encoding race failed; continuing in the warm-up format", "err", err, "momentum", formatNames(r.opt.Formats()))
 		return
 	}
-	attrs := []any{"momentum", formatNames(r.opt.Formats()), "seconds", round4(time.Since(start).Seconds()), "step", r.tracker.Counters().Step}
-	if len(cal.Results) > 0 {
-		b := cal.Results[0].Best
-		attrs = append(attrs, "found", cal.Results[0].Found, "lost_ratio", round4(b.LostRatio), "flip_disagreement", round4(b.FlipDisagreement))
+	attrs := []any{"momentum", formatNames(r.opt.Formats()), "seconds", round4(time.Since(start).Seconds()), "step", r.tracker.Counters().Step,
+		"race_steps", sel.RaceSteps, "peak_momentum_bytes", sel.PeakBytes, "reason", sel.Reason}
+	if ref := sel.Reference; ref != nil {
+		attrs = append(attrs, "reference_holdout_acc", round4(ref.Scores[len(ref.Scores)-1].Accuracy))
 	}
-	r.log.Info("momentum auto: encoding chosen", attrs...)
-	// The traces and the search's scratch are garbage now; on a small
-	// board give their pages back at once rather than over minutes.
-	cal = bop.Calibration{}
+	if n := len(sel.Arms); n > 0 && len(sel.Arms[n-1].Scores) > 0 {
+		a := sel.Arms[n-1]
+		attrs = append(attrs, "last_arm", strings.Join(a.Names, ","), "last_arm_holdout_acc", round4(a.Scores[len(a.Scores)-1].Accuracy))
+	}
+	if sel.Fallback {
+		r.log.Warn("momentum auto: no narrower encoding qualified; keeping the reference format", attrs...)
+	} else {
+		r.log.Info("momentum auto: encoding chosen", attrs...)
+	}
+	// The race's scratch is garbage now; on a small board give its pages
+	// back at once rather than over minutes.
 	debug.FreeOSMemory()
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/bop"
 	"github.com/bnnd/bnnd/fp"
 	"github.com/bnnd/bnnd/internal/procstat"
 	"github.com/bnnd/bnnd/mqtt"
@@ -107,9 +108,10 @@ func (r *runner) command(cmd mqtt.Command) (any, error) {
 		return res, nil
 	case mqtt.CmdMomentum:
 		if len(cmd.Formats) == 1 && cmd.Formats[0] == "auto" {
-			// Back to fp32 (compact codes decode exactly into it), and the
-			// search runs after the next step.
-			if err := r.opt.Convert([]fp.Format{fp32}); err != nil {
+			// Back to the 8-bit warm-up format (every candidate is
+			// narrower, so the momenta do not grow), and the race runs
+			// after the next step.
+			if err := r.opt.Convert([]fp.Format{bop.WarmupFormat(float32(r.cfg.Training.Tau))}); err != nil {
 				return nil, fmt.Errorf("momentum: %w", err)
 			}
 			r.calibrating = true

@@ -475,9 +475,9 @@ func TestRunOfflineOnShutdown(t *testing.T) {
 	}
 }
 
-// With momentum auto the daemon trains in fp32, runs the encoding search
-// after training.calibrate_after steps and continues in the chosen compact
-// format, which the checkpoint records and a resume keeps.
+// With momentum auto the daemon trains in the 8-bit warm-up format, races
+// the encodings after training.calibrate_after steps and continues in the
+// chosen compact formats, which the checkpoint records and a resume keeps.
 func TestRunMomentumAuto(t *testing.T) {
 	cfg := runConfig(t)
 	cfg.Training.Momentum = "auto"
@@ -494,8 +494,8 @@ func TestRunMomentumAuto(t *testing.T) {
 	}
 	for _, f := range meta.Momentum {
 		parsed, err := fp.ParseFormat(f)
-		if err != nil || f != meta.Momentum[0] || parsed.Bits() < 6 || parsed.Bits() > 8 {
-			t.Fatalf("momentum after the search: %v, want one 6- to 8-bit format for every layer", meta.Momentum)
+		if err != nil || parsed.Bits() < 6 || parsed.Bits() > 8 {
+			t.Fatalf("momentum after the search: %v, want 6- to 8-bit formats (small layers keep the 8-bit reference)", meta.Momentum)
 		}
 	}
 	chosen := meta.Momentum[0]

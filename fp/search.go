@@ -114,21 +114,22 @@ func newReference(tr Trace) reference {
 	return ref
 }
 
-// magnitudes returns the sorted non-zero |m| of the FP32 replay (all steps).
-func (ref *reference) magnitudes() []float64 {
+// maxMagnitude is the largest |m| of the FP32 replay (all steps). It
+// keeps one running maximum rather than every magnitude: the search only
+// needs the top of the range, and a list of all of them (steps × weights ×
+// layers float64s, copied again when layers are joined) was the largest
+// allocation of an encoding search.
+func (ref *reference) maxMagnitude() float64 {
 	tr := ref.tr
 	m := slices.Clone(tr.M0)
-	var mags []float64
+	var hi float32
 	for _, g := range tr.G {
 		for i := range m {
 			m[i] += tr.Gamma * (g[i] - m[i])
-			if m[i] != 0 {
-				mags = append(mags, math.Abs(float64(m[i])))
-			}
+			hi = max(hi, m[i], -m[i])
 		}
 	}
-	sort.Float64s(mags)
-	return mags
+	return float64(hi)
 }
 
 // replayScratch holds a worker's buffers so candidates do not allocate.
@@ -335,20 +336,16 @@ func Search(traces []Trace, opt SearchOptions) (SearchResult, error) {
 		return SearchResult{}, errors.New("fp: search needs at least one trace")
 	}
 	refs := make([]reference, len(traces))
-	var mags []float64
-	tau := 0.0
+	maxAbs, tau := 0.0, 0.0
 	for k, tr := range traces {
 		if err := tr.Validate(); err != nil {
 			return SearchResult{}, fmt.Errorf("trace %d: %w", k, err)
 		}
 		refs[k] = newReference(subsample(tr, opt.MaxWeights))
-		mags = append(mags, refs[k].magnitudes()...)
+		maxAbs = math.Max(maxAbs, refs[k].maxMagnitude())
 		tau = math.Max(tau, float64(tr.Tau))
 	}
-	maxAbs := tau
-	if len(mags) > 0 {
-		maxAbs = math.Max(maxAbs, slices.Max(mags))
-	}
+	maxAbs = math.Max(maxAbs, tau)
 	formats := candidateFormats(opt, tau, maxAbs)
 	ranking := make([]Candidate, len(formats))
 	var wg sync.WaitGroup

@@ -43,6 +43,7 @@ type Batcher struct {
 	order   []int
 	pos     int
 	epoch   int
+	skip    []bool // examples held out of training for now (Exclude)
 }
 
 // NewBatcher deals batches of net.Options().Batch examples from ds into
@@ -94,6 +95,10 @@ func (b *Batcher) Next() (int, error) {
 		kernels.Parallel(b.threads, len(idx), (len(idx)+b.threads-1)/b.threads, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				row := base + r
+				if b.skip != nil && b.skip[idx[r]] {
+					labels[row] = -1
+					continue
+				}
 				labels[row] = int32(b.ds.Example(idx[r], x[row*size:(row+1)*size]))
 			}
 		})
@@ -108,6 +113,36 @@ func (b *Batcher) Next() (int, error) {
 		}
 	}
 	return m, nil
+}
+
+// Mark is a position in a Batcher's stream.
+type Mark struct{ epoch, pos int }
+
+// Mark returns the current position, for Rewind.
+func (b *Batcher) Mark() Mark { return Mark{b.epoch, b.pos} }
+
+// Rewind makes the stream deal again from m: the order of an epoch depends
+// only on the seed and the epoch, so it is drawn again rather than kept.
+func (b *Batcher) Rewind(m Mark) {
+	if m.epoch != b.epoch {
+		b.epoch = m.epoch
+		b.shuffle()
+	}
+	b.pos = m.pos
+}
+
+// Exclude keeps the examples idx out of the batches until Exclude(nil), as
+// if unlabelled: a held-out slice for choosing the momentum encoding that
+// goes back into training afterwards.
+func (b *Batcher) Exclude(idx []int) {
+	if idx == nil {
+		b.skip = nil
+		return
+	}
+	b.skip = make([]bool, b.ds.Len())
+	for _, i := range idx {
+		b.skip[i] = true
+	}
 }
 
 // errNoBatch means an epoch ended before it dealt a single full batch.

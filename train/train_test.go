@@ -430,3 +430,67 @@ func TestRefreshStatistics(t *testing.T) {
 		t.Errorf("unlabelled data: error %v, want one about batch-norm statistics and %v", err, errNoBatch)
 	}
 }
+
+// Rewind deals the same batches again, also across an epoch end, and
+// Exclude keeps held-out examples out of the batches until it is lifted.
+func TestBatcherRewindAndExclude(t *testing.T) {
+	ds := &indexed{n: 50, classes: 4, label: func(i int) int { return i % 4 }}
+	net := newNet(t, ds, 8, 2)
+	b := NewBatcher(ds, net, 2, 3)
+	held, _ := HeldOut(ds, 5, 3)
+	b.Exclude(held)
+	first := epochOf(t, b, net, ds)
+	for _, i := range first {
+		if slices.Contains(held, i) {
+			t.Fatalf("held-out example %d dealt", i)
+		}
+	}
+	mark := b.Mark()
+	again := func() []int {
+		var got []int
+		for range 9 { // past the end of the epoch
+			if _, err := b.NextAcrossEpochs(); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, int(net.Input()[0]))
+		}
+		return got
+	}
+	a := again()
+	b.Rewind(mark)
+	if c := again(); !slices.Equal(a, c) {
+		t.Errorf("after Rewind: first rows %v, before %v", c, a)
+	}
+	b.Exclude(nil)
+	var all []int
+	for range 3 {
+		all = append(all, epochOf(t, b, net, ds)...)
+	}
+	if !slices.ContainsFunc(all, func(i int) bool { return slices.Contains(held, i) }) {
+		t.Errorf("held-out examples %v never dealt after Exclude(nil)", held)
+	}
+}
+
+// Scorer re-estimates batch-norm statistics on the batches
+// RefreshStatistics uses, every time, then scores.
+func TestScorerMatchesRefreshAndScore(t *testing.T) {
+	ds := &indexed{n: 60, classes: 4, label: func(i int) int { return i % 4 }}
+	net := newNet(t, ds, 8, 2)
+	_, held := HeldOut(ds, 12, 1)
+	score := Scorer(context.Background(), net, ds, held, 2, 3, 7)
+	s1, err := score()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := score()
+	if err := RefreshStatistics(net, ds, 2, 3, 7); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := Score(context.Background(), net, held, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1 != s2 || s1 != s3 || s1.N != 12 {
+		t.Errorf("scores %+v, %+v, and with RefreshStatistics %+v", s1, s2, s3)
+	}
+}

@@ -125,17 +125,26 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	tf.register(fs)
 	var sf searchFlags
 	sf.register(fs)
-	steps := fs.Int("steps", 30, "fp32 steps to record for the search")
-	warmup := fs.Int("warmup", 300, "fp32 steps before recording, so momenta reach realistic magnitudes")
-	perLayer := fs.Bool("per-layer", false, "search one encoding per layer")
+	steps := fs.Int("steps", 30, "warm-up steps traced for the pre-filter")
+	warmup := fs.Int("warmup", 300, "warm-up steps before the traced ones, so momenta reach realistic magnitudes")
+	perLayer := fs.Bool("per-layer", false, "pre-filter each layer on its own and try the largest layer one width lower")
+	var rf raceFlags
+	rf.register(fs)
 	rows := fs.Int("rows", 20, "ranking rows to print (0 = all)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object as the last line")
 	if err := parseFlags(fs, args, tf.check, sf.check); err != nil {
 		return err
 	}
+	if err := rf.check(); err != nil {
+		return err
+	}
 	if *steps < 1 || *warmup < 0 {
 		return usagef("--steps %d --warmup %d: want steps ≥ 1 and warmup ≥ 0", *steps, *warmup)
 	}
+	if !sf.bestEffort {
+		return raceCommand(ctx, &tf, &sf, &rf, *warmup, *steps, *perLayer, *asJSON, stdout, stderr)
+	}
+	// --best-effort: the trace-only search of earlier versions.
 	start := time.Now()
 	ds, net, err := tf.setup()
 	if err != nil {
@@ -183,6 +192,70 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "chosen momentum encoding: %s (%.2f bits per momentum); warm-up and search took %.1f s\n",
 		formatList(cal.Formats), out.Bits, total.Seconds())
 	if *asJSON {
+		b, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+	}
+	return nil
+}
+
+// raceCommand is calibrate's default: the selection of train --momentum
+// auto (warm-up, pre-filter, race), printed arm by arm.
+func raceCommand(ctx context.Context, tf *trainFlags, sf *searchFlags, rf *raceFlags, warmup, steps int, perLayer, asJSON bool, stdout, stderr io.Writer) error {
+	start := time.Now()
+	ds, net, err := tf.setup()
+	if err != nil {
+		return err
+	}
+	opt, err := bop.New(net, bop.Config{Gamma: float32(tf.gamma), Tau: float32(tf.tau), Seed: tf.seed,
+		Formats: []fp.Format{bop.WarmupFormat(float32(tf.tau))}})
+	if err != nil {
+		return err
+	}
+	bat := train.NewBatcher(ds, net, tf.threads, tf.seed)
+	var samples int64
+	sel, _, err := raceFor(ctx, net, opt, ds, bat, tf, rf, sf, warmup, steps, perLayer, 10, &samples, stderr)
+	if err != nil {
+		return err
+	}
+	for i, r := range sel.Prefilter {
+		writeRanking(stdout, sel.Scopes[i]+", pre-filter", r, 8)
+		fmt.Fprintln(stdout)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "arm\tbits\theld-out acc (K)\tloss (K)\theld-out acc (2K)\tloss (2K)\tseconds\tverdict\t")
+	arms := sel.Arms
+	if sel.Reference != nil {
+		arms = append([]bop.Arm{*sel.Reference}, arms...)
+	}
+	for k, a := range arms {
+		cells := []string{"", "", "", ""}
+		for j, sc := range a.Scores {
+			cells[2*j], cells[2*j+1] = fmt.Sprintf("%.4f", sc.Accuracy), fmt.Sprintf("%.4f", sc.Loss)
+		}
+		verdict := "within tolerance"
+		switch {
+		case k == 0 && sel.Reference != nil:
+			verdict = "reference"
+		case !a.Qualified:
+			verdict = a.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\t%s\t%.1f\t%s\t\n", formatList(a.Formats), a.Bits, cells[0], cells[1], cells[2], cells[3], a.Seconds, verdict)
+	}
+	tw.Flush()
+	bits := train.MomentumBits(net, sel.Formats)
+	fmt.Fprintf(stdout, "chosen momentum encoding: %s (%.2f bits per momentum); %s; selection took %.1f s\n",
+		formatList(sel.Formats), bits, sel.Reason, sel.Seconds)
+	if asJSON {
+		out := struct {
+			Model     string         `json:"model"`
+			Formats   []string       `json:"formats"`
+			Bits      float64        `json:"momentum_bits"`
+			Selection *bop.Selection `json:"selection"`
+			Seconds   float64        `json:"seconds"`
+		}{Model: tf.model, Formats: formatStrings(sel.Formats), Bits: bits, Selection: &sel, Seconds: time.Since(start).Seconds()}
 		b, err := json.Marshal(out)
 		if err != nil {
 			return err

@@ -128,8 +128,8 @@ type trainResult struct {
 	Gamma           float64        `json:"gamma"`
 	Tau             float64        `json:"tau"`
 	TestAcc         float64        `json:"test_acc"`
-	TrainAcc        float64        `json:"train_acc"`
-	TrainLoss       float64        `json:"train_loss"`
+	TrainAcc        *float64       `json:"train_acc"`  // null: no training step after the selection's warm-up
+	TrainLoss       *float64       `json:"train_loss"` // null: as TrainAcc
 	TrainStateBytes int64          `json:"train_state_bytes"`
 	TrainState      bnn.Memory     `json:"train_state"`
 	MomentumBits    float64        `json:"momentum_bits"`
@@ -143,6 +143,10 @@ type trainResult struct {
 	PeakRSSBytes    int64          `json:"peak_rss_bytes"`
 	Seconds         float64        `json:"seconds"`
 	Kernels         string         `json:"kernels"`
+	// With --momentum auto: the selection's seconds (warm-up, pre-filter,
+	// race) and what it decided.
+	SelectionSeconds *float64       `json:"selection_seconds,omitempty"`
+	Selection        *bop.Selection `json:"selection,omitempty"`
 }
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -156,14 +160,19 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print a JSON summary as the last line of stdout")
 	decayEvery := fs.Int("decay-every", 0, "multiply γ by --decay-factor every N epochs (0 = no decay)")
 	decayFactor := fs.Float64("decay-factor", 0.1, "γ decay factor")
-	calSteps := fs.Int("calibrate-steps", 30, "with --momentum auto: fp32 steps recorded for the encoding search")
-	calWarmup := fs.Int("calibrate-warmup", 300, "with --momentum auto: fp32 steps before recording (momenta grow from zero with time constant 1/γ)")
-	perLayer := fs.Bool("per-layer", false, "with --momentum auto: one encoding per layer")
+	calSteps := fs.Int("calibrate-steps", 30, "with --momentum auto: warm-up steps traced for the pre-filter (after --calibrate-warmup)")
+	calWarmup := fs.Int("calibrate-warmup", 300, "with --momentum auto: steps in the 8-bit warm-up format before the traced ones (momenta grow from zero with time constant 1/γ)")
+	perLayer := fs.Bool("per-layer", false, "with --momentum auto: small layers keep the reference format and the largest may take one width less")
+	var rf raceFlags
+	rf.register(fs)
 	agreeSamples := fs.Int("agreement-samples", 4096, "weights per layer tracked by an fp32 shadow Bop to measure flip agreement (0 = off)")
 	statBatches := fs.Int("stat-batches", 20, "before each evaluation, batch-norm statistics from this many training batches with the current weights (0 = the running averages of training)")
 	var sf searchFlags
 	sf.register(fs)
 	if err := parseFlags(fs, args, tf.check, sf.check); err != nil {
+		return err
+	}
+	if err := rf.check(); err != nil {
 		return err
 	}
 	if *epochs < 1 {
@@ -188,8 +197,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			formats = append(formats, f)
 		}
+	} else if sf.bestEffort {
+		formats = []fp.Format{fp.MustParseFormat("fp32")} // the trace-only search warms up in fp32
 	} else {
-		formats = []fp.Format{fp.MustParseFormat("fp32")}
+		formats = []fp.Format{bop.WarmupFormat(float32(tf.tau))}
 	}
 	if err := kernels.InitError(); err != nil {
 		fmt.Fprintf(stderr, "bnnd train: kernels: %v\n", err)
@@ -228,7 +239,12 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var trainTime time.Duration
 	var samples int64
 	var lastLoss, lastAcc float64
-	if auto {
+	measured := false // a training epoch ran after the selection
+	var sel *bop.Selection
+	var selSeconds float64
+	if auto && sf.bestEffort {
+		// The trace-only search of earlier versions (fp32 warm-up, flip
+		// and lost-update limits), kept for the table's fixed-width rows.
 		t0 := time.Now()
 		fs, err := calibrateFor(net, opt, func() (int, error) {
 			m, err := bat.NextAcrossEpochs()
@@ -246,6 +262,19 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if bar != nil {
 			_ = bar.Add(*calWarmup + *calSteps)
 		}
+	} else if auto {
+		warmup, traced := fitWarmup(*calWarmup, *calSteps, *epochs*stepsPerEpoch, stderr)
+		t0 := time.Now()
+		s, warmTime, err := raceFor(ctx, net, opt, ds, bat, &tf, &rf, &sf, warmup, traced, *perLayer, *statBatches, &samples, stderr)
+		selSeconds = time.Since(t0).Seconds()
+		trainTime += warmTime
+		if err != nil {
+			return err
+		}
+		sel = &s
+		if bar != nil {
+			_ = bar.Add(warmup + traced)
+		}
 	}
 	if *agreeSamples > 0 {
 		opt.TrackFlipAgreement(net, *agreeSamples, tf.seed)
@@ -256,6 +285,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			epoch, *epochs, loss, acc, testAcc, c.FlipRate(), c.LostRatio(), float64(samples)/trainTime.Seconds())
 	}
 	var testAcc float64
+	evaluated := false
 	for epoch := bat.Epoch(); epoch < *epochs; epoch = bat.Epoch() {
 		st, err := train.RunEpoch(ctx, net, opt, bat, func(sofar train.EpochStats) {
 			if bar != nil {
@@ -270,7 +300,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		if st.Samples > 0 {
-			lastLoss, lastAcc = st.Loss(), st.Accuracy()
+			lastLoss, lastAcc, measured = st.Loss(), st.Accuracy(), true
 		}
 		if err := train.RefreshStatistics(net, ds, tf.threads, *statBatches, tf.seed); err != nil {
 			return err
@@ -279,6 +309,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
+		evaluated = true
 		if bar != nil {
 			_ = bar.Clear()
 		}
@@ -286,6 +317,17 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if bar != nil {
 		_ = bar.Finish()
+	}
+	if !evaluated {
+		// The warm-up took every epoch (it is capped to a quarter of the
+		// run, so only a run of a handful of steps gets here): the network
+		// is still tested, and the training figures say they were not measured.
+		if err := train.RefreshStatistics(net, ds, tf.threads, *statBatches, tf.seed); err != nil {
+			return err
+		}
+		if testAcc, err = train.Evaluate(ctx, net, testDs, tf.threads); err != nil {
+			return err
+		}
 	}
 	if *save != "" {
 		if err := saveModel(*save, net); err != nil {
@@ -299,7 +341,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res := trainResult{
 		Model: tf.model, Momentum: *momentum, Formats: formatStrings(opt.Formats()), Epochs: *epochs,
 		Batch: tf.batch, Threads: tf.threads, Seed: tf.seed, Gamma: tf.gamma, Tau: tf.tau,
-		TestAcc: testAcc, TrainAcc: lastAcc, TrainLoss: lastLoss,
+		TestAcc:         testAcc,
 		TrainStateBytes: mem.Total(), TrainState: mem,
 		MomentumBits: train.MomentumBits(net, opt.Formats()),
 		LostRatio:    total.LostRatio(), FlipRate: total.FlipRate(),
@@ -307,6 +349,13 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Counters:       opt.Totals(), Steps: opt.Steps(),
 		SamplesPerS:  float64(samples) / trainTime.Seconds(),
 		PeakRSSBytes: train.PeakRSS(), Seconds: time.Since(start).Seconds(), Kernels: kernels.Impl(),
+		Selection: sel,
+	}
+	if measured {
+		res.TrainAcc, res.TrainLoss = &lastAcc, &lastLoss
+	}
+	if sel != nil {
+		res.SelectionSeconds = &selSeconds
 	}
 	if agree := opt.FlipAgreement(); agree != nil {
 		var a bop.FlipAgreement
@@ -317,6 +366,12 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.FlipAgreement = &v
 	}
 	fmt.Fprintf(stdout, "model %s, momentum %s (%.2f bits): test accuracy %.4f\n", res.Model, strings.Join(res.Formats, ","), res.MomentumBits, res.TestAcc)
+	if !measured {
+		fmt.Fprintln(stdout, "train loss and accuracy: not measured (no training step after the warm-up)")
+	}
+	if sel != nil {
+		fmt.Fprintf(stdout, "momentum selection: %.1f s, %d warm-up steps kept, %d race steps undone; %s\n", selSeconds, sel.Steps, sel.RaceSteps, sel.Reason)
+	}
 	fmt.Fprintf(stdout, "training state %d bytes:\n", res.TrainStateBytes)
 	mem.WriteTable(stdout)
 	fmt.Fprintf(stdout, "lost ratio %.4f, flip rate %.3g, underflow ratio %.4f, %.0f samples/s, peak RSS %.1f MiB, %.1f s\n",

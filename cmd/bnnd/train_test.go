@@ -164,3 +164,35 @@ func TestTrainAutoFP32Below(t *testing.T) {
 		t.Errorf("formats %v, want a 6-bit encoding for the hidden layer and fp32 for the 160-weight output layer", formats)
 	}
 }
+
+// TestTrainAutoSmallDataset: a data set whose whole run is shorter than the
+// default warm-up (600 windows: 15 steps an epoch, 300 in 20 epochs against
+// 330 warm-up steps) used to leave no epoch to train and print a test
+// accuracy of 0. The warm-up now shrinks to a quarter of the run, every
+// epoch after it trains and is tested.
+func TestTrainAutoSmallDataset(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "train", "--data", "synthetic-imu,n=600", "--model", "mlp:32", "--batch", "32", "--threads", "2",
+		"--epochs", "20", "--momentum", "auto", "--race-steps", "4", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "warm-up shortened") || !strings.Contains(stderr, "epoch 20/20") {
+		t.Errorf("stderr does not show a shortened warm-up and then epoch 20: %s", stderr)
+	}
+	if strings.Contains(stdout, "not measured") {
+		t.Errorf("training figures not measured:\n%s", stdout)
+	}
+	v := lastJSON(t, stdout)
+	for _, k := range []string{"test_acc", "train_acc", "train_loss"} {
+		if x, ok := v[k].(float64); !ok || x <= 0 {
+			t.Errorf("%s = %v, want a measured figure > 0", k, v[k])
+		}
+	}
+	sel, ok := v["selection"].(map[string]any)
+	if !ok || sel["reason"] == "" {
+		t.Errorf("JSON lacks the selection: %v", v["selection"])
+	}
+	if bits := v["momentum_bits"].(float64); bits > 8 {
+		t.Errorf("auto chose %g-bit momenta, more than the 8-bit reference", bits)
+	}
+}
