@@ -703,14 +703,19 @@ var calibrationSearch = fp.SearchOptions{}
 func (r *runner) calibrate() {
 	r.calibrating = false
 	// The race may take minutes on a small board: the watchdog must not
-	// read it as a stuck loop.
+	// read it as a stuck loop, what was trained so far is saved first (a
+	// crash during the race then costs no more than the race), and the
+	// race's steps answer commands and keep telemetry going.
 	r.notifier.SetPaused(true)
 	defer r.notifier.SetPaused(r.paused)
+	r.saveCheckpoint("before the encoding search")
+	busy := busyLoop{r: r, since: time.Now()}
 	seed := uint64(r.cfg.Training.Seed)
 	batch := r.cfg.Training.Batch
 	start := time.Now()
 	racing := false
 	next := func() (int, error) {
+		busy.serve()
 		m, err := r.replay.SampleBatch(r.net.Input(), r.net.Labels()[:batch])
 		if err == nil && !racing {
 			// The traced steps train the model; their loss is not reported.
@@ -805,6 +810,32 @@ func (r *runner) calibrate() {
 	// The race's scratch is garbage now; on a small board give its pages
 	// back at once rather than over minutes.
 	debug.FreeOSMemory()
+}
+
+// busyLoop stands in for the training loop while a long piece of work
+// (the encoding race) holds it: commands are answered with a refusal that
+// says why, and telemetry goes on, so that neither waits for minutes.
+type busyLoop struct {
+	r         *runner
+	since     time.Time
+	published time.Time
+}
+
+func (b *busyLoop) serve() {
+	for {
+		select {
+		case req := <-b.r.cmds:
+			req.reply <- cmdReply{err: fmt.Errorf("%s: the encoding search has been running since %s; send it again when it has chosen (the log and the encoding topic say when)",
+				req.cmd.Name, b.since.Format(time.TimeOnly))}
+			continue
+		default:
+		}
+		break
+	}
+	if now := time.Now(); now.Sub(b.published) >= time.Second {
+		b.published = now
+		b.r.publish(now, true)
+	}
 }
 
 func (r *runner) refreshStatistics() error {

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/mqtt"
 )
 
 // writeReplay writes a recording for a simulated chip: n readings per
@@ -169,6 +172,27 @@ func TestRunBadReplay(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Errorf("replay %s: error %v, want it to name %q", filepath.Base(c.glob), err, w)
 			}
+		}
+	}
+}
+
+// While the encoding race holds the loop, commands get an answer that
+// says why they were not carried out, instead of waiting for minutes.
+func TestBusyLoopAnswersCommands(t *testing.T) {
+	r := &runner{cmds: make(chan cmdRequest)}
+	b := busyLoop{r: r, since: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	reply := make(chan cmdReply, 1)
+	go func() { r.cmds <- cmdRequest{cmd: mqtt.Command{Name: mqtt.CmdPause}, reply: reply} }()
+	for {
+		b.serve()
+		select {
+		case rep := <-reply:
+			if rep.err == nil || !strings.Contains(rep.err.Error(), "pause: the encoding search has been running since 12:00:00") {
+				t.Fatalf("answer during the race: %v", rep.err)
+			}
+			return
+		default:
+			runtime.Gosched()
 		}
 	}
 }
