@@ -59,30 +59,14 @@ func (c *Config) defaults() {
 
 // Counters are what the momentum steps and flip tests did.
 type Counters struct {
-	Values    int64 `json:"values"`    // momenta updated
-	Changed   int64 `json:"changed"`   // codes that changed
-	Lost      int64 `json:"lost"`      // code unchanged although g ≠ m
-	Underflow int64 `json:"underflow"` // new value rounded to zero although it was not zero
-	Saturated int64 `json:"saturated"` // clamped at the format's largest value
-	Flips     int64 `json:"flips"`     // weights flipped
+	fp.StepCounts       // momenta updated, codes changed, lost, underflowed, saturated
+	Flips         int64 `json:"flips"` // weights flipped
 }
 
 // Add accumulates o into c.
 func (c *Counters) Add(o Counters) {
-	c.Values += o.Values
-	c.Changed += o.Changed
-	c.Lost += o.Lost
-	c.Underflow += o.Underflow
-	c.Saturated += o.Saturated
+	c.StepCounts.Add(o.StepCounts)
 	c.Flips += o.Flips
-}
-
-func (c *Counters) addStep(s fp.StepCounts) {
-	c.Values += s.Values
-	c.Changed += s.Changed
-	c.Lost += s.Lost
-	c.Underflow += s.Underflow
-	c.Saturated += s.Saturated
 }
 
 func ratio(a, b int64) float64 {
@@ -91,9 +75,6 @@ func ratio(a, b int64) float64 {
 	}
 	return float64(a) / float64(b)
 }
-
-// LostRatio is Lost/Values.
-func (c Counters) LostRatio() float64 { return ratio(c.Lost, c.Values) }
 
 // FlipRate is Flips/Values: the fraction of weights flipped per update.
 func (c Counters) FlipRate() float64 { return ratio(c.Flips, c.Values) }
@@ -256,11 +237,11 @@ func (o *Optimizer) FoldTile(worker int, t *bnn.WeightTile) {
 		if o.shadow == nil {
 			// The fused step and flip test (vector kernels where the CPU has them).
 			sc, flips := ls.momentum.StepFlip(base, g, o.gamma, &rng, row, t.Col0, o.cfg.Tau)
-			cnt.addStep(sc)
+			cnt.StepCounts.Add(sc)
 			cnt.Flips += flips
 			continue
 		}
-		cnt.addStep(ls.momentum.Step(base, g, o.gamma, &rng, mOut))
+		cnt.StepCounts.Add(ls.momentum.Step(base, g, o.gamma, &rng, mOut))
 		o.shadow.observe(worker, t.Layer, base, t.Col0, g, mOut, row, o.gamma, o.cfg.Tau)
 		cnt.Flips += flipRow(row, t.Col0, mOut, o.cfg.Tau)
 	}

@@ -573,7 +573,7 @@ func (s *selector) restore(formats []fp.Format, phase string) error {
 	o.step, o.gamma = int64(head[0]), math.Float32frombits(uint32(head[1]))
 	for i := range o.sum {
 		h := head[2+6*i:]
-		o.sum[i] = Counters{Values: int64(h[0]), Changed: int64(h[1]), Lost: int64(h[2]), Underflow: int64(h[3]), Saturated: int64(h[4]), Flips: int64(h[5])}
+		o.sum[i] = Counters{StepCounts: fp.StepCounts{Values: int64(h[0]), Changed: int64(h[1]), Lost: int64(h[2]), Underflow: int64(h[3]), Saturated: int64(h[4])}, Flips: int64(h[5])}
 	}
 	clear(o.last)
 	for _, a := range o.adam {

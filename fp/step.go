@@ -15,7 +15,13 @@ import (
 //	Underflow: the new momentum is not zero but was stored as ±0.
 //	Saturated: |m'| exceeded MaxValue and was clamped (or became Inf in an
 //	           IEEE format).
-type StepCounts struct{ Values, Changed, Lost, Underflow, Saturated int64 }
+type StepCounts struct {
+	Values    int64 `json:"values"`
+	Changed   int64 `json:"changed"`
+	Lost      int64 `json:"lost"`
+	Underflow int64 `json:"underflow"`
+	Saturated int64 `json:"saturated"`
+}
 
 // Add accumulates o into c.
 func (c *StepCounts) Add(o StepCounts) {

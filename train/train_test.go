@@ -382,7 +382,9 @@ func TestMomentumBits(t *testing.T) {
 }
 
 func TestSumCounters(t *testing.T) {
-	got := SumCounters([]bop.Counters{{Values: 10, Lost: 2, Flips: 1}, {Values: 5, Lost: 1, Underflow: 3}})
+	got := SumCounters([]bop.Counters{
+		{StepCounts: fp.StepCounts{Values: 10, Lost: 2}, Flips: 1},
+		{StepCounts: fp.StepCounts{Values: 5, Lost: 1, Underflow: 3}}})
 	if got.Values != 15 || got.Lost != 3 || got.Flips != 1 || got.Underflow != 3 {
 		t.Errorf("sum %+v", got)
 	}
