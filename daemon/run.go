@@ -309,7 +309,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	threads := bopts.Threads
 	r.pred = make([]int32, cfg.Training.Batch)
-	if cfg.Training.Momentum == "auto" && bop.Warming(r.opt.Formats(), float32(cfg.Training.Tau)) {
+	if cfg.Training.Momentum == "auto" && bop.Warming(r.opt.Formats(), float32(cfg.Training.Tau)) && r.tracker.Counters().EncodingRaced == 0 {
 		r.calibrateAt = uint64(cfg.Training.CalibrateAfter)
 		r.calibrating = true
 		r.log.Info("momentum auto: warm-up format until the encoding race", "momentum", formatNames(r.opt.Formats()), "at_step", r.calibrateAt)
@@ -802,6 +802,7 @@ func (r *runner) calibrate() {
 		a := sel.Arms[n-1]
 		attrs = append(attrs, "last_arm", strings.Join(a.Names, ","), "last_arm_holdout_acc", round4(a.Scores[len(a.Scores)-1].Accuracy))
 	}
+	r.tracker.ObserveEncodingRaced()
 	if sel.Fallback {
 		r.log.Warn("momentum auto: no narrower encoding qualified; keeping the reference format", attrs...)
 	} else {

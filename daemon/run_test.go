@@ -498,12 +498,21 @@ func TestRunMomentumAuto(t *testing.T) {
 			t.Fatalf("momentum after the search: %v, want 6- to 8-bit formats (small layers keep the 8-bit reference)", meta.Momentum)
 		}
 	}
+	if c.EncodingRaced == 0 {
+		t.Error("the checkpoint does not record that the race chose")
+	}
 	chosen := meta.Momentum[0]
-	if err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t), MaxSamples: 50}); err != nil {
+	var log bytes.Buffer
+	resumeLog := slog.New(slog.NewTextHandler(&log, nil))
+	if err := Run(context.Background(), cfg, RunOptions{Logger: resumeLog, MaxSamples: 50}); err != nil {
 		t.Fatal(err)
 	}
 	if _, meta := loadCounters(t, cfg.Checkpoint.Dir); meta.Momentum[0] != chosen {
 		t.Errorf("resumed run changed the momentum from %s to %v", chosen, meta.Momentum)
+	}
+	// Even a race that kept the warm-up format is not run again.
+	if strings.Contains(log.String(), "until the encoding race") {
+		t.Errorf("the resumed run races again:\n%s", log.String())
 	}
 }
 

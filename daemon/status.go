@@ -39,6 +39,10 @@ type Counters struct {
 	SamplesSeen    uint64 `json:"samples_seen"`
 	SamplesLabeled uint64 `json:"samples_labeled"`
 	SamplesTrained uint64 `json:"samples_trained"`
+	// EncodingRaced is the step at which momentum auto's race last chose
+	// (0: never), so that a restart after a race that kept the warm-up
+	// format does not race again.
+	EncodingRaced uint64 `json:"encoding_raced,omitempty"`
 	// SamplesStraddling counts live windows over a label change.
 	SamplesStraddling uint64  `json:"samples_straddling,omitempty"`
 	HoldoutEvals      uint64  `json:"holdout_evals"`
@@ -130,6 +134,9 @@ func (t *Tracker) ObserveUnpredicted(labelled bool) {
 		t.c.SamplesLabeled++
 	}
 }
+
+// ObserveEncodingRaced records that momentum auto's race chose now.
+func (t *Tracker) ObserveEncodingRaced() { t.c.EncodingRaced = max(t.c.Step, 1) }
 
 // ObserveStraddling records a window during which the label changed.
 func (t *Tracker) ObserveStraddling() { t.c.SamplesStraddling++ }
