@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -60,9 +61,9 @@ func (c *Config) MQTTClientConfig(deviceID, clientID, stateDir string, classes [
 			TLSKeyFile:       eb.TLSKeyFile,
 			AllowInsecureLAN: eb.AllowInsecureLAN,
 			Limits: mqtt.BrokerLimits{
-				MaxPacketSize:       int(eb.MaxPacketSize),
+				MaxPacketSize:       eb.MaxPacketSize.clampedInt(),
 				MaxRetainedMessages: eb.MaxRetained,
-				MaxRetainedBytes:    int(eb.MaxRetainedBytes),
+				MaxRetainedBytes:    eb.MaxRetainedBytes.clampedInt(),
 				MaxInflight:         eb.MaxInflight,
 				MaxClients:          eb.MaxClients,
 				MessageExpiry:       eb.MessageExpiry,
@@ -142,4 +143,14 @@ func (v *validator) faulted(key string) bool {
 		}
 	}
 	return false
+}
+
+// clampedInt is b as an int, or the largest int when it does not fit (on
+// 32-bit boards): a size too large for an int must fail the range checks
+// rather than wrap into them.
+func (b ByteSize) clampedInt() int {
+	if uint64(b) > uint64(math.MaxInt) {
+		return math.MaxInt
+	}
+	return int(b)
 }

@@ -206,10 +206,10 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 	if s.Label != -1 || s.LabelName != "" {
 		t.Errorf("no label box: got label %d %q", s.Label, s.LabelName)
 	}
-	// The window restarted after the outage: it holds readings 4-7, not
-	// the three from before it.
-	if c := counterOf(s.Data[0]); c != 4 {
-		t.Errorf("first window after the outage starts at reading %d, want 4", c)
+	// The window restarted after the outage: none of the three readings
+	// from before it (a slow machine may restart it again later).
+	if c := counterOf(s.Data[0]); c < 4 {
+		t.Errorf("first window after the outage starts at reading %d, from before the outage", c)
 	}
 	if h := src.Health(); !h.Healthy || h.Consecutive != 0 || h.Missed == 0 {
 		t.Errorf("health after recovery: %+v", h)
