@@ -34,7 +34,12 @@ SPEC is one of:
   adxl345[:BUS][,addr=0x53][,rate=HZ][,range=2g|4g|8g|16g][,fail=N]
   csv:GLOB[,cols=a,b,c][,label=NAME][,bad=skip]
   mnist:DIR (mnist: = the copy in the GoMNIST module)
-  synthetic-imu[,seed=N][,rate=HZ][,pace=0]
+  synthetic-imu[,seed=N][,rate=HZ][,pace=0][,mounted=1]
+  mpu6050:sim[,replay=GLOB][,pace=0|K][,loop=1][,teach=DURATION] and the
+    options of mpu6050 (adxl345:sim the same): the real driver on an
+    emulated chip that plays CSV recordings (as --csv writes them; a label
+    column labels them) or, without replay=, synthetic-imu, whose
+    activities teach= labels for that long
 Time series also take window=N,hop=H.
 
 scan also lists the simulated bus "sim": an emulated MPU-6050 at 0x68 and
