@@ -662,17 +662,6 @@ func (r *runner) step() error {
 	return nil
 }
 
-var fp32 = fp.MustParseFormat("fp32")
-
-func allFP32(fs []fp.Format) bool {
-	for _, f := range fs {
-		if f.Bits() != 32 {
-			return false
-		}
-	}
-	return true
-}
-
 // The daemon's encoding choice is bnnd train's (bop.Select): calibrationSteps
 // traced steps for the pre-filter, then every candidate trains
 // calibrationRaceSteps steps twice from the same warm start and is scored
