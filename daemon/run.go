@@ -653,11 +653,11 @@ func (r *runner) step() error {
 		}
 	}
 	if r.tracker.Counters().Step%holdoutEveryNSteps == 0 && r.holdout.Len() > 0 {
-		acc, err := r.evaluateHoldout()
+		score, err := r.scoreHoldout()
 		if err != nil {
 			return err
 		}
-		r.tracker.ObserveHoldout(acc)
+		r.tracker.ObserveHoldout(score.Accuracy)
 	}
 	return nil
 }
@@ -715,45 +715,7 @@ func (r *runner) calibrate() {
 	}
 	var eval func() (bop.Score, error)
 	if r.holdout.Len() > 0 {
-		c, outs := len(r.net.Classes()), r.net.Outputs()
-		size := r.shape.Size()
-		eval = func() (bop.Score, error) {
-			var loss float64
-			correct := 0
-			in := r.net.Input()
-			labels := make([]int, batch)
-			for start := 0; start < r.holdout.Len(); start += batch {
-				m := min(batch, r.holdout.Len()-start)
-				for i := 0; i < m; i++ {
-					l, err := r.holdout.Sample(start+i, in[i*size:(i+1)*size])
-					if err != nil {
-						return bop.Score{}, err
-					}
-					labels[i] = l
-				}
-				if err := r.net.Evaluate(m, r.pred); err != nil {
-					return bop.Score{}, err
-				}
-				z := r.net.Logits(m)
-				for i := 0; i < m; i++ {
-					row := z[i*outs : i*outs+c]
-					hi := row[0]
-					for _, v := range row {
-						hi = max(hi, v)
-					}
-					var sum float64
-					for _, v := range row {
-						sum += math.Exp(float64(v - hi))
-					}
-					loss += math.Log(sum) - float64(row[labels[i]]-hi)
-					if int(r.pred[i]) == labels[i] {
-						correct++
-					}
-				}
-			}
-			n := float64(r.holdout.Len())
-			return bop.Score{Loss: loss / n, Accuracy: float64(correct) / n, N: r.holdout.Len()}, nil
-		}
+		eval = r.scoreHoldout
 	} else {
 		r.log.Warn("momentum auto: no held-out samples to race on; the pre-filter alone chooses")
 	}
@@ -836,31 +798,47 @@ func (r *runner) refreshStatistics() error {
 	})
 }
 
-func (r *runner) evaluateHoldout() (float64, error) {
+// scoreHoldout is the network's mean loss and accuracy on the held-out
+// slice, as it is now.
+func (r *runner) scoreHoldout() (bop.Score, error) {
 	batch := r.cfg.Training.Batch
 	size := r.shape.Size()
+	c, outs := len(r.net.Classes()), r.net.Outputs()
 	in := r.net.Input()
 	labels := make([]int, batch)
+	var loss float64
 	correct := 0
 	for start := 0; start < r.holdout.Len(); start += batch {
 		m := min(batch, r.holdout.Len()-start)
 		for i := 0; i < m; i++ {
 			l, err := r.holdout.Sample(start+i, in[i*size:(i+1)*size])
 			if err != nil {
-				return 0, err
+				return bop.Score{}, err
 			}
 			labels[i] = l
 		}
 		if err := r.net.Evaluate(m, r.pred); err != nil {
-			return 0, err
+			return bop.Score{}, err
 		}
+		z := r.net.Logits(m)
 		for i := 0; i < m; i++ {
+			row := z[i*outs : i*outs+c]
+			hi := row[0]
+			for _, v := range row {
+				hi = max(hi, v)
+			}
+			var sum float64
+			for _, v := range row {
+				sum += math.Exp(float64(v - hi))
+			}
+			loss += math.Log(sum) - float64(row[labels[i]]-hi)
 			if int(r.pred[i]) == labels[i] {
 				correct++
 			}
 		}
 	}
-	return float64(correct) / float64(r.holdout.Len()), nil
+	n := float64(r.holdout.Len())
+	return bop.Score{Loss: loss / n, Accuracy: float64(correct) / n, N: r.holdout.Len()}, nil
 }
 
 // softmaxMax is the probability of the arg-max class.
