@@ -185,10 +185,11 @@ func startMosquitto(t *testing.T) *testutil.Mosquitto {
 
 // subscriber is a paho client that records every message under a filter.
 type subscriber struct {
-	t      *testing.T
-	client paho.Client
-	mu     sync.Mutex
-	msgs   []received
+	t       *testing.T
+	client  paho.Client
+	mu      sync.Mutex
+	msgs    []received
+	arrived chan struct{} // cap 1: a message came since the last wait
 }
 
 type received struct {
@@ -209,7 +210,7 @@ func subscribe(t *testing.T, addr, filter string) *subscriber {
 // login).
 func subscribeAs(t *testing.T, addr string, who mqtt.Credentials, filter string) *subscriber {
 	t.Helper()
-	s := &subscriber{t: t}
+	s := &subscriber{t: t, arrived: make(chan struct{}, 1)}
 	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetUsername(who.Username).SetPassword(who.Password).
 		SetClientID(fmt.Sprintf("e2e-watcher-%d-%d", os.Getpid(), subscriberID.Add(1))).
 		SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
@@ -221,6 +222,10 @@ func subscribeAs(t *testing.T, addr string, who mqtt.Credentials, filter string)
 		s.mu.Lock()
 		s.msgs = append(s.msgs, received{m.Topic(), string(m.Payload()), m.Retained(), time.Now()})
 		s.mu.Unlock()
+		select {
+		case s.arrived <- struct{}{}:
+		default:
+		}
 	})
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe %s: %v", filter, tok.Error())
@@ -262,7 +267,23 @@ func (s *subscriber) waitFor(p *bnndProcess, topic string, from int, within time
 		if time.Now().After(deadline) {
 			s.t.Fatalf("no matching message on %s within %v (%d messages in all)", topic, within, len(msgs))
 		}
-		time.Sleep(20 * time.Millisecond)
+		s.wait(p, deadline)
+	}
+}
+
+// wait returns when a message has arrived since the last wait, p has
+// exited (p may be nil), or the deadline has passed.
+func (s *subscriber) wait(p *bnndProcess, deadline time.Time) {
+	var exited <-chan struct{}
+	if p != nil {
+		exited = p.exited
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-s.arrived:
+	case <-exited:
+	case <-timer.C:
 	}
 }
 

@@ -227,7 +227,7 @@ func teachChip(t *testing.T, chip string, rec recording, firstTest int, broker s
 			if time.Now().After(deadline) {
 				t.Fatalf("the replay did not reach reading %d (at %d)", n, readings())
 			}
-			time.Sleep(20 * time.Millisecond)
+			watch.wait(p, deadline)
 		}
 	}
 	results := 0
