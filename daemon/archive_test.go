@@ -14,13 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bnnd/bnnd/daemon/checkpoint"
+	"github.com/bnnd/bnnd/daemon/config"
 	"github.com/bnnd/bnnd/internal/testutil"
 	"github.com/bnnd/bnnd/mqtt"
 )
 
 // startDaemon runs the daemon until the test ends (or stop is called) and
 // returns its runner once the training state is resumed or fresh.
-func startDaemon(t *testing.T, cfg *Config, log *syncLog) (r *runner, stop func() error) {
+func startDaemon(t *testing.T, cfg *config.Config, log *syncLog) (r *runner, stop func() error) {
 	t.Helper()
 	started := make(chan *runner, 1)
 	startedHook = func(r *runner) {
@@ -68,10 +70,10 @@ func TestResetIsRecoverable(t *testing.T) {
 	if err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t), MaxSamples: 600}); err != nil {
 		t.Fatal(err)
 	}
-	trained := countersIn(t, filepath.Join(dir, LatestCheckpoint))
+	trained := countersIn(t, filepath.Join(dir, checkpoint.LatestName))
 
 	r, stop := startDaemon(t, cfg, nil)
-	if _, err := RestoreCheckpoint(dir, filepath.Join(dir, LatestCheckpoint), 3); err == nil || !strings.Contains(err.Error(), "in use by process") {
+	if _, err := checkpoint.Restore(dir, filepath.Join(dir, checkpoint.LatestName), 3); err == nil || !strings.Contains(err.Error(), "in use by process") {
 		t.Errorf("restore while the daemon runs: %v", err)
 	}
 	for i := 0; i < 2; i++ {
@@ -86,11 +88,11 @@ func TestResetIsRecoverable(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if c := countersIn(t, filepath.Join(dir, LatestCheckpoint)); c.SamplesSeen >= trained.SamplesSeen {
+	if c := countersIn(t, filepath.Join(dir, checkpoint.LatestName)); c.SamplesSeen >= trained.SamplesSeen {
 		t.Fatalf("the latest checkpoint after two resets has %d samples; the test needs a reset model", c.SamplesSeen)
 	}
 
-	entries, err := ListCheckpoints(dir)
+	entries, err := checkpoint.List(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +114,7 @@ func TestResetIsRecoverable(t *testing.T) {
 		t.Fatalf("%d archived checkpoints, trained one %q; want the trained model and the first reset's", archives, archivedTrained)
 	}
 
-	res, err := RestoreCheckpoint(dir, archivedTrained, cfg.Checkpoint.ArchiveKeep)
+	res, err := checkpoint.Restore(dir, archivedTrained, cfg.Checkpoint.ArchiveKeep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +125,13 @@ func TestResetIsRecoverable(t *testing.T) {
 	if err := Run(context.Background(), cfg, RunOptions{Logger: logs.logger(), MaxSamples: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if c := countersIn(t, filepath.Join(dir, LatestCheckpoint)); c.SamplesSeen < trained.SamplesSeen+10 || c.Step < trained.Step {
+	if c := countersIn(t, filepath.Join(dir, checkpoint.LatestName)); c.SamplesSeen < trained.SamplesSeen+10 || c.Step < trained.Step {
 		t.Errorf("after the restore the daemon resumed at %+v, want at least the trained model's %d samples + 10", c, trained.SamplesSeen)
 	}
-	if !strings.Contains(logs.String(), "msg=resumed checkpoint="+filepath.Join(dir, LatestCheckpoint)) {
+	if !strings.Contains(logs.String(), "msg=resumed checkpoint="+filepath.Join(dir, checkpoint.LatestName)) {
 		t.Error("the run after the restore did not resume the restored checkpoint")
 	}
-	after, _ := ListCheckpoints(dir)
+	after, _ := checkpoint.List(dir)
 	n := 0
 	for _, e := range after {
 		if e.Slot == "archive" {
@@ -138,26 +140,6 @@ func TestResetIsRecoverable(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("%d archived checkpoints after the restore, want 3 (two resets and the replaced latest)", n)
-	}
-}
-
-// archive_keep bounds the archive: the oldest go first.
-func TestArchiveKeepsTheNewest(t *testing.T) {
-	dir := t.TempDir()
-	st, err := OpenStore(dir, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < 5; i++ {
-		if _, err := st.Archive(base.Add(time.Duration(i)*time.Minute), 3, testSections(i+1)...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	names, _ := archived(ArchivePath(dir))
-	want := []string{archiveName(base.Add(2 * time.Minute)), archiveName(base.Add(3 * time.Minute)), archiveName(base.Add(4 * time.Minute))}
-	if fmt.Sprint(names) != fmt.Sprint(want) {
-		t.Errorf("archive holds %v, want %v", names, want)
 	}
 }
 
@@ -171,8 +153,8 @@ func TestCheckpointOnAFullVolume(t *testing.T) {
 	}
 	cfg, clone := twoCheckpoints(t)
 	src := clone()
-	latest, _ := os.ReadFile(filepath.Join(src, LatestCheckpoint))
-	prev, _ := os.ReadFile(filepath.Join(src, PreviousCheckpoint))
+	latest, _ := os.ReadFile(filepath.Join(src, checkpoint.LatestName))
+	prev, _ := os.ReadFile(filepath.Join(src, checkpoint.PreviousName))
 	mnt := t.TempDir()
 	// Room for the two checkpoints and the lock file, not for a third
 	// checkpoint (which is larger than either: the replay buffer fills).
@@ -181,7 +163,7 @@ func TestCheckpointOnAFullVolume(t *testing.T) {
 		t.Fatalf("mount a %d-byte tmpfs: %v", size, err)
 	}
 	t.Cleanup(func() { syscall.Unmount(mnt, 0) })
-	for name, b := range map[string][]byte{LatestCheckpoint: latest, PreviousCheckpoint: prev} {
+	for name, b := range map[string][]byte{checkpoint.LatestName: latest, checkpoint.PreviousName: prev} {
 		if err := os.WriteFile(filepath.Join(mnt, name), b, 0o600); err != nil {
 			t.Fatalf("the tmpfs cannot even hold the two checkpoints: %v", err)
 		}
@@ -206,13 +188,13 @@ func TestCheckpointOnAFullVolume(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
 		t.Errorf("the final save on a full volume: %v", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(mnt, LatestCheckpoint)); !bytes.Equal(b, latest) {
+	if b, _ := os.ReadFile(filepath.Join(mnt, checkpoint.LatestName)); !bytes.Equal(b, latest) {
 		t.Error("the latest checkpoint changed")
 	}
-	if b, _ := os.ReadFile(filepath.Join(mnt, PreviousCheckpoint)); !bytes.Equal(b, prev) {
+	if b, _ := os.ReadFile(filepath.Join(mnt, checkpoint.PreviousName)); !bytes.Equal(b, prev) {
 		t.Error("the previous checkpoint changed")
 	}
-	if tmp, _ := filepath.Glob(filepath.Join(mnt, tempPattern)); len(tmp) > 0 {
+	if tmp, _ := filepath.Glob(filepath.Join(mnt, ".checkpoint-*.tmp")); len(tmp) > 0 {
 		t.Errorf("temporary files left on the full volume: %v", tmp)
 	}
 	var h healthMsg

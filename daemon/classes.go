@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/daemon/checkpoint"
+	"github.com/bnnd/bnnd/daemon/config"
 	"github.com/bnnd/bnnd/sensors"
 )
 
@@ -46,7 +48,7 @@ func readInitModel(path string, opts bnn.Options) (*bnn.Network, error) {
 // startingClasses returns the classes the run starts with and the most it
 // may have, checking that model.classes agrees with a checkpoint or
 // model.init.
-func (r *runner) startingClasses(ckPath string, meta *checkpointMeta, initNet *bnn.Network) (known []string, outputs int, err error) {
+func (r *runner) startingClasses(ckPath string, meta *checkpoint.Meta, initNet *bnn.Network) (known []string, outputs int, err error) {
 	configured := r.cfg.Model.Classes
 	switch {
 	case meta != nil:
@@ -84,7 +86,7 @@ func (r *runner) checkInit(initNet *bnn.Network, in bnn.Shape) error {
 
 // classesMismatch is the error for classes that differ from those a
 // checkpoint or model.init was trained with; it says how to go on.
-func classesMismatch(ckPath string, meta *checkpointMeta, initNet *bnn.Network, cfg *Config, want []string) error {
+func classesMismatch(ckPath string, meta *checkpoint.Meta, initNet *bnn.Network, cfg *config.Config, want []string) error {
 	if meta != nil {
 		return fmt.Errorf("checkpoint %s was trained with classes %q, but the configuration asks for %q: "+
 			"remove model.classes to go on with the checkpoint's classes, or use another checkpoint.dir "+

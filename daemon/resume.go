@@ -1,19 +1,17 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/bop"
-	"github.com/bnnd/bnnd/fp"
+	"github.com/bnnd/bnnd/daemon/checkpoint"
+	"github.com/bnnd/bnnd/daemon/replay"
 	"github.com/bnnd/bnnd/sensors"
 )
 
@@ -28,11 +26,11 @@ import (
 type resumed struct {
 	path      string
 	created   time.Time
-	meta      checkpointMeta
+	meta      checkpoint.Meta
 	net       *bnn.Network
 	opt       *bop.Optimizer
-	replay    *Replay
-	holdout   *Replay
+	replay    *replay.Buffer
+	holdout   *replay.Buffer
 	counters  Counters
 	tracker   *Tracker
 	norm      *sensors.Normalizer // nil: the source has none
@@ -86,13 +84,13 @@ func (r *runner) openSource(initNet *bnn.Network) ([]byte, error) {
 
 // peekMeta reads the meta section of the newest checkpoint that has it
 // intact, as openSource reads the normaliser; nil when there is none.
-func (r *runner) peekMeta() (*checkpointMeta, string) {
-	peeked, errs := r.store.PeekSection(sectionMeta, maxMetaSection)
+func (r *runner) peekMeta() (*checkpoint.Meta, string) {
+	peeked, errs := r.store.PeekSection(checkpoint.MetaSection, maxMetaSection)
 	for _, err := range errs {
 		r.log.Debug("checkpoint meta unreadable", "err", err)
 	}
 	for _, p := range peeked {
-		var m checkpointMeta
+		var m checkpoint.Meta
 		if err := json.Unmarshal(p.Data, &m); err == nil {
 			return &m, p.Path
 		}
@@ -124,154 +122,6 @@ func (r *runner) checkpointBound(spec bnn.Spec, in bnn.Shape, outputs int) (int6
 	return mem.BinaryWeights + 3*mem.RealParams + momenta + 4*int64(r.cfg.Replay.Budget) + slack, nil
 }
 
-// decodeCheckpoint decodes every section of ck and runs every check. It
-// has no effect on the runner. A checkpoint that is sound but made for
-// another configuration is an error wrapping ErrStop.
-func (r *runner) decodeCheckpoint(ck *Checkpoint, bopts bnn.Options, formats []fp.Format) (*resumed, error) {
-	section := func(name string) ([]byte, error) {
-		b, ok := ck.Section(name)
-		if !ok {
-			return nil, fmt.Errorf("no %q section", name)
-		}
-		return b, nil
-	}
-	res := &resumed{path: ck.Path, created: ck.Created}
-	b, err := section(sectionMeta)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, &res.meta); err != nil {
-		return nil, fmt.Errorf("meta: %w", err)
-	}
-	if b, err = section(sectionModel); err != nil {
-		return nil, err
-	}
-	if res.net, err = bnn.ReadModel(bytes.NewReader(b), bopts); err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
-	if res.opt, err = bop.New(res.net, r.bopConfig(formats)); err != nil {
-		return nil, fmt.Errorf("optimizer: %w", err)
-	}
-	if b, err = section(sectionOptimizer); err != nil {
-		return nil, err
-	}
-	if err := res.opt.ReadState(bytes.NewReader(b)); err != nil {
-		return nil, fmt.Errorf("optimizer: %w", err)
-	}
-	for _, p := range []struct {
-		name string
-		dst  **Replay
-	}{{sectionReplay, &res.replay}, {sectionHoldout, &res.holdout}} {
-		if b, err = section(p.name); err != nil {
-			return nil, err
-		}
-		if *p.dst, err = ReadReplay(b); err != nil {
-			return nil, fmt.Errorf("%s: %w", p.name, err)
-		}
-	}
-	if b, err = section(sectionCounters); err != nil {
-		return nil, err
-	}
-	if res.counters, err = ParseCounters(b); err != nil {
-		return nil, err
-	}
-	if res.tracker, err = NewTracker(res.counters, DefaultAccuracyHorizon, DefaultStepHorizon); err != nil {
-		return nil, err
-	}
-	if b, ok := ck.Section(sectionNormalizer); ok {
-		res.norm = new(sensors.Normalizer)
-		if err := res.norm.UnmarshalBinary(b); err != nil {
-			return nil, fmt.Errorf("normalizer: %w", err)
-		}
-		res.normBytes = b
-	}
-	if err := checkState(res); err != nil {
-		return nil, err
-	}
-	if err := r.checkFits(res); err != nil {
-		return nil, err
-	}
-
-	// Prepared here rather than in adopt so that adopt cannot fail.
-	replayBudget, holdoutBudget := r.replayBudgets()
-	res.replayCapBefore, res.holdoutCapBefore = res.replay.Capacity(), res.holdout.Capacity()
-	if err := res.replay.Resize(replayBudget); err != nil {
-		return nil, fmt.Errorf("%w: replay.budget: %w", ErrStop, err)
-	}
-	if err := res.holdout.Resize(holdoutBudget); err != nil {
-		return nil, fmt.Errorf("%w: replay.budget: %w", ErrStop, err)
-	}
-	if r.cfg.Training.Momentum != "auto" && formatNamesJoined(res.opt.Formats()) != formatNamesJoined(formats) {
-		if err := res.opt.Convert(formats); err != nil {
-			return nil, fmt.Errorf("%w: converting resumed momenta to %s: %w", ErrStop, r.cfg.Training.Momentum, err)
-		}
-	}
-	return res, nil
-}
-
-// checkState checks that the parts of a training state agree with each
-// other: what a checkpoint's checksums cannot tell. The state is that of a
-// decoded checkpoint, or the runner's own before a save.
-func checkState(s *resumed) error {
-	net, m := s.net, &s.meta
-	in := net.InputShape()
-	features := in.Height * in.Width * in.Channels
-	classes := net.Classes()
-	input := sensors.Shape{Channels: in.Channels, Height: in.Height, Width: in.Width}.String()
-	switch {
-	case m.Model != net.Spec().Name:
-		return fmt.Errorf("meta names model %s, the model section holds %s", m.Model, net.Spec().Name)
-	case m.Input != input:
-		return fmt.Errorf("meta names input %s, the model takes %s", m.Input, input)
-	case !slices.Equal(m.Classes, classes):
-		return fmt.Errorf("meta names classes %q, the model has %q", m.Classes, classes)
-	case max(m.Outputs, len(m.Classes)) != net.Outputs():
-		return fmt.Errorf("meta names %d output units, the model has %d", m.Outputs, net.Outputs())
-	case m.Step != s.counters.Step:
-		return fmt.Errorf("meta is of step %d, the counters of step %d", m.Step, s.counters.Step)
-	case strings.Join(m.Momentum, ",") != formatNamesJoined(s.opt.Formats()):
-		return fmt.Errorf("meta names momentum %v, the optimizer holds %v", m.Momentum, formatNames(s.opt.Formats()))
-	}
-	for _, p := range []struct {
-		name string
-		buf  *Replay
-	}{{sectionReplay, s.replay}, {sectionHoldout, s.holdout}} {
-		if p.buf.Features() != features {
-			return fmt.Errorf("%s holds samples of %d values, the model takes %d", p.name, p.buf.Features(), features)
-		}
-		if p.buf.classes != net.Outputs() {
-			return fmt.Errorf("%s holds labels of %d classes, the model has %d outputs", p.name, p.buf.classes, net.Outputs())
-		}
-		if l := p.buf.maxLabel(); l >= len(classes) {
-			return fmt.Errorf("%s holds a sample of class %d, the model has %d classes", p.name, l, len(classes))
-		}
-	}
-	if s.replay.Kind() != s.holdout.Kind() {
-		return fmt.Errorf("replay stores %s values, holdout %s", s.replay.Kind(), s.holdout.Kind())
-	}
-	c := s.counters
-	if c.SamplesLabeled > c.SamplesSeen {
-		return fmt.Errorf("counters: %d samples labelled of %d seen", c.SamplesLabeled, c.SamplesSeen)
-	}
-	if offered := s.replay.Seen() + s.holdout.Seen(); offered > c.SamplesLabeled {
-		return fmt.Errorf("replay and holdout were offered %d samples, the counters have %d labelled", offered, c.SamplesLabeled)
-	}
-	if s.norm != nil {
-		if err := s.norm.Validate(); err != nil {
-			return fmt.Errorf("normalizer: %w", err)
-		}
-		if s.norm.Channels() != in.Channels {
-			return fmt.Errorf("normalizer scales %d channels, the model input has %d", s.norm.Channels(), in.Channels)
-		}
-		if mn := net.Normalizer(); len(mn.Mean) > 0 && (!slices.Equal(mn.Mean, s.norm.Mean) || !slices.Equal(mn.Std, s.norm.Std)) {
-			return errors.New("the normalizer section differs from the one in the model")
-		}
-	} else if len(net.Normalizer().Mean) > 0 {
-		return errors.New("the model was trained with a normalizer but there is no normalizer section")
-	}
-	return nil
-}
-
 // checkFits checks a sound checkpoint against this run's configuration and
 // source. A mismatch stops the start (ErrStop): falling back to an older
 // checkpoint would let the next saves rotate the newer model away. The
@@ -286,7 +136,7 @@ func (r *runner) checkFits(s *resumed) error {
 	if m.Model != r.cfg.Model.Spec || m.Input != r.shape.String() || !fits {
 		return fmt.Errorf("%w: checkpoint %s holds model %s on input %s with classes %q, but the configuration asks for %s on %s with classes %q; "+
 			"use another checkpoint.dir or move the checkpoint away to start a new model",
-			ErrStop, s.path, m.Model, m.Input, m.Classes, r.cfg.Model.Spec, r.shape.String(), classes)
+			checkpoint.ErrStop, s.path, m.Model, m.Input, m.Classes, r.cfg.Model.Spec, r.shape.String(), classes)
 	}
 	return nil
 }
@@ -300,7 +150,7 @@ func (r *runner) adopt(s *resumed) {
 	for _, p := range []struct {
 		name   string
 		before int
-		buf    *Replay
+		buf    *replay.Buffer
 	}{{sectionReplay, s.replayCapBefore, s.replay}, {sectionHoldout, s.holdoutCapBefore, s.holdout}} {
 		if p.buf.Capacity() != p.before {
 			r.log.Info("replay.budget changed since the checkpoint", "buffer", p.name, "capacity_before", p.before, "capacity", p.buf.Capacity())
@@ -316,7 +166,7 @@ func (r *runner) adopt(s *resumed) {
 
 // currentState is the runner's training state in the form checkState
 // takes, with the meta a checkpoint of it would carry.
-func (r *runner) currentState(meta checkpointMeta) *resumed {
+func (r *runner) currentState(meta checkpoint.Meta) *resumed {
 	s := &resumed{meta: meta, net: r.net, opt: r.opt, replay: r.replay, holdout: r.holdout, counters: r.tracker.Counters()}
 	s.norm = sensors.NormalizerOf(r.src)
 	return s
@@ -372,26 +222,6 @@ func (r *runner) trainingFailed(cause error) error {
 		return fmt.Errorf("%w (writing the state at the error also failed: %v; the latest checkpoint %s is kept)", cause, err, r.store.LatestPath())
 	}
 	return fmt.Errorf("%w (the latest checkpoint %s is kept; the state at the error is in %s)", cause, r.store.LatestPath(), r.store.FailedPath())
-}
-
-// writeFailed writes a state to the failed slot. inconsistent is why a
-// state meant to be the latest checkpoint is not (nil for a training
-// error); it is then reported as a failed checkpoint.
-func (r *runner) writeFailed(now time.Time, reason string, inconsistent error, sections []Section) error {
-	size, err := r.store.SaveFailed(now, sections...)
-	if inconsistent != nil {
-		cause := fmt.Errorf("training state inconsistent, not written as the latest checkpoint: %w", inconsistent)
-		r.ckStatus.failed(now, cause)
-		r.log.Error("checkpoint refused; the previous one is kept", "reason", reason, "err", cause, "written_to", r.store.FailedPath(), "write_err", err)
-		return cause
-	}
-	if err != nil {
-		r.log.Error("writing the failed state", "reason", reason, "err", err)
-		return err
-	}
-	r.log.Warn("state at the error written beside the checkpoints", "file", r.store.FailedPath(), "bytes", size,
-		"step", r.tracker.Counters().Step, "latest", r.store.LatestPath())
-	return nil
 }
 
 // checkpointStatus is what health reports about failed saves.

@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bnnd/bnnd/daemon/checkpoint"
+	"github.com/bnnd/bnnd/daemon/config"
+	"github.com/bnnd/bnnd/daemon/replay"
 	"github.com/bnnd/bnnd/sensors"
 )
 
@@ -75,7 +77,7 @@ func (l *syncLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l,
 // twoCheckpoints leaves a state directory whose latest checkpoint is at
 // 200 samples and whose previous one is at 100, and returns a function
 // that copies it to a new directory.
-func twoCheckpoints(t *testing.T) (cfg *Config, clone func() string) {
+func twoCheckpoints(t *testing.T) (cfg *config.Config, clone func() string) {
 	t.Helper()
 	cfg = runConfig(t)
 	for i := 0; i < 2; i++ {
@@ -86,7 +88,7 @@ func twoCheckpoints(t *testing.T) (cfg *Config, clone func() string) {
 	src := cfg.Checkpoint.Dir
 	return cfg, func() string {
 		dst := t.TempDir()
-		for _, name := range []string{LatestCheckpoint, PreviousCheckpoint} {
+		for _, name := range []string{checkpoint.LatestName, checkpoint.PreviousName} {
 			b, err := os.ReadFile(filepath.Join(src, name))
 			if err != nil {
 				t.Fatal(err)
@@ -104,11 +106,11 @@ func twoCheckpoints(t *testing.T) (cfg *Config, clone func() string) {
 // damage is one that only decoding the sections can find.
 func rewriteSection(t *testing.T, path, name string, edit func([]byte) []byte) {
 	t.Helper()
-	ck, err := ReadCheckpointFile(path)
+	ck, err := checkpoint.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var secs []Section
+	var secs []checkpoint.Section
 	found := false
 	for _, s := range ck.Sections {
 		data := append([]byte(nil), s.Data...)
@@ -118,19 +120,21 @@ func rewriteSection(t *testing.T, path, name string, edit func([]byte) []byte) {
 				continue
 			}
 		}
-		secs = append(secs, BytesSection(s.Name, data))
+		secs = append(secs, checkpoint.BytesSection(s.Name, data))
 	}
 	if !found {
 		t.Fatalf("%s has no %q section", path, name)
 	}
-	f, err := os.Create(path)
+	// A store of its own writes the edited file (with checksums that
+	// match), which then takes the place of the original.
+	st, err := checkpoint.Open(t.TempDir(), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := writeCheckpoint(f, ck.Created, secs); err != nil {
+	if _, err := st.Save(ck.Created, secs...); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Close(); err != nil {
+	if err := os.Rename(st.LatestPath(), path); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -149,7 +153,7 @@ func editJSON(t *testing.T, edit func(m map[string]any)) func([]byte) []byte {
 
 func countersIn(t *testing.T, path string) Counters {
 	t.Helper()
-	ck, err := ReadCheckpointFile(path)
+	ck, err := checkpoint.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +179,26 @@ func TestResumeFallsBackFromACheckpointThatDoesNotDecode(t *testing.T) {
 		edit                  func([]byte) []byte
 	}{
 		{"replay with more classes than the model", sectionReplay, "replay holds labels of 6 classes, the model has 5 outputs", func(b []byte) []byte {
-			binary.LittleEndian.PutUint32(b[12:], 6)
-			binary.LittleEndian.PutUint16(b[replayHdrSize+2*pcgStateSize:], 5)
-			return b
+			old, err := replay.Read(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wider, err := replay.New(old.Features(), 6, old.Kind(), old.Bytes(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := wider.Offer(make([]float32, old.Features()), 5); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if _, err := wider.WriteTo(&out); err != nil {
+				t.Fatal(err)
+			}
+			return out.Bytes()
 		}},
-		{"meta that is not JSON", sectionMeta, "meta:", func([]byte) []byte { return []byte("{") }},
-		{"meta of another step", sectionMeta, "meta is of step", editJSON(t, func(m map[string]any) { m["step"] = m["step"].(float64) + 1 })},
-		{"meta naming other classes", sectionMeta, "meta names classes", editJSON(t, func(m map[string]any) { m["classes"] = []string{"a", "b"} })},
+		{"meta that is not JSON", checkpoint.MetaSection, "meta:", func([]byte) []byte { return []byte("{") }},
+		{"meta of another step", checkpoint.MetaSection, "meta is of step", editJSON(t, func(m map[string]any) { m["step"] = m["step"].(float64) + 1 })},
+		{"meta naming other classes", checkpoint.MetaSection, "meta names classes", editJSON(t, func(m map[string]any) { m["classes"] = []string{"a", "b"} })},
 		{"a damaged model", sectionModel, "model: bnn: model file checksum mismatch", func(b []byte) []byte { b[len(b)/2] ^= 1; return b }},
 		{"no optimizer section", sectionOptimizer, `optimizer\" section`, func([]byte) []byte { return nil }},
 		{"more samples labelled than seen", sectionCounters, "counters:", editJSON(t, func(m map[string]any) { m["samples_labeled"] = m["samples_seen"].(float64) + 1 })},
@@ -196,7 +213,7 @@ func TestResumeFallsBackFromACheckpointThatDoesNotDecode(t *testing.T) {
 			return b
 		}},
 		{"holdout samples of another size", sectionHoldout, "holdout holds samples of 7 values", func([]byte) []byte {
-			rb, _ := NewReplay(7, 5, StorageFloat16, 4096, 1)
+			rb, _ := replay.New(7, 5, replay.Float16, 4096, 1)
 			var buf bytes.Buffer
 			rb.WriteTo(&buf)
 			return buf.Bytes()
@@ -206,7 +223,7 @@ func TestResumeFallsBackFromACheckpointThatDoesNotDecode(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := clone()
-			latest, prev := filepath.Join(dir, LatestCheckpoint), filepath.Join(dir, PreviousCheckpoint)
+			latest, prev := filepath.Join(dir, checkpoint.LatestName), filepath.Join(dir, checkpoint.PreviousName)
 			rewriteSection(t, latest, tc.section, tc.edit)
 			damaged, _ := os.ReadFile(latest)
 			goodPrev, _ := os.ReadFile(prev)
@@ -230,8 +247,8 @@ func TestResumeFallsBackFromACheckpointThatDoesNotDecode(t *testing.T) {
 			if b, _ := os.ReadFile(prev); !bytes.Equal(b, goodPrev) {
 				t.Error("the previous checkpoint, the one resumed from, was replaced")
 			}
-			if b, _ := os.ReadFile(filepath.Join(dir, FailedCheckpoint)); !bytes.Equal(b, damaged) {
-				t.Error("the rejected latest checkpoint was not set aside as " + FailedCheckpoint)
+			if b, _ := os.ReadFile(filepath.Join(dir, checkpoint.FailedName)); !bytes.Equal(b, damaged) {
+				t.Error("the rejected latest checkpoint was not set aside as " + checkpoint.FailedName)
 			}
 		})
 	}
@@ -247,11 +264,11 @@ func TestResumeSurvivesRandomSectionDamage(t *testing.T) {
 		rounds = 12
 	}
 	rng := rand.New(rand.NewPCG(5, 0))
-	names := []string{sectionMeta, sectionModel, sectionOptimizer, sectionReplay, sectionHoldout, sectionCounters, sectionNormalizer}
+	names := []string{checkpoint.MetaSection, sectionModel, sectionOptimizer, sectionReplay, sectionHoldout, sectionCounters, sectionNormalizer}
 	fellBack := 0
 	for round := 0; round < rounds; round++ {
 		dir := clone()
-		latest := filepath.Join(dir, LatestCheckpoint)
+		latest := filepath.Join(dir, checkpoint.LatestName)
 		name := names[rng.IntN(len(names))]
 		var what string
 		rewriteSection(t, latest, name, func(b []byte) []byte {
@@ -287,22 +304,22 @@ func TestResumeSurvivesRandomSectionDamage(t *testing.T) {
 func TestResumeStopsWhenNoCheckpointDecodes(t *testing.T) {
 	cfg, clone := twoCheckpoints(t)
 	dir := clone()
-	for _, name := range []string{LatestCheckpoint, PreviousCheckpoint} {
+	for _, name := range []string{checkpoint.LatestName, checkpoint.PreviousName} {
 		rewriteSection(t, filepath.Join(dir, name), sectionCounters, func([]byte) []byte { return []byte("[]") })
 	}
-	before, _ := os.ReadFile(filepath.Join(dir, LatestCheckpoint))
+	before, _ := os.ReadFile(filepath.Join(dir, checkpoint.LatestName))
 	c := *cfg
 	c.Checkpoint.Dir = dir
 	err := Run(context.Background(), &c, RunOptions{Logger: testLogger(t), MaxSamples: 10})
 	if err == nil {
 		t.Fatal("a run with no usable checkpoint started")
 	}
-	for _, want := range []string{LatestCheckpoint + ": counters:", PreviousCheckpoint + ": counters:", "bnnd checkpoint inspect", "bnnd checkpoint restore", "move the checkpoint files away"} {
+	for _, want := range []string{checkpoint.LatestName + ": counters:", checkpoint.PreviousName + ": counters:", "bnnd checkpoint inspect", "bnnd checkpoint restore", "move the checkpoint files away"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	if after, _ := os.ReadFile(filepath.Join(dir, LatestCheckpoint)); !bytes.Equal(after, before) {
+	if after, _ := os.ReadFile(filepath.Join(dir, checkpoint.LatestName)); !bytes.Equal(after, before) {
 		t.Error("the refused start changed the latest checkpoint")
 	}
 }
@@ -313,7 +330,7 @@ func TestResumeStopsWhenNoCheckpointDecodes(t *testing.T) {
 func TestTrainingErrorKeepsTheCheckpoints(t *testing.T) {
 	cfg, clone := twoCheckpoints(t)
 	dir := clone()
-	latest, prev := filepath.Join(dir, LatestCheckpoint), filepath.Join(dir, PreviousCheckpoint)
+	latest, prev := filepath.Join(dir, checkpoint.LatestName), filepath.Join(dir, checkpoint.PreviousName)
 	goodLatest, _ := os.ReadFile(latest)
 	goodPrev, _ := os.ReadFile(prev)
 	fault := errors.New("injected training fault")
@@ -328,7 +345,7 @@ func TestTrainingErrorKeepsTheCheckpoints(t *testing.T) {
 	c := *cfg
 	c.Checkpoint.Dir = dir
 	err := Run(context.Background(), &c, RunOptions{Logger: testLogger(t)})
-	if !errors.Is(err, fault) || !strings.Contains(err.Error(), FailedCheckpoint) {
+	if !errors.Is(err, fault) || !strings.Contains(err.Error(), checkpoint.FailedName) {
 		t.Fatalf("run with a training fault: %v", err)
 	}
 	if b, _ := os.ReadFile(latest); !bytes.Equal(b, goodLatest) {
@@ -337,7 +354,7 @@ func TestTrainingErrorKeepsTheCheckpoints(t *testing.T) {
 	if b, _ := os.ReadFile(prev); !bytes.Equal(b, goodPrev) {
 		t.Error("the previous checkpoint changed on a training error")
 	}
-	failed := filepath.Join(dir, FailedCheckpoint)
+	failed := filepath.Join(dir, checkpoint.FailedName)
 	if c := countersIn(t, failed); c.SamplesSeen != 230 {
 		t.Errorf("the failed state has %d samples seen, want 200+30", c.SamplesSeen)
 	}
@@ -373,7 +390,7 @@ func TestResumeRefusesFilesThatAreNotCheckpoints(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := clone()
-			latest := filepath.Join(dir, LatestCheckpoint)
+			latest := filepath.Join(dir, checkpoint.LatestName)
 			os.Remove(latest)
 			if err := tc.make(latest); err != nil {
 				t.Fatal(err)
@@ -391,28 +408,5 @@ func TestResumeRefusesFilesThatAreNotCheckpoints(t *testing.T) {
 				t.Errorf("resumed at %d samples, want the previous checkpoint's 100 + 10", got)
 			}
 		})
-	}
-}
-
-// The size bound: the error names the file, its size and the bound.
-func TestStoreRefusesAFileOverTheBound(t *testing.T) {
-	dir := t.TempDir()
-	st, err := OpenStore(dir, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Save(time.Now(), testSections(1)...); err != nil {
-		t.Fatal(err)
-	}
-	fi, _ := os.Stat(st.LatestPath())
-	st.SetMaxSize(fi.Size() - 1)
-	_, err = st.Load()
-	want := fmt.Sprintf("%s: %d bytes, more than the %d bytes", st.LatestPath(), fi.Size(), fi.Size()-1)
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("load over the bound: %v; want %q", err, want)
-	}
-	st.SetMaxSize(fi.Size())
-	if _, err := st.Load(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,9 @@ import (
 
 	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/bop"
+	"github.com/bnnd/bnnd/daemon/checkpoint"
+	"github.com/bnnd/bnnd/daemon/config"
+	"github.com/bnnd/bnnd/daemon/replay"
 	"github.com/bnnd/bnnd/fp"
 	"github.com/bnnd/bnnd/mqtt"
 	"github.com/bnnd/bnnd/sensors"
@@ -34,19 +36,6 @@ type RunOptions struct {
 	// samples read in this run; 0 runs until ctx is done or the source ends.
 	MaxSamples uint64
 }
-
-// Checkpoint section names.
-const (
-	sectionMeta      = "meta"
-	sectionModel     = "model"
-	sectionOptimizer = "optimizer"
-	sectionReplay    = "replay"
-	sectionHoldout   = "holdout"
-	sectionCounters  = "counters"
-	// sectionNormalizer is the source's input standardisation (absent for
-	// sources that have none, such as MNIST pixels).
-	sectionNormalizer = "normalizer"
-)
 
 // How often the loop does its periodic work, and how often it evaluates the
 // held-out slice (in steps).
@@ -69,30 +58,12 @@ const (
 	firstStatusAfter = time.Second
 )
 
-// checkpointMeta is the "meta" section: what 'bnnd checkpoint inspect'
-// shows and what a resume checks against the configuration.
-type checkpointMeta struct {
-	Version  string   `json:"bnnd_version"`
-	Model    string   `json:"model"`
-	Source   string   `json:"source"`
-	Momentum []string `json:"momentum"`
-	Classes  []string `json:"classes"`
-	// Outputs is the number of output units, the most classes labels can
-	// create; absent (0) in checkpoints written before classes could grow,
-	// whose models have one unit per class.
-	Outputs int       `json:"outputs,omitempty"`
-	Input   string    `json:"input_shape"`
-	Step    uint64    `json:"step"`
-	Saved   time.Time `json:"saved"`
-	Reason  string    `json:"reason"`
-}
-
 // Run is 'bnnd run': it opens the source, resumes from the newest valid
 // checkpoint in the state directory (or starts a fresh model), connects
 // telemetry, and trains incrementally until ctx is done or the source ends.
 // On the way out it writes a final checkpoint and publishes "offline". A
 // clean stop (ctx cancelled, SIGTERM) returns nil.
-func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
+func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -105,7 +76,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
 }
 
 // NewLogger makes the slog logger described by cfg.
-func NewLogger(w io.Writer, cfg LogConfig) *slog.Logger {
+func NewLogger(w io.Writer, cfg config.LogConfig) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	ho := &slog.HandlerOptions{Level: level}
@@ -116,12 +87,12 @@ func NewLogger(w io.Writer, cfg LogConfig) *slog.Logger {
 }
 
 type runner struct {
-	cfg  *Config
+	cfg  *config.Config
 	opts RunOptions
 	log  *slog.Logger
 
 	deviceID string
-	store    *Store
+	store    *checkpoint.Store
 	notifier *systemd.Notifier
 	mq       *mqtt.Client
 	metrics  *metrics // nil unless prometheus.listen is set
@@ -131,12 +102,12 @@ type runner struct {
 	src    sensors.Source
 	labels *sensors.LabelBox // what the person teaching says; its classes lead the network's
 	shape  sensors.Shape
-	kind   StorageKind
+	kind   replay.Storage
 
 	net     *bnn.Network
 	opt     *bop.Optimizer
-	replay  *Replay
-	holdout *Replay
+	replay  *replay.Buffer
+	holdout *replay.Buffer
 	tracker *Tracker
 	split   *rand.Rand // chooses held-out samples
 
@@ -229,12 +200,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 	// trained with, not learn a new one, so that much of the checkpoint is
 	// read before the source is opened; the rest once the source's shape
 	// bounds the size a checkpoint can have (resumeOrStart).
-	unlock, err := LockStateDir(stateDir)
+	unlock, err := checkpoint.LockStateDir(stateDir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	r.store, err = OpenStore(stateDir, cfg.Checkpoint.KeepPrevious, r.log)
+	r.store, err = checkpoint.Open(stateDir, cfg.Checkpoint.KeepPrevious, r.log)
 	if err != nil {
 		return err
 	}
@@ -295,9 +266,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return fmt.Errorf("source %q: first sample: %w", cfg.Source.Spec, err)
 	}
 	r.shape = first.Shape
-	r.kind = StorageFloat16
-	if strings.HasPrefix(cfg.Source.Spec, "mnist") {
-		r.kind = StorageUint8 // pixels/255: stored losslessly in a byte
+	r.kind = replay.Float16
+	if sensors.BytePixelsOf(r.src) {
+		r.kind = replay.Uint8
 	}
 
 	bopts := r.netOptions(outputs)
@@ -315,7 +286,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		r.log.Info("momentum auto: warm-up format until the encoding race", "momentum", formatNames(r.opt.Formats()), "at_step", r.calibrateAt)
 	}
 
-	if cfg.MQTT.Broker != BrokerNone {
+	if cfg.MQTT.Broker != config.BrokerNone {
 		if err := r.startMQTT(ctx); err != nil {
 			return err
 		}
@@ -488,7 +459,7 @@ func (r *runner) resumeOrStart(ctx context.Context, first sensors.Sample, normBy
 	}
 	r.store.SetMaxSize(bound)
 	var res *resumed
-	_, err = r.store.LoadAccepted(func(ck *Checkpoint) error {
+	_, err = r.store.LoadAccepted(func(ck *checkpoint.File) error {
 		var derr error
 		res, derr = r.decodeCheckpoint(ck, bopts, formats)
 		return derr
@@ -497,12 +468,12 @@ func (r *runner) resumeOrStart(ctx context.Context, first sensors.Sample, normBy
 		defer func() { startedHook(r) }()
 	}
 	switch {
-	case errors.Is(err, ErrNoCheckpoint):
+	case errors.Is(err, checkpoint.ErrNotFound):
 		if err := r.checkInit(initNet, in); err != nil {
 			return first, err
 		}
 		return first, r.fresh(spec, in, bopts, formats, initNet)
-	case errors.Is(err, ErrStop):
+	case errors.Is(err, checkpoint.ErrStop):
 		return first, err
 	case err != nil:
 		return first, fmt.Errorf("%w; %s", err, resumeFailedHelp(r.store.Dir()))
@@ -518,23 +489,6 @@ func (r *runner) resumeOrStart(ctx context.Context, first sensors.Sample, normBy
 
 func formatNamesJoined(fs []fp.Format) string { return strings.Join(formatNames(fs), ",") }
 
-func (r *runner) bopConfig(formats []fp.Format) bop.Config {
-	t := &r.cfg.Training
-	return bop.Config{Gamma: float32(t.Gamma), Tau: float32(t.Tau), AdamLR: float32(t.AdamLR), Formats: formats, Seed: uint64(t.Seed)}
-}
-
-// replayBudgets splits replay.budget: the held-out slice takes an eighth
-// (at least one sample's worth, so the buffer exists even when unused), the
-// replay buffer the rest, so that together they stay within the budget.
-func (r *runner) replayBudgets() (replay, holdout ByteSize) {
-	one := ByteSize(ReplayBytesFor(r.shape.Size(), r.kind, 1))
-	holdout = max(r.cfg.Replay.Budget/8, one)
-	if r.cfg.Training.HoldoutFraction == 0 {
-		holdout = one
-	}
-	return r.cfg.Replay.Budget - holdout, holdout
-}
-
 func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats []fp.Format, initNet *bnn.Network) error {
 	var err error
 	if initNet != nil {
@@ -548,10 +502,10 @@ func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats [
 	features := r.shape.Size()
 	budget, holdoutBudget := r.replayBudgets()
 	outputs := r.net.Outputs()
-	if r.replay, err = NewReplay(features, outputs, r.kind, budget, r.cfg.Training.Seed); err != nil {
+	if r.replay, err = replay.New(features, outputs, r.kind, budget, r.cfg.Training.Seed); err != nil {
 		return fmt.Errorf("replay.budget: %w", err)
 	}
-	if r.holdout, err = NewReplay(features, outputs, r.kind, holdoutBudget, r.cfg.Training.Seed+1); err != nil {
+	if r.holdout, err = replay.New(features, outputs, r.kind, holdoutBudget, r.cfg.Training.Seed+1); err != nil {
 		return fmt.Errorf("holdout: %w", err)
 	}
 	if r.tracker, err = NewTracker(Counters{}, DefaultAccuracyHorizon, DefaultStepHorizon); err != nil {
@@ -561,378 +515,3 @@ func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats [
 	r.log.Info("starting a new model", "model", r.cfg.Model.Spec)
 	return nil
 }
-
-// sample handles one window: predict first (prequential), then keep it
-// for training or evaluation, and step every step_every labelled samples.
-func (r *runner) sample(s sensors.Sample) error {
-	r.runSamples++
-	r.seen.Add(1)
-	size := r.shape.Size()
-	if s.Shape != r.shape || len(s.Data) != size {
-		return fmt.Errorf("source sent a sample of shape %v, the model takes %v", s.Shape, r.shape)
-	}
-	if s.Label >= len(r.net.Classes()) {
-		// The source took a label that named a new class before the loop
-		// heard of it.
-		if err := r.labelChanged(); err != nil {
-			return err
-		}
-	}
-	labelled := s.Label >= 0 && s.Label < len(r.net.Classes())
-	if s.Straddles {
-		r.tracker.ObserveStraddling()
-	}
-	if len(r.net.Classes()) < 2 {
-		// Nothing to tell apart yet: keep what is labelled for later.
-		r.tracker.ObserveUnpredicted(labelled)
-	} else {
-		copy(r.net.Input()[:size], s.Data)
-		if err := r.net.Evaluate(1, r.pred); err != nil {
-			return err
-		}
-		class := int(r.pred[0])
-		correct := labelled && class == s.Label
-		r.tracker.ObservePrediction(labelled, correct)
-		r.lastPrediction = lastPrediction{valid: true, class: class, score: softmaxMax(r.net.Logits(1)[:len(r.net.Classes())]), label: -1, reading: s.Reading}
-		if labelled {
-			r.lastPrediction.label = s.Label
-		}
-		r.publishPrediction(time.Now())
-	}
-	if !labelled {
-		return nil
-	}
-	if r.cfg.Training.HoldoutFraction > 0 && r.split.Float64() < r.cfg.Training.HoldoutFraction {
-		_, err := r.holdout.Offer(s.Data, s.Label)
-		return err
-	}
-	slot, err := r.replay.Offer(s.Data, s.Label)
-	if err != nil {
-		return err
-	}
-	if slot >= 0 && len(r.justOffered) < r.cfg.Training.Batch {
-		r.justOffered = append(r.justOffered, slot)
-	}
-	r.newLabelled++
-	// Steps start once the buffer holds a full batch (or all it can hold).
-	if r.newLabelled < r.cfg.Training.StepEvery || r.replay.Len() < max(2, min(r.cfg.Training.Batch, r.replay.Capacity())) {
-		return nil
-	}
-	r.newLabelled = 0
-	if len(r.net.Classes()) < 2 {
-		return nil
-	}
-	return r.step()
-}
-
-func (r *runner) step() error {
-	m, err := r.replay.SampleBatchWith(r.net.Input(), r.net.Labels()[:r.cfg.Training.Batch], r.justOffered)
-	r.justOffered = r.justOffered[:0]
-	if err != nil {
-		return err
-	}
-	res, err := r.net.TrainStep(m, r.opt)
-	if err != nil {
-		return err
-	}
-	var flips int64
-	for _, c := range r.opt.LastStep() {
-		flips += c.Flips
-	}
-	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
-		r.log.Warn("training loss is not finite", "loss", res.Loss, "step", r.tracker.Counters().Step+1)
-	}
-	r.tracker.ObserveStep(m, res.Loss, int(flips))
-	r.notifier.Progress()
-	if r.calibrating && r.tracker.Counters().Step >= r.calibrateAt {
-		r.calibrate()
-	}
-	if r.tracker.Counters().Step%statsEveryNSteps == 0 {
-		if err := r.refreshStatistics(); err != nil {
-			return err
-		}
-	}
-	if r.tracker.Counters().Step%holdoutEveryNSteps == 0 && r.holdout.Len() > 0 {
-		score, err := r.scoreHoldout()
-		if err != nil {
-			return err
-		}
-		r.tracker.ObserveHoldout(score.Accuracy)
-	}
-	return nil
-}
-
-// The daemon's encoding choice is bnnd train's (bop.Select): calibrationSteps
-// traced steps for the pre-filter, then every candidate trains
-// calibrationRaceSteps steps twice from the same warm start and is scored
-// on the held-out replay; the narrowest within calibrationTolerance of the
-// 8-bit reference wins, else the reference is kept. Without held-out
-// samples the pre-filter alone chooses, within calibrationMaxLost and
-// calibrationMaxFlip. The daemon never stops for want of an encoding.
-const (
-	calibrationSteps     = 30
-	calibrationSamples   = 2048
-	calibrationRaceSteps = 100
-	calibrationTolerance = 0.005
-	calibrationMaxLost   = 0.9
-	calibrationMaxFlip   = 0.1
-)
-
-// calibrationSearch bounds the candidates; zero fields take the defaults
-// (4..7 bits, 2048 weights per trace). Tests narrow it to stay quick under
-// emulation.
-var calibrationSearch = fp.SearchOptions{}
-
-// calibrate races the momentum encodings (bop.Select) from the model as it
-// is and continues in the chosen one. The race's steps are undone; the
-// replay cannot be rewound, so each arm trains on its own replay batches.
-// The warm start waits in a file in the state folder, so the momenta held
-// stay within the warm-up format's 8 bits per weight. On failure the run
-// goes on in the warm-up format.
-func (r *runner) calibrate() {
-	r.calibrating = false
-	// The race may take minutes on a small board: the watchdog must not
-	// read it as a stuck loop, what was trained so far is saved first (a
-	// crash during the race then costs no more than the race), and the
-	// race's steps answer commands and keep telemetry going.
-	r.notifier.SetPaused(true)
-	defer r.notifier.SetPaused(r.paused)
-	r.saveCheckpoint("before the encoding search")
-	busy := busyLoop{r: r, since: time.Now()}
-	seed := uint64(r.cfg.Training.Seed)
-	batch := r.cfg.Training.Batch
-	start := time.Now()
-	racing := false
-	next := func() (int, error) {
-		busy.serve()
-		m, err := r.replay.SampleBatch(r.net.Input(), r.net.Labels()[:batch])
-		if err == nil && !racing {
-			// The traced steps train the model; their loss is not reported.
-			r.tracker.ObserveStep(m, math.NaN(), 0)
-		}
-		r.notifier.Progress()
-		return m, err
-	}
-	var eval func() (bop.Score, error)
-	if r.holdout.Len() > 0 {
-		eval = r.scoreHoldout
-	} else {
-		r.log.Warn("momentum auto: no held-out samples to race on; the pre-filter alone chooses")
-	}
-	var scratch io.ReadWriteSeeker
-	if dir, err := r.cfg.StateDir(); err == nil {
-		if f, err := os.CreateTemp(dir, ".warm-start-*"); err == nil {
-			defer os.Remove(f.Name())
-			defer f.Close()
-			scratch = f
-		} else {
-			r.log.Warn("momentum auto: keeping the warm start in memory", "err", err)
-		}
-	}
-	sel, err := bop.Select(r.net, r.opt, next, eval, bop.SelectOptions{
-		TraceSteps: calibrationSteps, Samples: calibrationSamples, RaceSteps: calibrationRaceSteps, Tolerance: calibrationTolerance,
-		MinBits: calibrationSearch.MinBits, MaxBits: calibrationSearch.MaxBits, Seed: seed, Scratch: scratch,
-		Search: fp.SearchOptions{MaxWeights: calibrationSearch.MaxWeights, MaxLostRatio: calibrationMaxLost, MaxFlipDisagree: calibrationMaxFlip, Seed: seed},
-		OnMemory: func(phase string, _ int64) {
-			if phase == "snapshot" {
-				racing = true // from here on, steps are undone after each arm
-			}
-		},
-		Logf: func(format string, args ...any) { r.log.Debug(fmt.Sprintf(format, args...)) },
-	})
-	if err != nil {
-		r.log.Error("momentum auto: encoding race failed; continuing in the warm-up format", "err", err, "momentum", formatNames(r.opt.Formats()))
-		return
-	}
-	attrs := []any{"momentum", formatNames(r.opt.Formats()), "seconds", round4(time.Since(start).Seconds()), "step", r.tracker.Counters().Step,
-		"race_steps", sel.RaceSteps, "peak_momentum_bytes", sel.PeakBytes, "reason", sel.Reason}
-	if ref := sel.Reference; ref != nil {
-		attrs = append(attrs, "reference_holdout_acc", round4(ref.Scores[len(ref.Scores)-1].Accuracy))
-	}
-	if n := len(sel.Arms); n > 0 && len(sel.Arms[n-1].Scores) > 0 {
-		a := sel.Arms[n-1]
-		attrs = append(attrs, "last_arm", strings.Join(a.Names, ","), "last_arm_holdout_acc", round4(a.Scores[len(a.Scores)-1].Accuracy))
-	}
-	r.tracker.ObserveEncodingRaced()
-	if sel.Fallback {
-		r.log.Warn("momentum auto: no narrower encoding qualified; keeping the reference format", attrs...)
-	} else {
-		r.log.Info("momentum auto: encoding chosen", attrs...)
-	}
-	// The race's scratch is garbage now; on a small board give its pages
-	// back at once rather than over minutes.
-	debug.FreeOSMemory()
-}
-
-// busyLoop stands in for the training loop while a long piece of work
-// (the encoding race) holds it: commands are answered with a refusal that
-// says why, and telemetry goes on, so that neither waits for minutes.
-type busyLoop struct {
-	r         *runner
-	since     time.Time
-	published time.Time
-}
-
-func (b *busyLoop) serve() {
-	for {
-		select {
-		case req := <-b.r.cmds:
-			req.reply <- cmdReply{err: fmt.Errorf("%s: the encoding search has been running since %s; send it again when it has chosen (the log and the encoding topic say when)",
-				req.cmd.Name, b.since.Format(time.TimeOnly))}
-			continue
-		default:
-		}
-		break
-	}
-	if now := time.Now(); now.Sub(b.published) >= time.Second {
-		b.published = now
-		b.r.publish(now, true)
-	}
-}
-
-func (r *runner) refreshStatistics() error {
-	batch := r.cfg.Training.Batch
-	batches := min(statsBatches, (r.replay.Len()+batch-1)/batch)
-	return r.net.EstimateStatistics(batches, func() (int, error) {
-		return r.replay.SampleBatch(r.net.Input(), r.net.Labels()[:batch])
-	})
-}
-
-// scoreHoldout is the network's mean loss and accuracy on the held-out
-// slice, as it is now.
-func (r *runner) scoreHoldout() (bop.Score, error) {
-	batch := r.cfg.Training.Batch
-	size := r.shape.Size()
-	c, outs := len(r.net.Classes()), r.net.Outputs()
-	in := r.net.Input()
-	labels := make([]int, batch)
-	var loss float64
-	correct := 0
-	for start := 0; start < r.holdout.Len(); start += batch {
-		m := min(batch, r.holdout.Len()-start)
-		for i := 0; i < m; i++ {
-			l, err := r.holdout.Sample(start+i, in[i*size:(i+1)*size])
-			if err != nil {
-				return bop.Score{}, err
-			}
-			labels[i] = l
-		}
-		if err := r.net.Evaluate(m, r.pred); err != nil {
-			return bop.Score{}, err
-		}
-		z := r.net.Logits(m)
-		for i := 0; i < m; i++ {
-			row := z[i*outs : i*outs+c]
-			hi := row[0]
-			for _, v := range row {
-				hi = max(hi, v)
-			}
-			var sum float64
-			for _, v := range row {
-				sum += math.Exp(float64(v - hi))
-			}
-			loss += math.Log(sum) - float64(row[labels[i]]-hi)
-			if int(r.pred[i]) == labels[i] {
-				correct++
-			}
-		}
-	}
-	n := float64(r.holdout.Len())
-	return bop.Score{Loss: loss / n, Accuracy: float64(correct) / n, N: r.holdout.Len()}, nil
-}
-
-// softmaxMax is the probability of the arg-max class.
-func softmaxMax(z []float32) float32 {
-	if len(z) == 0 {
-		return 0
-	}
-	hi := z[0]
-	for _, v := range z[1:] {
-		hi = max(hi, v)
-	}
-	var sum float64
-	for _, v := range z {
-		sum += math.Exp(float64(v - hi))
-	}
-	return float32(1 / sum)
-}
-
-// saveCheckpoint writes every part of the training state as the latest
-// checkpoint. Errors are logged, returned and reported on health; the
-// training goes on with the previous checkpoint.
-func (r *runner) saveCheckpoint(reason string) error {
-	return r.writeState(reason, false)
-}
-
-// writeState writes the training state: as the latest checkpoint, or with
-// failed set (or when the state fails checkState) to the failed slot, which
-// leaves the latest and previous checkpoints as they are.
-func (r *runner) writeState(reason string, failed bool) error {
-	now := time.Now()
-	m, sections, err := r.stateSections(reason, now)
-	if err != nil {
-		return err
-	}
-	c := r.tracker.Counters()
-	var inconsistent error
-	if !failed {
-		if inconsistent = checkState(r.currentState(m)); inconsistent != nil {
-			failed = true
-		}
-	}
-	r.lastCheckpoint = now
-	if failed {
-		return r.writeFailed(now, reason, inconsistent, sections)
-	}
-	size, err := r.store.Save(now, sections...)
-	if err != nil {
-		r.ckStatus.failed(now, err)
-		r.log.Error("checkpoint failed; the previous one is kept", "reason", reason, "err", err)
-		return err
-	}
-	r.ckStatus.ok()
-	r.checkpointAt = now
-	r.log.Info("checkpoint written", "reason", reason, "file", r.store.LatestPath(), "bytes", size,
-		"seconds", round4(time.Since(now).Seconds()), "step", c.Step)
-	return nil
-}
-
-// stateSections is the training state as checkpoint sections, and the meta
-// they carry.
-func (r *runner) stateSections(reason string, now time.Time) (checkpointMeta, []Section, error) {
-	c := r.tracker.Counters()
-	counters, err := json.Marshal(c)
-	if err != nil {
-		return checkpointMeta{}, nil, err
-	}
-	m := checkpointMeta{
-		Version: r.opts.Version, Model: r.cfg.Model.Spec, Source: r.cfg.Source.Spec,
-		Momentum: formatNames(r.opt.Formats()), Classes: r.net.Classes(), Outputs: r.net.Outputs(), Input: r.shape.String(),
-		Step: c.Step, Saved: now.UTC(), Reason: reason,
-	}
-	meta, err := json.Marshal(m)
-	if err != nil {
-		return checkpointMeta{}, nil, err
-	}
-	sections := []Section{BytesSection(sectionMeta, meta),
-		Section{Name: sectionModel, Body: r.net},
-		Section{Name: sectionOptimizer, Body: writerToFunc(r.opt.WriteState)},
-		Section{Name: sectionReplay, Body: r.replay},
-		Section{Name: sectionHoldout, Body: r.holdout},
-		BytesSection(sectionCounters, counters)}
-	if norm := sensors.NormalizerOf(r.src); norm != nil {
-		b, err := norm.MarshalBinary()
-		if err != nil {
-			return checkpointMeta{}, nil, fmt.Errorf("checkpoint: normalizer: %w", err)
-		}
-		sections = append(sections, BytesSection(sectionNormalizer, b))
-		// The model file carries it too, so an exported model scales its
-		// inputs as in training.
-		r.net.SetNormalizer(bnn.Normalizer{Mean: norm.Mean, Std: norm.Std})
-	}
-	return m, sections, nil
-}
-
-type writerToFunc func(io.Writer) (int64, error)
-
-func (f writerToFunc) WriteTo(w io.Writer) (int64, error) { return f(w) }

@@ -13,7 +13,6 @@ import (
 	"github.com/bnnd/bnnd/internal/procstat"
 	"github.com/bnnd/bnnd/mqtt"
 	"github.com/bnnd/bnnd/sensors"
-	"github.com/bnnd/bnnd/train"
 )
 
 func (r *runner) mqttConfig() (mqtt.Config, error) {
@@ -235,7 +234,7 @@ func (r *runner) publish(now time.Time, slow bool) {
 		lost += float64(c.Lost)
 		values += float64(c.Values)
 	}
-	enc.MomentumBits = train.MomentumBits(r.net, formats)
+	enc.MomentumBits = bop.MomentumBits(r.net, formats)
 	if values > 0 {
 		enc.LostRatio = lost / values
 	}

@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bnnd/bnnd/daemon/checkpoint"
+	"github.com/bnnd/bnnd/daemon/config"
+	"github.com/bnnd/bnnd/daemon/replay"
 	"github.com/bnnd/bnnd/internal/testutil"
 	"github.com/bnnd/bnnd/mqtt"
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -39,10 +42,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func runConfig(t *testing.T) *Config {
-	cfg := Default()
+func runConfig(t *testing.T) *config.Config {
+	cfg := config.Default()
 	cfg.Source.Spec = "synthetic-imu,pace=0"
-	cfg.MQTT.Broker = BrokerNone
+	cfg.MQTT.Broker = config.BrokerNone
 	cfg.MQTT.DeviceID = "testdev"
 	cfg.Checkpoint.Dir = t.TempDir()
 	cfg.Training.Threads = 2
@@ -52,9 +55,9 @@ func runConfig(t *testing.T) *Config {
 	return cfg
 }
 
-func loadCounters(t *testing.T, dir string) (Counters, checkpointMeta) {
+func loadCounters(t *testing.T, dir string) (Counters, checkpoint.Meta) {
 	t.Helper()
-	st, err := OpenStore(dir, true, nil)
+	st, err := checkpoint.Open(dir, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +70,8 @@ func loadCounters(t *testing.T, dir string) (Counters, checkpointMeta) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var meta checkpointMeta
-	b, _ = ck.Section(sectionMeta)
+	var meta checkpoint.Meta
+	b, _ = ck.Section(checkpoint.MetaSection)
 	if err := json.Unmarshal(b, &meta); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +95,7 @@ func TestRunTrainsCheckpointsAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	second, _ := loadCounters(t, cfg.Checkpoint.Dir)
-	st, _ := OpenStore(cfg.Checkpoint.Dir, true, nil)
+	st, _ := checkpoint.Open(cfg.Checkpoint.Dir, true, nil)
 	if ck, err := st.Load(); err != nil {
 		t.Fatal(err)
 	} else if b, ok := ck.Section(sectionNormalizer); !ok || len(b) == 0 {
@@ -133,11 +136,11 @@ func TestRunTrainsCheckpointsAndResumes(t *testing.T) {
 	var total int64
 	for _, name := range []string{sectionReplay, sectionHoldout} {
 		b, _ := ck.Section(name)
-		rb, err := ReadReplay(b)
+		rb, err := replay.Read(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		total += ReplayBytesFor(rb.Features(), rb.Kind(), rb.Capacity())
+		total += replay.BytesFor(rb.Features(), rb.Kind(), rb.Capacity())
 	}
 	if total > int64(smaller.Replay.Budget) {
 		t.Errorf("after resuming with a %s budget the buffers need %d bytes", smaller.Replay.Budget, total)
@@ -148,7 +151,7 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 	cfg := runConfig(t)
 	cfg.Training.Gamma = 3
 	err := Run(context.Background(), cfg, RunOptions{Logger: testLogger(t)})
-	var ce *ConfigError
+	var ce *config.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("invalid config: %v", err)
 	}
@@ -225,7 +228,7 @@ func anyPayload(string) bool { return true }
 func TestRunOverMQTT(t *testing.T) {
 	cfg := runConfig(t)
 	addr := testutil.FreeAddr(t)
-	cfg.MQTT.Broker = BrokerEmbedded
+	cfg.MQTT.Broker = mqtt.BrokerEmbedded
 	cfg.EmbeddedBroker.Listen = addr
 	cfg.Source.Spec = "synthetic-imu,pace=0"
 	cfg.MQTT.Intervals.Progress = 100 * time.Millisecond
@@ -385,14 +388,21 @@ func TestRunOverMQTT(t *testing.T) {
 	// embedded broker stops with the daemon and may not forward it first.
 }
 
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(runCrashChildEnv); dir != "" {
+		os.Exit(runCrashChild(dir))
+	}
+	os.Exit(m.Run())
+}
+
 // runCrashChildEnv makes the test binary a daemon that runs short sessions
 // back to back (each resumes, trains and checkpoints) until it is killed.
 const runCrashChildEnv = "BNND_RUN_CRASH_CHILD_DIR"
 
-func crashRunConfig(dir string) *Config {
-	cfg := Default()
+func crashRunConfig(dir string) *config.Config {
+	cfg := config.Default()
 	cfg.Source.Spec = "synthetic-imu,pace=0"
-	cfg.MQTT.Broker = BrokerNone
+	cfg.MQTT.Broker = config.BrokerNone
 	cfg.MQTT.DeviceID = "crashdev"
 	cfg.Checkpoint.Dir = dir
 	cfg.Training.Threads = 1
@@ -429,7 +439,7 @@ func TestRunCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 0))
 	var last uint64
 	for round := 0; round < rounds; round++ {
-		cmd := startSavingChild(t, runCrashChildEnv+"="+dir, round)
+		cmd := testutil.StartSavingChild(t, runCrashChildEnv+"="+dir, round)
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
@@ -524,7 +534,7 @@ func TestRunFallsBackToThePreviousCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, _ := OpenStore(cfg.Checkpoint.Dir, true, nil)
+	st, _ := checkpoint.Open(cfg.Checkpoint.Dir, true, nil)
 	data, err := os.ReadFile(st.LatestPath())
 	if err != nil {
 		t.Fatal(err)

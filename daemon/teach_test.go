@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/bnn"
+	"github.com/bnnd/bnnd/daemon/config"
 	"github.com/bnnd/bnnd/mqtt"
 )
 
@@ -39,7 +40,7 @@ func writeReplay(t *testing.T, dir string, labels []string, n int) string {
 	return path
 }
 
-func simConfig(t *testing.T, replay string) *Config {
+func simConfig(t *testing.T, replay string) *config.Config {
 	cfg := runConfig(t)
 	cfg.Source.Spec = "mpu6050:sim,replay=" + replay + ",pace=0,window=32,hop=16,warmup=64"
 	cfg.Training.StepEvery = 1
@@ -78,7 +79,7 @@ func TestRunClassesFromReplayLabels(t *testing.T) {
 }
 
 // DefaultMaxClassesForTest is model.max_classes by default.
-var DefaultMaxClassesForTest = Default().Model.MaxClasses
+var DefaultMaxClassesForTest = config.Default().Model.MaxClasses
 
 // A label past model.max_classes is refused where it is given, and the
 // run goes on with the classes it has.

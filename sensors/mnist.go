@@ -162,6 +162,7 @@ func LoadMNIST(dir string, split Split) (*MNIST, error) {
 func (m *MNIST) Len() int          { return len(m.labels) }
 func (m *MNIST) Shape() Shape      { return m.shape }
 func (m *MNIST) Classes() []string { return m.classes }
+func (m *MNIST) BytePixels() bool  { return true }
 func (m *MNIST) Label(i int) int   { return m.remap[m.labels[i]] }
 func (m *MNIST) CompactBytes() int64 {
 	return int64(len(m.images.data)) + 4*int64(len(m.images.offsets)) + int64(len(m.labels))

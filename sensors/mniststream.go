@@ -274,7 +274,10 @@ func (m *mnistStream) fail(err error) error {
 }
 
 func (m *mnistStream) Classes() []string { return m.cls }
-func (m *mnistStream) Health() Health    { m.mu.Lock(); defer m.mu.Unlock(); return m.health }
+
+// BytePixels is true: the values are the IDX bytes divided by 255.
+func (m *mnistStream) BytePixels() bool { return true }
+func (m *mnistStream) Health() Health   { m.mu.Lock(); defer m.mu.Unlock(); return m.health }
 
 func (m *mnistStream) Close() error {
 	m.mu.Lock()

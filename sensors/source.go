@@ -162,6 +162,7 @@ func (r *replaySource) Next(ctx context.Context) (Sample, error) {
 
 func (r *replaySource) Classes() []string       { return r.ds.Classes() }
 func (r *replaySource) Normalizer() *Normalizer { return NormalizerOf(r.ds) }
+func (r *replaySource) BytePixels() bool        { return BytePixelsOf(r.ds) }
 func (r *replaySource) Dataset() Dataset        { return r.ds }
 func (r *replaySource) ChannelNames() []string  { return ChannelNamesOf(r.ds) }
 func (r *replaySource) Health() Health          { r.mu.Lock(); defer r.mu.Unlock(); return r.health }
@@ -240,6 +241,14 @@ func ChannelNamesOf(v any) []string {
 		return c.ChannelNames()
 	}
 	return nil
+}
+
+// BytePixelsOf reports whether the values of a Dataset or Source are all
+// byte/255, as MNIST pixels are: a replay buffer keeps such values in one
+// byte each without loss.
+func BytePixelsOf(v any) bool {
+	b, ok := v.(interface{ BytePixels() bool })
+	return ok && b.BytePixels()
 }
 
 // NormalizerOf returns the per-channel standardisation applied by a Dataset

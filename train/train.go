@@ -18,7 +18,6 @@ import (
 
 	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/bop"
-	"github.com/bnnd/bnnd/fp"
 	"github.com/bnnd/bnnd/kernels"
 	"github.com/bnnd/bnnd/sensors"
 )
@@ -333,24 +332,6 @@ func Confusion(ctx context.Context, net *bnn.Network, ds sensors.Dataset, thread
 		return cm, errors.New("test data has no labelled examples")
 	}
 	return cm, nil
-}
-
-// MomentumBits is the mean bits per momentum over the layers of net, with
-// formats either one per layer or one for all layers.
-func MomentumBits(net *bnn.Network, formats []fp.Format) float64 {
-	if len(formats) == 0 {
-		return 0
-	}
-	var bits, n float64
-	for i, l := range net.Layers() {
-		f := formats[min(i, len(formats)-1)]
-		bits += float64(l.Weights * f.Bits())
-		n += float64(l.Weights)
-	}
-	if n == 0 {
-		return 0
-	}
-	return bits / n
 }
 
 // SumCounters adds up per-layer counters.

@@ -358,29 +358,6 @@ func TestRunEpochDeterministic(t *testing.T) {
 	}
 }
 
-func TestMomentumBits(t *testing.T) {
-	ds := &indexed{n: 8, classes: 4, label: func(i int) int { return i % 4 }}
-	net := newNet(t, ds, 4, 1)
-	layers := net.Layers()
-	if len(layers) != 2 {
-		t.Fatalf("mlp:16 has %d layers", len(layers))
-	}
-	fp32, e4m3 := fp.MustParseFormat("fp32"), fp.MustParseFormat("e4m3b20")
-	if got := MomentumBits(net, []fp.Format{fp32}); got != 32 {
-		t.Errorf("one fp32 format: %g bits", got)
-	}
-	if got := MomentumBits(net, []fp.Format{e4m3, e4m3}); got != 8 {
-		t.Errorf("e4m3 per layer: %g bits", got)
-	}
-	w0, w1 := float64(layers[0].Weights), float64(layers[1].Weights)
-	if got, want := MomentumBits(net, []fp.Format{fp32, e4m3}), (32*w0+8*w1)/(w0+w1); got != want {
-		t.Errorf("fp32, e4m3: %g bits, want %g", got, want)
-	}
-	if got := MomentumBits(net, nil); got != 0 {
-		t.Errorf("no formats: %g bits", got)
-	}
-}
-
 func TestSumCounters(t *testing.T) {
 	got := SumCounters([]bop.Counters{
 		{StepCounts: fp.StepCounts{Values: 10, Lost: 2}, Flips: 1},

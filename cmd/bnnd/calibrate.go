@@ -177,7 +177,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		Results []searchJSON `json:"results"`
 		Seconds float64      `json:"seconds"`
 	}{Model: tf.model, Steps: *steps, Samples: sf.samples, Formats: formatStrings(cal.Formats), Seconds: time.Since(start).Seconds()}
-	out.Bits = train.MomentumBits(net, cal.Formats)
+	out.Bits = bop.MomentumBits(net, cal.Formats)
 	for i, r := range cal.Results {
 		writeRanking(stdout, cal.Scopes[i], r, *rows)
 		fmt.Fprintln(stdout)
@@ -245,7 +245,7 @@ func raceCommand(ctx context.Context, tf *trainFlags, sf *searchFlags, rf *raceF
 		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\t%s\t%.1f\t%s\t\n", formatList(a.Formats), a.Bits, cells[0], cells[1], cells[2], cells[3], a.Seconds, verdict)
 	}
 	tw.Flush()
-	bits := train.MomentumBits(net, sel.Formats)
+	bits := bop.MomentumBits(net, sel.Formats)
 	fmt.Fprintf(stdout, "chosen momentum encoding: %s (%.2f bits per momentum); %s; selection took %.1f s\n",
 		formatList(sel.Formats), bits, sel.Reason, sel.Seconds)
 	if asJSON {

@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bnnd/bnnd/daemon"
+	"github.com/bnnd/bnnd/daemon/checkpoint"
+	"github.com/bnnd/bnnd/daemon/config"
 )
 
 func init() {
@@ -74,7 +75,7 @@ func runCheckpoint(_ context.Context, args []string, stdout, stderr io.Writer) e
 
 	paths := []string{target}
 	if fi, err := os.Stat(target); err == nil && fi.IsDir() {
-		paths = []string{filepath.Join(target, daemon.LatestCheckpoint), filepath.Join(target, daemon.PreviousCheckpoint)}
+		paths = []string{filepath.Join(target, checkpoint.LatestName), filepath.Join(target, checkpoint.PreviousName)}
 	}
 	var reports []inspectReport
 	var failed []error
@@ -132,12 +133,12 @@ type inspectReport struct {
 
 func inspectCheckpoint(path string) (inspectReport, error) {
 	r := inspectReport{File: path, Sections: []inspectSection{}}
-	data, err := daemon.ReadCheckpointBytes(path, 0)
+	data, err := checkpoint.ReadBytes(path, 0)
 	if err != nil {
 		r.Error = err.Error()
 		return r, err
 	}
-	info, perr := daemon.ParseCheckpoint(data)
+	info, perr := checkpoint.Parse(data)
 	r.Size, r.DeclaredSize, r.ChecksumOK, r.Valid = info.Size, info.DeclaredSize, info.ChecksumOK, perr == nil
 	r.Version = info.Version
 	if info.Version != 0 {
@@ -155,7 +156,7 @@ func inspectCheckpoint(path string) (inspectReport, error) {
 	}
 	if perr != nil {
 		r.Error = perr.Error()
-		return r, &daemon.CheckpointError{Path: path, Problem: perr.Error()}
+		return r, &checkpoint.Error{Path: path, Problem: perr.Error()}
 	}
 	return r, nil
 }
@@ -200,7 +201,7 @@ func (r inspectReport) writeText(w io.Writer) {
 }
 
 func defaultStateDir() (string, error) {
-	dir, err := daemon.Default().StateDir()
+	dir, err := config.Default().StateDir()
 	if err != nil {
 		return "", usagef("no state directory given and none can be derived: %v", err)
 	}
@@ -229,10 +230,10 @@ func runCheckpointList(args []string, stdout, stderr io.Writer) error {
 	} else if !fi.IsDir() {
 		return usagef("checkpoint list: %s is not a directory (use 'bnnd checkpoint inspect' for a file)", dir)
 	}
-	entries, err := daemon.ListCheckpoints(dir)
+	entries, err := checkpoint.List(dir)
 	if *asJSON {
 		if entries == nil {
-			entries = []daemon.CheckpointEntry{}
+			entries = []checkpoint.Entry{}
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -270,7 +271,7 @@ func runCheckpointRestore(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("checkpoint restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	stateDir := fs.String("state-dir", "", "the daemon's state `directory` (default: as the daemon resolves it)")
-	keep := fs.Int("keep", daemon.DefaultArchiveKeep, "archived checkpoints to keep (checkpoint.archive_keep)")
+	keep := fs.Int("keep", config.Default().Checkpoint.ArchiveKeep, "archived checkpoints to keep (checkpoint.archive_keep)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return usageError{err}
@@ -287,16 +288,16 @@ func runCheckpointRestore(args []string, stdout, stderr io.Writer) error {
 	file := pos[0]
 	// A bare name is looked up in the archive, as 'list' shows it.
 	if _, err := os.Lstat(file); err != nil && !strings.ContainsRune(file, filepath.Separator) {
-		if alt := filepath.Join(daemon.ArchivePath(dir), file); fileExists(alt) {
+		if alt := filepath.Join(checkpoint.ArchivePath(dir), file); fileExists(alt) {
 			file = alt
 		}
 	}
-	res, err := daemon.RestoreCheckpoint(dir, file, *keep)
+	res, err := checkpoint.Restore(dir, file, *keep)
 	if res.Archived != "" {
 		fmt.Fprintf(stdout, "archived the replaced latest checkpoint as %s\n", res.Archived)
 	}
 	if res.Restored != "" {
-		fmt.Fprintf(stdout, "restored %s as %s; the daemon resumes from it at its next start\n", res.Restored, filepath.Join(dir, daemon.LatestCheckpoint))
+		fmt.Fprintf(stdout, "restored %s as %s; the daemon resumes from it at its next start\n", res.Restored, filepath.Join(dir, checkpoint.LatestName))
 	}
 	return err
 }

@@ -10,19 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bnnd/bnnd/daemon"
+	"github.com/bnnd/bnnd/daemon/checkpoint"
 )
 
 func TestCheckpointInspect(t *testing.T) {
 	dir := t.TempDir()
-	st, err := daemon.OpenStore(dir, true, nil)
+	st, err := checkpoint.Open(dir, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	created := time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC)
 	meta := []byte(`{"model": "mlp-s", "momentum": "e4m3b28"}`)
 	for i := 0; i < 2; i++ {
-		if _, err := st.Save(created, daemon.BytesSection("meta", meta), daemon.BytesSection("model", make([]byte, 1000+i))); err != nil {
+		if _, err := st.Save(created, checkpoint.BytesSection("meta", meta), checkpoint.BytesSection("model", make([]byte, 1000+i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,19 +85,19 @@ func TestCheckpointInspect(t *testing.T) {
 // is refused while a daemon holds the directory.
 func TestCheckpointListAndRestore(t *testing.T) {
 	dir := t.TempDir()
-	st, err := daemon.OpenStore(dir, true, nil)
+	st, err := checkpoint.Open(dir, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta := func(step int, reason string) daemon.Section {
-		return daemon.BytesSection("meta", []byte(fmt.Sprintf(`{"model":"mlp-s","classes":["a","b","c"],"step":%d,"reason":%q}`, step, reason)))
+	meta := func(step int, reason string) checkpoint.Section {
+		return checkpoint.BytesSection("meta", []byte(fmt.Sprintf(`{"model":"mlp-s","classes":["a","b","c"],"step":%d,"reason":%q}`, step, reason)))
 	}
 	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
-	trained, err := st.Archive(t0, 3, meta(5000, "archived before reset"), daemon.BytesSection("model", make([]byte, 3000)))
+	trained, err := st.Archive(t0, 3, meta(5000, "archived before reset"), checkpoint.BytesSection("model", make([]byte, 3000)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Save(t0.Add(time.Minute), meta(0, "reset"), daemon.BytesSection("model", make([]byte, 100))); err != nil {
+	if _, err := st.Save(t0.Add(time.Minute), meta(0, "reset"), checkpoint.BytesSection("model", make([]byte, 100))); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := invokeCLI(t, "checkpoint", "list", dir)
@@ -111,7 +111,7 @@ func TestCheckpointListAndRestore(t *testing.T) {
 		}
 	}
 
-	unlock, err := daemon.LockStateDir(dir)
+	unlock, err := checkpoint.LockStateDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestCheckpointListAndRestore(t *testing.T) {
 	if !strings.Contains(out, "archived the replaced latest checkpoint as ") {
 		t.Errorf("restore output: %s", out)
 	}
-	entries, _ := daemon.ListCheckpoints(dir)
+	entries, _ := checkpoint.List(dir)
 	found := false
 	for _, e := range entries {
 		if b, _ := os.ReadFile(e.Path); e.Slot == "archive" && bytes.Equal(b, replaced) {

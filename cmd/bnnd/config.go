@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/bnnd/bnnd/daemon"
+	"github.com/bnnd/bnnd/daemon/config"
 )
 
 func init() {
@@ -34,12 +34,12 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 		if len(args) > 1 {
 			return usagef("config defaults takes no arguments, got %q", args[1])
 		}
-		_, err := stdout.Write(daemon.ExampleConfig())
+		_, err := stdout.Write(config.Example())
 		return err
 	case "show":
 		fs := flag.NewFlagSet("config show", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		flags := daemon.RegisterFlags(fs)
+		flags := config.RegisterFlags(fs)
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err}
 		}
@@ -69,7 +69,7 @@ func runConfigCheck(files []string, stdout, stderr io.Writer) error {
 	}
 	bad := 0
 	for _, path := range files {
-		if _, err := daemon.LoadConfig(path); err != nil {
+		if _, err := config.Load(path); err != nil {
 			bad++
 			fmt.Fprintln(stderr, err)
 			continue
@@ -85,7 +85,7 @@ func runConfigCheck(files []string, stdout, stderr io.Writer) error {
 // configProblems prints every problem of an invalid configuration and
 // returns a usage error (exit status 2) summarising them.
 func configProblems(err error, stderr io.Writer) error {
-	var ce *daemon.ConfigError
+	var ce *config.Error
 	if !errors.As(err, &ce) {
 		return usageError{err}
 	}

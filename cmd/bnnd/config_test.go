@@ -73,7 +73,7 @@ func TestConfigShowAppliesFlags(t *testing.T) {
 		}
 	}
 	code, _, errOut = invokeCLI(t, "config", "show", "--mqtt-prefix", "a/#")
-	if code != 2 || !strings.Contains(errOut, "flag -mqtt-prefix: mqtt.prefix: must not contain the MQTT wildcards") {
+	if code != 2 || !strings.Contains(errOut, `flag -mqtt-prefix: mqtt.prefix: "a/#": want a topic level path without wildcards`) {
 		t.Errorf("bad flag value: exit %d, %q", code, errOut)
 	}
 }

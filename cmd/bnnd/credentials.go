@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/bnnd/bnnd/daemon"
+	"github.com/bnnd/bnnd/daemon/config"
 	"github.com/bnnd/bnnd/mqtt"
 )
 
@@ -34,7 +34,7 @@ func runMQTTCredentials(_ context.Context, args []string, stdout, stderr io.Writ
 	fs := flag.NewFlagSet("mqtt-credentials", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	stateDir := fs.String("state-dir", "", "state directory of the daemon (default: the configuration's checkpoint.dir, as 'bnnd run' resolves it)")
-	config := fs.String("config", "", "configuration `FILE` whose embedded_broker.credentials_file / checkpoint.dir to use")
+	configPath := fs.String("config", "", "configuration `FILE` whose embedded_broker.credentials_file / checkpoint.dir to use")
 	owner := fs.String("owner", "", "give the file to `USER[:GROUP]` (the package runs this as root for the bnnd user)")
 	hash := fs.Bool("hash", false, "read a password from standard input and print its bcrypt hash for embedded_broker.users[].password_hash")
 	fs.Usage = func() {
@@ -50,7 +50,7 @@ func runMQTTCredentials(_ context.Context, args []string, stdout, stderr io.Writ
 	if *hash {
 		return hashPassword(stdout)
 	}
-	path, err := credentialsPath(*stateDir, *config)
+	path, err := credentialsPath(*stateDir, *configPath)
 	if err != nil {
 		return err
 	}
@@ -72,17 +72,17 @@ func runMQTTCredentials(_ context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-func credentialsPath(stateDir, config string) (string, error) {
-	if stateDir != "" && config != "" {
+func credentialsPath(stateDir, configPath string) (string, error) {
+	if stateDir != "" && configPath != "" {
 		return "", usagef("give -state-dir or -config, not both")
 	}
 	if stateDir != "" {
 		return filepath.Join(stateDir, mqtt.CredentialsFileName), nil
 	}
-	cfg := daemon.Default()
-	if config != "" {
+	cfg := config.Default()
+	if configPath != "" {
 		var err error
-		if cfg, err = daemon.LoadConfig(config); err != nil {
+		if cfg, err = config.Load(configPath); err != nil {
 			return "", err
 		}
 	}

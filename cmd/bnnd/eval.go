@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/bnnd/bnnd/bnn"
-	"github.com/bnnd/bnnd/daemon"
+	"github.com/bnnd/bnnd/daemon/checkpoint"
 	"github.com/bnnd/bnnd/sensors"
 	"github.com/bnnd/bnnd/train"
 )
@@ -134,7 +134,7 @@ func loadModelOrCheckpoint(path string, opts bnn.Options) (*bnn.Network, error) 
 		}
 		return net, nil
 	}
-	ck, err := daemon.ReadCheckpointFile(path)
+	ck, err := checkpoint.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s is neither a model file nor a valid checkpoint: %w", path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/bnnd/bnnd/daemon"
+	"github.com/bnnd/bnnd/daemon/config"
 )
 
 func init() {
@@ -20,7 +21,7 @@ func init() {
 func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	flags := daemon.RegisterFlags(fs)
+	flags := config.RegisterFlags(fs)
 	maxSamples := fs.Uint64("max-samples", 0, "stop cleanly after this many samples (0 = run until stopped)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bnnd run [-config FILE] [flags]\n\nFlags override the configuration file:")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bnnd/bnnd/daemon"
+	"github.com/bnnd/bnnd/daemon/checkpoint"
 	"github.com/bnnd/bnnd/internal/testutil"
 )
 
@@ -50,7 +51,7 @@ func loadCheckpoint(t *testing.T, dir string) (meta struct {
 	Model  string    `json:"model"`
 }, counters daemon.Counters) {
 	t.Helper()
-	st, err := daemon.OpenStore(dir, true, nil)
+	st, err := checkpoint.Open(dir, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestRunProcessSIGTERM(t *testing.T) {
 		t.Errorf("checkpoint counters %+v are behind the reported progress %+v", c, reported)
 	}
 	// The CLI's view of the same file.
-	code, out, errOut := invokeCLI(t, "checkpoint", "inspect", "--json", filepath.Join(cfg.stateDir, daemon.LatestCheckpoint))
+	code, out, errOut := invokeCLI(t, "checkpoint", "inspect", "--json", filepath.Join(cfg.stateDir, checkpoint.LatestName))
 	var report struct {
 		Valid bool `json:"valid"`
 		Meta  struct {

@@ -343,7 +343,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Batch: tf.batch, Threads: tf.threads, Seed: tf.seed, Gamma: tf.gamma, Tau: tf.tau,
 		TestAcc:         testAcc,
 		TrainStateBytes: mem.Total(), TrainState: mem,
-		MomentumBits: train.MomentumBits(net, opt.Formats()),
+		MomentumBits: bop.MomentumBits(net, opt.Formats()),
 		LostRatio:    total.LostRatio(), FlipRate: total.FlipRate(),
 		UnderflowRatio: ratioOf(total.Underflow, total.Values),
 		Counters:       opt.Totals(), Steps: opt.Steps(),

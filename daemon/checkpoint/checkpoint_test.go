@@ -1,7 +1,6 @@
-package daemon
+package checkpoint
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -11,15 +10,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bnnd/bnnd/internal/binio"
+	"github.com/bnnd/bnnd/internal/testutil"
 )
 
 func testSections(gen int) []Section {
@@ -38,7 +36,7 @@ func testSections(gen int) []Section {
 
 // checkGeneration verifies that a loaded checkpoint is exactly what
 // testSections(gen) wrote, for the gen recorded in its meta section.
-func checkGeneration(t *testing.T, c *Checkpoint) int {
+func checkGeneration(t *testing.T, c *File) int {
 	t.Helper()
 	meta, ok := c.Section("meta")
 	if !ok {
@@ -65,11 +63,11 @@ func checkGeneration(t *testing.T, c *Checkpoint) int {
 
 func TestCheckpointRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	st, err := OpenStore(dir, true, nil)
+	st, err := Open(dir, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Load(); !errors.Is(err, ErrNoCheckpoint) {
+	if _, err := st.Load(); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty store: %v, want ErrNoCheckpoint", err)
 	}
 	created := time.Date(2026, 11, 28, 12, 0, 0, 123, time.UTC)
@@ -90,10 +88,10 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if gen := checkGeneration(t, c); gen != 3 || len(c.Skipped) != 0 {
 		t.Fatalf("loaded gen %d, skipped %v", gen, c.Skipped)
 	}
-	if !c.Created.Equal(created.Add(3*time.Minute)) || c.Version != CheckpointVersion {
+	if !c.Created.Equal(created.Add(3*time.Minute)) || c.Version != Version {
 		t.Errorf("created %v version %d", c.Created, c.Version)
 	}
-	prev, err := ReadCheckpointFile(st.PreviousPath())
+	prev, err := ReadFile(st.PreviousPath())
 	if err != nil || checkGeneration(t, prev) != 2 {
 		t.Fatalf("previous checkpoint: %v", err)
 	}
@@ -104,7 +102,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 }
 
 func TestCheckpointRejectsBadSections(t *testing.T) {
-	st, _ := OpenStore(t.TempDir(), true, nil)
+	st, _ := Open(t.TempDir(), true, nil)
 	for _, secs := range [][]Section{
 		{BytesSection("Model", nil)},
 		{BytesSection("", nil)},
@@ -131,7 +129,7 @@ func (failingWriterTo) WriteTo(w io.Writer) (int64, error) {
 }
 
 func TestCheckpointSectionWriteErrorKeepsOld(t *testing.T) {
-	st, _ := OpenStore(t.TempDir(), true, nil)
+	st, _ := Open(t.TempDir(), true, nil)
 	if _, err := st.Save(time.Now(), testSections(1)...); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +146,7 @@ func TestCheckpointSectionWriteErrorKeepsOld(t *testing.T) {
 // saveTwo writes generations 1 and 2 and returns the bytes of the latest.
 func saveTwo(t *testing.T) (*Store, []byte) {
 	t.Helper()
-	st, err := OpenStore(t.TempDir(), true, nil)
+	st, err := Open(t.TempDir(), true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +165,7 @@ func saveTwo(t *testing.T) (*Store, []byte) {
 func TestCheckpointTruncationFallsBack(t *testing.T) {
 	st, latest := saveTwo(t)
 	for cut := 0; cut < len(latest); cut++ {
-		_, err := ParseCheckpoint(latest[:cut])
+		_, err := Parse(latest[:cut])
 		if err == nil {
 			t.Fatalf("truncated at %d of %d bytes: accepted", cut, len(latest))
 		}
@@ -206,7 +204,7 @@ func TestCheckpointBitFlips(t *testing.T) {
 		for _, bit := range []byte{0x01, 0x80} {
 			copy(damaged, latest)
 			damaged[off] ^= bit
-			_, err := ParseCheckpoint(damaged)
+			_, err := Parse(damaged)
 			if err == nil {
 				t.Fatalf("bit flip %#x at offset %d accepted", bit, off)
 			}
@@ -215,7 +213,7 @@ func TestCheckpointBitFlips(t *testing.T) {
 	// A flip inside the payload names the damaged section.
 	copy(damaged, latest)
 	damaged[len(damaged)-100] ^= 4
-	_, err := ParseCheckpoint(damaged)
+	_, err := Parse(damaged)
 	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") || !strings.Contains(err.Error(), "damaged section(s): payload") {
 		t.Fatalf("payload flip: %v", err)
 	}
@@ -225,11 +223,11 @@ func TestCheckpointBitFlips(t *testing.T) {
 		t.Fatalf("fallback after bit flip: %v", err)
 	}
 	// The next save must not move the damaged latest over the good previous.
-	st2, _ := OpenStore(st.Dir(), true, nil)
+	st2, _ := Open(st.Dir(), true, nil)
 	if _, err := st2.Save(time.Unix(3, 0), testSections(3)...); err != nil {
 		t.Fatal(err)
 	}
-	prev, err := ReadCheckpointFile(st2.PreviousPath())
+	prev, err := ReadFile(st2.PreviousPath())
 	if err != nil || checkGeneration(t, prev) != 1 {
 		t.Fatalf("previous after saving over a damaged latest: %v", err)
 	}
@@ -240,10 +238,10 @@ func TestCheckpointBothDamaged(t *testing.T) {
 	os.WriteFile(st.LatestPath(), latest[:40], 0o600)
 	os.WriteFile(st.PreviousPath(), []byte("hello world, not a checkpoint at all"), 0o600)
 	_, err := st.Load()
-	if err == nil || errors.Is(err, ErrNoCheckpoint) {
+	if err == nil || errors.Is(err, ErrNotFound) {
 		t.Fatalf("both damaged: %v", err)
 	}
-	for _, want := range []string{LatestCheckpoint + ": truncated", PreviousCheckpoint + `: not a bnnd checkpoint (starts with "hello wo")`} {
+	for _, want := range []string{LatestName + ": truncated", PreviousName + `: not a bnnd checkpoint (starts with "hello wo")`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -254,16 +252,16 @@ func TestCheckpointOtherProblems(t *testing.T) {
 	_, latest := saveTwo(t)
 	future := bytes.Clone(latest)
 	binary.LittleEndian.PutUint32(future[8:], 2)
-	if _, err := ParseCheckpoint(future); err == nil || !strings.Contains(err.Error(), "format version 2, this bnnd reads version 1") {
+	if _, err := Parse(future); err == nil || !strings.Contains(err.Error(), "format version 2, this bnnd reads version 1") {
 		t.Errorf("version: %v", err)
 	}
 	long := append(bytes.Clone(latest), 0)
-	if _, err := ParseCheckpoint(long); err == nil || !strings.Contains(err.Error(), "1 unexpected bytes after the declared end") {
+	if _, err := Parse(long); err == nil || !strings.Contains(err.Error(), "1 unexpected bytes after the declared end") {
 		t.Errorf("trailing byte: %v", err)
 	}
 	unfinished := bytes.Clone(latest)
 	binary.LittleEndian.PutUint64(unfinished[24:], 0)
-	if _, err := ParseCheckpoint(unfinished); err == nil || !strings.Contains(err.Error(), "incomplete") {
+	if _, err := Parse(unfinished); err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Errorf("unfinished: %v", err)
 	}
 	// A structurally wrong file with a correct checksum (a writer bug) is
@@ -271,7 +269,7 @@ func TestCheckpointOtherProblems(t *testing.T) {
 	bad := bytes.Clone(latest)
 	binary.LittleEndian.PutUint32(bad[12:], 5)
 	binary.LittleEndian.PutUint32(bad[len(bad)-4:], crc32.Checksum(bad[:len(bad)-4], binio.Castagnoli))
-	if _, err := ParseCheckpoint(bad); err == nil || !strings.Contains(err.Error(), "malformed") {
+	if _, err := Parse(bad); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Errorf("wrong count: %v", err)
 	}
 }
@@ -280,7 +278,7 @@ func TestOpenStoreRemovesInterruptedSaves(t *testing.T) {
 	dir := t.TempDir()
 	stale := filepath.Join(dir, ".checkpoint-123.tmp")
 	os.WriteFile(stale, []byte("half"), 0o600)
-	if _, err := OpenStore(dir, true, nil); err != nil {
+	if _, err := Open(dir, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
@@ -296,14 +294,11 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
 	}
-	if dir := os.Getenv(runCrashChildEnv); dir != "" {
-		os.Exit(runCrashChild(dir))
-	}
 	os.Exit(m.Run())
 }
 
 func crashChild(dir string) int {
-	st, err := OpenStore(dir, true, nil)
+	st, err := Open(dir, true, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -326,55 +321,6 @@ func crashChild(dir string) int {
 	}
 }
 
-// childCommand re-executes the test binary. When the binary is for another
-// architecture and the kernel cannot run it directly (no binfmt_misc), it
-// runs it under the same qemu user emulator that 'go test -exec' used.
-// startSavingChild starts the test binary in the child mode env selects and
-// returns it once the child has written its first "saved" line, so the
-// caller can kill it at a random moment of its checkpoint loop.
-func startSavingChild(t *testing.T, env string, round int) *exec.Cmd {
-	t.Helper()
-	cmd := childCommand(t, env)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "saved\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("round %d: child did not save a checkpoint: %q %v; stderr: %s", round, line, err, stderr.String())
-	}
-	return cmd
-}
-
-func childCommand(t *testing.T, env string) *exec.Cmd {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), env)
-	probe := exec.Command(exe, "-test.run=^$", "-test.count=1")
-	probe.Env = os.Environ()
-	if err := probe.Run(); err != nil && errors.Is(err, syscall.ENOEXEC) {
-		emu := map[string]string{"arm64": "qemu-aarch64", "arm": "qemu-arm"}[runtime.GOARCH]
-		path, lerr := exec.LookPath(emu)
-		if lerr != nil {
-			t.Fatalf("cannot run %s (%v) and no %q emulator found: %v", exe, err, emu, lerr)
-		}
-		cmd = exec.Command(path, exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), env)
-	}
-	return cmd
-}
-
 // TestCheckpointCrash kills a writer with SIGKILL at random moments while it
 // saves in a loop; afterwards the store must always load a checkpoint that
 // is exactly one the writer produced, and newer than the one loaded
@@ -388,14 +334,14 @@ func TestCheckpointCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 0))
 	lastGen := 0
 	for round := 0; round < rounds; round++ {
-		cmd := startSavingChild(t, crashChildEnv+"="+dir, round)
+		cmd := testutil.StartSavingChild(t, crashChildEnv+"="+dir, round)
 		time.Sleep(time.Duration(rng.IntN(40000)) * time.Microsecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		cmd.Wait()
 
-		st, err := OpenStore(dir, true, nil)
+		st, err := Open(dir, true, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,13 +363,13 @@ func TestCheckpointCrash(t *testing.T) {
 
 func FuzzParseCheckpoint(f *testing.F) {
 	dir := f.TempDir()
-	st, _ := OpenStore(dir, false, nil)
+	st, _ := Open(dir, false, nil)
 	st.Save(time.Unix(1, 0), BytesSection("meta", []byte(`{"a":1}`)), BytesSection("x", []byte{1, 2, 3}))
 	good, _ := os.ReadFile(st.LatestPath())
 	f.Add(good)
 	f.Add(good[:40])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		info, err := ParseCheckpoint(data)
+		info, err := Parse(data)
 		if info == nil {
 			t.Fatal("nil info")
 		}
@@ -440,4 +386,27 @@ func FuzzParseCheckpoint(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The size bound: the error names the file, its size and the bound.
+func TestStoreRefusesAFileOverTheBound(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Open(dir, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Save(time.Now(), testSections(1)...); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(st.LatestPath())
+	st.SetMaxSize(fi.Size() - 1)
+	_, err = st.Load()
+	want := fmt.Sprintf("%s: %d bytes, more than the %d bytes", st.LatestPath(), fi.Size(), fi.Size()-1)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("load over the bound: %v; want %q", err, want)
+	}
+	st.SetMaxSize(fi.Size())
+	if _, err := st.Load(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package checkpoint
 
 import (
 	"encoding/json"
@@ -128,9 +128,9 @@ func pruneArchive(dir string, keep int, logf func(msg string, args ...any)) erro
 	return nil
 }
 
-// CheckpointEntry describes one checkpoint file of a state directory for
+// Entry describes one checkpoint file of a state directory for
 // 'bnnd checkpoint list'.
-type CheckpointEntry struct {
+type Entry struct {
 	Slot    string    `json:"slot"` // latest, previous, failed or archive
 	Path    string    `json:"file"`
 	Created time.Time `json:"created"`
@@ -142,11 +142,11 @@ type CheckpointEntry struct {
 	Error   string    `json:"error,omitempty"` // why the file is not a valid checkpoint
 }
 
-// ListCheckpoints describes the checkpoints of a state directory: the
+// List describes the checkpoints of a state directory: the
 // latest, previous and failed slots and the archive (oldest first).
-func ListCheckpoints(stateDir string) ([]CheckpointEntry, error) {
-	var out []CheckpointEntry
-	for _, f := range []struct{ slot, name string }{{"latest", LatestCheckpoint}, {"previous", PreviousCheckpoint}, {"failed", FailedCheckpoint}} {
+func List(stateDir string) ([]Entry, error) {
+	var out []Entry
+	for _, f := range []struct{ slot, name string }{{"latest", LatestName}, {"previous", PreviousName}, {"failed", FailedName}} {
 		p := filepath.Join(stateDir, f.name)
 		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -163,19 +163,19 @@ func ListCheckpoints(stateDir string) ([]CheckpointEntry, error) {
 	return out, nil
 }
 
-func describeCheckpoint(slot, path string) CheckpointEntry {
-	e := CheckpointEntry{Slot: slot, Path: path}
+func describeCheckpoint(slot, path string) Entry {
+	e := Entry{Slot: slot, Path: path}
 	if fi, err := os.Lstat(path); err == nil {
 		e.Size = fi.Size()
 	}
-	ck, err := ReadCheckpointFile(path)
+	ck, err := ReadFile(path)
 	if err != nil {
 		e.Error = problemOf(err)
 		return e
 	}
 	e.Created = ck.Created
-	var m checkpointMeta
-	if b, ok := ck.Section(sectionMeta); !ok {
+	var m Meta
+	if b, ok := ck.Section(MetaSection); !ok {
 		e.Error = "no meta section"
 	} else if err := json.Unmarshal(b, &m); err != nil {
 		e.Error = "meta: " + err.Error()
@@ -184,36 +184,36 @@ func describeCheckpoint(slot, path string) CheckpointEntry {
 	return e
 }
 
-// RestoreResult says what RestoreCheckpoint did.
+// RestoreResult says what Restore did.
 type RestoreResult struct {
 	Restored string // the archived file now the latest checkpoint
 	Archived string // where the replaced latest checkpoint went ("" if there was none)
 }
 
-// RestoreCheckpoint makes an archived checkpoint the latest one of
+// Restore makes an archived checkpoint the latest one of
 // stateDir. The current latest checkpoint goes into the archive first, so
 // a restore loses nothing and can itself be undone. It refuses while a
 // daemon holds the state directory, and refuses a file that is not a
 // valid checkpoint. The archived file stays in the archive.
-func RestoreCheckpoint(stateDir, file string, keep int) (RestoreResult, error) {
+func Restore(stateDir, file string, keep int) (RestoreResult, error) {
 	var res RestoreResult
 	unlock, err := LockStateDir(stateDir)
 	if err != nil {
 		return res, err
 	}
 	defer unlock()
-	data, err := ReadCheckpointBytes(file, 0)
+	data, err := ReadBytes(file, 0)
 	if err != nil {
 		return res, err
 	}
-	if _, err := ParseCheckpoint(data); err != nil {
-		return res, &CheckpointError{Path: file, Problem: err.Error() + "; not restored"}
+	if _, err := Parse(data); err != nil {
+		return res, &Error{Path: file, Problem: err.Error() + "; not restored"}
 	}
 	archive := ArchivePath(stateDir)
 	if err := os.MkdirAll(archive, 0o750); err != nil {
 		return res, fmt.Errorf("checkpoint archive: %w", err)
 	}
-	latest := filepath.Join(stateDir, LatestCheckpoint)
+	latest := filepath.Join(stateDir, LatestName)
 	if res.Archived, err = archiveLatest(latest, archive); err != nil {
 		return res, err
 	}
@@ -245,13 +245,13 @@ func archiveLatest(latest, archive string) (string, error) {
 		return "", err
 	}
 	created := fi.ModTime()
-	if ck, err := ReadCheckpointFile(latest); err == nil {
+	if ck, err := ReadFile(latest); err == nil {
 		created = ck.Created
 	}
 	dst := filepath.Join(archive, archiveName(created))
 	if other, err := os.Lstat(dst); err == nil {
-		a, _ := ReadCheckpointBytes(latest, 0)
-		b, _ := ReadCheckpointBytes(dst, 0)
+		a, _ := ReadBytes(latest, 0)
+		b, _ := ReadBytes(dst, 0)
 		if other.Size() == fi.Size() && a != nil && string(a) == string(b) {
 			return dst, os.Remove(latest)
 		}
@@ -261,27 +261,4 @@ func archiveLatest(latest, archive string) (string, error) {
 		return "", fmt.Errorf("archiving the latest checkpoint: %w", err)
 	}
 	return dst, nil
-}
-
-// archiveBeforeReset writes the current training state into the archive,
-// so that a reset can be undone with 'bnnd checkpoint restore'. With
-// checkpoint.archive_keep 0 it archives nothing. A failed archive refuses
-// the reset: the trained model is not replaced unless it is kept.
-func (r *runner) archiveBeforeReset() (string, error) {
-	keep := r.cfg.Checkpoint.ArchiveKeep
-	if keep <= 0 {
-		return "", nil
-	}
-	now := time.Now()
-	_, sections, err := r.stateSections("archived before reset", now)
-	if err != nil {
-		return "", err
-	}
-	path, err := r.store.Archive(now, keep, sections...)
-	if err != nil {
-		r.ckStatus.failed(now, err)
-		return "", fmt.Errorf("reset refused: archiving the current model failed: %w", err)
-	}
-	r.log.Info("checkpoint archived before reset", "file", path, "step", r.tracker.Counters().Step)
-	return path, nil
 }

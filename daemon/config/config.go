@@ -1,14 +1,13 @@
-// Package daemon runs bnnd as a long-lived service: configuration, the
-// incremental training loop, the replay buffer, checkpoints and status.
-//
-// It holds no math kernels; the network and the optimizer live in bnn/ and
-// bop/, telemetry in mqtt/.
-package daemon
+// Package config is the daemon's configuration: its types with their YAML
+// keys and one-line docs, the YAML reader that names the line of every
+// problem, validation, the command-line overrides, and the defaults
+// document 'bnnd config defaults' prints. 'bnnd config check' and 'bnnd run'
+// both validate through Validate, so they refuse exactly the same files.
+package config
 
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +19,7 @@ import (
 )
 
 // Config is everything the daemon needs to run. The zero value is not
-// useful: start from Default, LoadConfig or (*Flags).Load. Every field has a
+// useful: start from Default, Load or (*Flags).Load. Every field has a
 // yaml key (the tag) and a one-line explanation (the doc tag) that
 // 'bnnd config defaults' prints as a comment.
 type Config struct {
@@ -164,14 +163,9 @@ type LogConfig struct {
 	Format string `yaml:"format" doc:"text or json."`
 }
 
-// Special values of MQTTConfig.Broker.
-const (
-	BrokerEmbedded = "embedded"
-	BrokerNone     = "none"
-)
-
-// Commands lists every MQTT command the daemon understands.
-var Commands = []string{"label", "pause", "resume", "checkpoint", "reset", "momentum"}
+// BrokerNone as MQTTConfig.Broker runs the daemon without MQTT;
+// mqtt.BrokerEmbedded (the default) runs the embedded broker.
+const BrokerNone = "none"
 
 // Default returns the configuration used for every key a file or flag does
 // not set. configs/bnnd.yaml shows exactly these values (a test keeps them
@@ -193,9 +187,9 @@ func Default() *Config {
 			HoldoutFraction: 0.05,
 		},
 		Replay:     ReplayConfig{Budget: 4 << 20},
-		Checkpoint: CheckpointConfig{Dir: "", Interval: 10 * time.Minute, KeepPrevious: true, ArchiveKeep: DefaultArchiveKeep},
+		Checkpoint: CheckpointConfig{Dir: "", Interval: 10 * time.Minute, KeepPrevious: true, ArchiveKeep: 3},
 		MQTT: MQTTConfig{
-			Broker:       BrokerEmbedded,
+			Broker:       mqtt.BrokerEmbedded,
 			KeepAlive:    30 * time.Second,
 			ReconnectMax: mqtt.DefaultReconnectMax,
 			Prefix:       "bnnd",
@@ -352,7 +346,7 @@ func (c *Config) MomentumFormats() ([]fp.Format, error) {
 	return out, nil
 }
 
-// Validate checks every value and returns a *ConfigError listing every
+// Validate checks every value and returns a *Error listing every
 // problem, each naming the key and where it was set, or nil.
 func (c *Config) Validate() error {
 	v := validator{c: c}
@@ -373,7 +367,7 @@ func (v *validator) err() error {
 	if len(v.problems) == 0 {
 		return nil
 	}
-	return &ConfigError{Problems: v.problems}
+	return &Error{Problems: v.problems}
 }
 
 func (v *validator) intRange(key string, got, lo, hi int) {
@@ -544,72 +538,11 @@ func (v *validator) checkClasses() {
 	}
 }
 
+// checkMQTT holds the rules of the daemon's own MQTT keys; the settings the
+// client takes are checked by the mqtt package (checkMQTTPackage), so each
+// rule lives in one place.
 func (v *validator) checkMQTT() {
 	m := &v.c.MQTT
-	tls := false
-	switch m.Broker {
-	case BrokerEmbedded, BrokerNone, "":
-	default:
-		u, err := url.Parse(m.Broker)
-		if err != nil {
-			v.bad("mqtt.broker", "must be a URL, embedded or none: %s", strings.ReplaceAll(err.Error(), m.Broker, mqtt.RedactURL(m.Broker)))
-			break
-		}
-		switch u.Scheme {
-		case "tcp", "mqtt", "ws":
-		case "ssl", "tls", "mqtts", "wss":
-			tls = true
-		default:
-			v.bad("mqtt.broker", "scheme must be tcp, mqtt, ssl, tls, mqtts, ws or wss (or the value embedded or none), got %q", mqtt.RedactURL(m.Broker))
-		}
-		if u.Host == "" {
-			v.bad("mqtt.broker", "URL has no host, got %q (write e.g. tcp://localhost:1883)", mqtt.RedactURL(m.Broker))
-		} else if p := u.Port(); p != "" && !isPort(p) {
-			v.bad("mqtt.broker", "port must be a number in [0, 65535], got %q", p)
-		}
-	}
-
-	set := 0
-	for _, s := range []string{m.Password, m.PasswordFile, m.PasswordEnv} {
-		if s != "" {
-			set++
-		}
-	}
-	if set > 1 {
-		v.bad("mqtt.password", "set at most one of password, password_file and password_env")
-	}
-	if (m.CertFile == "") != (m.KeyFile == "") {
-		v.bad("mqtt.cert_file", "cert_file and key_file must be set together")
-	}
-	if !tls && m.Broker != "" && m.Broker != BrokerEmbedded && m.Broker != BrokerNone {
-		for _, k := range []struct{ key, val string }{{"mqtt.ca_file", m.CAFile}, {"mqtt.cert_file", m.CertFile}, {"mqtt.key_file", m.KeyFile}} {
-			if k.val != "" {
-				v.bad(k.key, "is set but broker %q does not use TLS (use ssl://, mqtts:// or wss://)", mqtt.RedactURL(m.Broker))
-			}
-		}
-	}
-
-	v.durationRange("mqtt.keepalive", m.KeepAlive, time.Second, 65535*time.Second)
-	v.topicLevels("mqtt.prefix", m.Prefix)
-	if len(m.DeviceID) > maxDeviceIDLen {
-		v.bad("mqtt.device_id", "must be at most %d characters, got %d", maxDeviceIDLen, len(m.DeviceID))
-	}
-	for i := 0; i < len(m.DeviceID); i++ {
-		if !deviceIDChar(m.DeviceID[i]) {
-			v.bad("mqtt.device_id", "may contain only letters, digits, '_' and '-', got %q", m.DeviceID)
-			break
-		}
-	}
-	v.topicLevels("mqtt.discovery.prefix", m.Discovery.Prefix)
-	for i, name := range m.Commands.Disabled {
-		known := false
-		for _, k := range Commands {
-			known = known || k == name
-		}
-		if !known {
-			v.bad(fmt.Sprintf("mqtt.commands.disabled[%d]", i), "unknown command %q (known: %s)", name, strings.Join(Commands, ", "))
-		}
-	}
 	if m.Commands.CostlyBurst == 0 || m.Commands.CostlyBurst < -1 {
 		v.bad("mqtt.commands.costly_burst", "must be at least 1, or -1 for no limit (to refuse a command, list it in mqtt.commands.disabled), got %d", m.Commands.CostlyBurst)
 	}

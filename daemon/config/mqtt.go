@@ -1,4 +1,4 @@
-package daemon
+package config
 
 import (
 	"math"
@@ -17,7 +17,7 @@ func (c *Config) MQTTClientConfig(deviceID, clientID, stateDir string, classes [
 	m := &c.MQTT
 	broker := m.Broker
 	if broker == "" {
-		broker = BrokerEmbedded
+		broker = mqtt.BrokerEmbedded
 	}
 	eb := &c.EmbeddedBroker
 	creds := eb.CredentialsFile
@@ -118,7 +118,7 @@ func (v *validator) checkMQTTPackage() {
 	// The device id may come from the host name at run time; its own
 	// checks are above, so a placeholder stands in for it here.
 	id := c.MQTT.DeviceID
-	if id == "" || len(id) > maxDeviceIDLen {
+	if id == "" {
 		id = "device"
 	}
 	cfg := c.MQTTClientConfig(id, c.MQTT.ClientID, "", nil, "")

@@ -1,4 +1,11 @@
-package daemon
+// Package checkpoint is the daemon's store of checkpoint files in a state
+// directory: atomic saves of named sections with checksums, the previous
+// file kept beside the latest, a load that falls back past damaged or
+// refused files, the archive that makes a reset recoverable, and the
+// listing and restore behind 'bnnd checkpoint'. What the sections hold is
+// the daemon's business (daemon/state.go), except the Meta section that
+// describes a checkpoint to a reader.
+package checkpoint
 
 import (
 	"bufio"
@@ -38,8 +45,8 @@ import (
 // declared) from a damaged one (right length, wrong checksum); the
 // per-section checksums say which section a damage hit.
 const (
-	checkpointMagic   = "BNNDCKPT"
-	CheckpointVersion = 1
+	checkpointMagic = "BNNDCKPT"
+	Version         = 1
 
 	checkpointHeaderSize = 32
 	sectionHeaderFixed   = 2 + 8 + 4
@@ -50,19 +57,19 @@ const (
 
 // Names of the files in a checkpoint directory.
 const (
-	LatestCheckpoint   = "checkpoint.bnnd"
-	PreviousCheckpoint = "checkpoint.prev.bnnd"
-	// FailedCheckpoint holds a state that must not replace a good
+	LatestName   = "checkpoint.bnnd"
+	PreviousName = "checkpoint.prev.bnnd"
+	// FailedName holds a state that must not replace a good
 	// checkpoint: the state at a training error, or a latest checkpoint
 	// that failed the resume checks and was set aside when the daemon
 	// resumed from the previous one. Only for inspection; never resumed.
-	FailedCheckpoint = "checkpoint.failed.bnnd"
-	tempPattern      = ".checkpoint-*.tmp"
+	FailedName  = "checkpoint.failed.bnnd"
+	tempPattern = ".checkpoint-*.tmp"
 )
 
-// ErrNoCheckpoint is returned by (*Store).Load when the directory holds no
+// ErrNotFound is returned by (*Store).Load when the directory holds no
 // checkpoint at all (a first start).
-var ErrNoCheckpoint = errors.New("no checkpoint")
+var ErrNotFound = errors.New("no checkpoint")
 
 // Section is one named part of a checkpoint, such as "model" or "replay".
 // Its body is written with WriteTo, so large parts can stream to the file
@@ -84,7 +91,7 @@ type SectionData struct {
 }
 
 // Checkpoint is a verified checkpoint read from disk.
-type Checkpoint struct {
+type File struct {
 	Path     string
 	Version  int
 	Created  time.Time
@@ -96,7 +103,7 @@ type Checkpoint struct {
 }
 
 // Section returns the data of the named section.
-func (c *Checkpoint) Section(name string) ([]byte, bool) {
+func (c *File) Section(name string) ([]byte, bool) {
 	for _, s := range c.Sections {
 		if s.Name == name {
 			return s.Data, true
@@ -105,15 +112,15 @@ func (c *Checkpoint) Section(name string) ([]byte, bool) {
 	return nil, false
 }
 
-// CheckpointError says what is wrong with a checkpoint file.
-type CheckpointError struct {
+// Error says what is wrong with a checkpoint file.
+type Error struct {
 	Path    string
 	Problem string
 	err     error // the cause, when there is one
 }
 
-func (e *CheckpointError) Error() string { return "checkpoint " + e.Path + ": " + e.Problem }
-func (e *CheckpointError) Unwrap() error { return e.err }
+func (e *Error) Error() string { return "checkpoint " + e.Path + ": " + e.Problem }
+func (e *Error) Unwrap() error { return e.err }
 
 func validSectionName(name string) bool {
 	if name == "" || len(name) > maxSectionName {
@@ -141,7 +148,7 @@ type Store struct {
 	latestValid bool
 	// latestRejected is set when Load refused an existing latest file
 	// (damaged, too large, not decodable, inconsistent): the next Save
-	// moves it to FailedCheckpoint, neither over the previous checkpoint
+	// moves it to FailedName, neither over the previous checkpoint
 	// the run resumed from nor into oblivion (a file refused for its size
 	// may be a good checkpoint of a larger replay.budget).
 	latestRejected error
@@ -159,9 +166,9 @@ const MaxReadSize = 1 << 30
 // is read rather than exhausting memory.
 func (s *Store) SetMaxSize(n int64) { s.maxSize = n }
 
-// OpenStore creates dir if needed (mode 0750) and removes temporary files
+// Open creates dir if needed (mode 0750) and removes temporary files
 // left by a save that was interrupted (they are never valid checkpoints).
-func OpenStore(dir string, keepPrevious bool, log *slog.Logger) (*Store, error) {
+func Open(dir string, keepPrevious bool, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -187,10 +194,10 @@ func OpenStore(dir string, keepPrevious bool, log *slog.Logger) (*Store, error) 
 func (s *Store) Dir() string { return s.dir }
 
 // LatestPath is the path of the latest checkpoint file.
-func (s *Store) LatestPath() string { return filepath.Join(s.dir, LatestCheckpoint) }
+func (s *Store) LatestPath() string { return filepath.Join(s.dir, LatestName) }
 
 // PreviousPath is the path of the previous checkpoint file.
-func (s *Store) PreviousPath() string { return filepath.Join(s.dir, PreviousCheckpoint) }
+func (s *Store) PreviousPath() string { return filepath.Join(s.dir, PreviousName) }
 
 // Save writes a new checkpoint atomically: a temporary file in the same
 // directory, fsync, then the latest file becomes the previous one and the
@@ -202,14 +209,14 @@ func (s *Store) Save(created time.Time, sections ...Section) (int64, error) {
 }
 
 // SaveFailed writes a state that must not become the latest checkpoint to
-// FailedCheckpoint (atomically, replacing an older one). The latest and
+// FailedName (atomically, replacing an older one). The latest and
 // previous checkpoints are not touched.
 func (s *Store) SaveFailed(created time.Time, sections ...Section) (int64, error) {
 	return s.save(created, sections, false)
 }
 
 // FailedPath is the path of the file SaveFailed writes.
-func (s *Store) FailedPath() string { return filepath.Join(s.dir, FailedCheckpoint) }
+func (s *Store) FailedPath() string { return filepath.Join(s.dir, FailedName) }
 
 func (s *Store) save(created time.Time, sections []Section, latest bool) (int64, error) {
 	return saveFile(s.dir, created, sections, func(tmpName string) error {
@@ -297,7 +304,7 @@ func (s *Store) rotate(latest string) error {
 		if _, err := os.Lstat(latest); errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		if _, err := readCheckpointFile(latest, s.readLimit()); err != nil {
+		if _, err := readFile(latest, s.readLimit()); err != nil {
 			s.log.Warn("not keeping the damaged latest checkpoint as the previous one", "err", err)
 			return nil
 		}
@@ -323,8 +330,8 @@ func syncDir(dir string) error {
 // Load returns the newest valid checkpoint: the latest file, or the previous
 // one if the latest is missing, truncated or damaged; what was skipped and
 // why is in Checkpoint.Skipped and logged. With no checkpoint at all it
-// returns ErrNoCheckpoint; if every file is damaged, an error naming each.
-func (s *Store) Load() (*Checkpoint, error) {
+// returns ErrNotFound; if every file is damaged, an error naming each.
+func (s *Store) Load() (*File, error) {
 	return s.LoadAccepted(nil)
 }
 
@@ -335,16 +342,16 @@ func (s *Store) Load() (*Checkpoint, error) {
 // file is sound but must not be replaced by an older one (it was made for
 // another configuration). Files that are not regular or larger than the
 // bound set with SetMaxSize are refused before they are read.
-func (s *Store) LoadAccepted(accept func(*Checkpoint) error) (*Checkpoint, error) {
+func (s *Store) LoadAccepted(accept func(*File) error) (*File, error) {
 	var skipped, damaged []error
 	for i, path := range []string{s.LatestPath(), s.PreviousPath()} {
-		c, err := readCheckpointFile(path, s.readLimit())
+		c, err := readFile(path, s.readLimit())
 		if err == nil && accept != nil {
 			if err = accept(c); errors.Is(err, ErrStop) {
 				return nil, err
 			}
 			if err != nil {
-				err = &CheckpointError{Path: path, Problem: err.Error(), err: err}
+				err = &Error{Path: path, Problem: err.Error(), err: err}
 			}
 		}
 		if err != nil && i == 0 && !errors.Is(err, fs.ErrNotExist) {
@@ -374,7 +381,7 @@ func (s *Store) LoadAccepted(accept func(*Checkpoint) error) (*Checkpoint, error
 		}
 	}
 	if len(damaged) == 0 {
-		return nil, ErrNoCheckpoint
+		return nil, ErrNotFound
 	}
 	return nil, fmt.Errorf("no usable checkpoint in %s: %w", s.dir, errors.Join(damaged...))
 }
@@ -384,7 +391,7 @@ func (s *Store) LoadAccepted(accept func(*Checkpoint) error) (*Checkpoint, error
 var ErrStop = errors.New("checkpoint does not fit the configuration")
 
 func problemOf(err error) string {
-	var ce *CheckpointError
+	var ce *Error
 	if errors.As(err, &ce) {
 		return ce.Problem
 	}
@@ -408,7 +415,7 @@ func openRegular(path string, limit int64) (*os.File, int64, error) {
 		return nil, 0, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, 0, &CheckpointError{Path: path, Problem: fmt.Sprintf("not a regular file (%s); refused without reading it", fileKind(fi.Mode()))}
+		return nil, 0, &Error{Path: path, Problem: fmt.Sprintf("not a regular file (%s); refused without reading it", fileKind(fi.Mode()))}
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -421,12 +428,12 @@ func openRegular(path string, limit int64) (*os.File, int64, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, &CheckpointError{Path: path, Problem: fmt.Sprintf("not a regular file (%s); refused without reading it", fileKind(fi.Mode()))}
+		return nil, 0, &Error{Path: path, Problem: fmt.Sprintf("not a regular file (%s); refused without reading it", fileKind(fi.Mode()))}
 	}
 	if fi.Size() > limit {
 		f.Close()
-		return nil, 0, &CheckpointError{Path: path, Problem: fmt.Sprintf("%d bytes, more than the %d bytes (%s) the configuration can produce; refused without reading it",
-			fi.Size(), limit, ByteSize(limit))}
+		return nil, 0, &Error{Path: path, Problem: fmt.Sprintf("%d bytes, more than the %d bytes the configuration can produce; refused without reading it",
+			fi.Size(), limit)}
 	}
 	return f, fi.Size(), nil
 }
@@ -463,14 +470,14 @@ func readRegular(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, &CheckpointError{Path: path, Problem: fmt.Sprintf("grew past %d bytes while being read; refused", limit)}
+		return nil, &Error{Path: path, Problem: fmt.Sprintf("grew past %d bytes while being read; refused", limit)}
 	}
 	return data, nil
 }
 
-// ReadCheckpointBytes reads a checkpoint file for inspection: only a regular
+// ReadBytes reads a checkpoint file for inspection: only a regular
 // file, and at most limit bytes (MaxReadSize if limit is 0).
-func ReadCheckpointBytes(path string, limit int64) ([]byte, error) {
+func ReadBytes(path string, limit int64) ([]byte, error) {
 	if limit <= 0 {
 		limit = MaxReadSize
 	}
@@ -500,7 +507,7 @@ func writeCheckpoint(f *os.File, created time.Time, sections []Section) (int64, 
 
 	var hdr [checkpointHeaderSize]byte
 	copy(hdr[:8], checkpointMagic)
-	binary.LittleEndian.PutUint32(hdr[8:], CheckpointVersion)
+	binary.LittleEndian.PutUint32(hdr[8:], Version)
 	binary.LittleEndian.PutUint32(hdr[12:], uint32(len(sections)))
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(created.UnixNano()))
 	// hdr[24:32], the total length, is patched at the end.
@@ -568,27 +575,27 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadCheckpointFile reads and fully verifies one checkpoint file. Errors
-// other than a missing file are *CheckpointError naming the file and the
+// ReadFile reads and fully verifies one checkpoint file. Errors
+// other than a missing file are *Error naming the file and the
 // problem.
-func ReadCheckpointFile(path string) (*Checkpoint, error) {
-	return readCheckpointFile(path, MaxReadSize)
+func ReadFile(path string) (*File, error) {
+	return readFile(path, MaxReadSize)
 }
 
-func readCheckpointFile(path string, limit int64) (*Checkpoint, error) {
+func readFile(path string, limit int64) (*File, error) {
 	data, err := readRegular(path, limit)
-	var ce *CheckpointError
+	var ce *Error
 	if errors.As(err, &ce) {
 		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	info, err := ParseCheckpoint(data)
+	info, err := Parse(data)
 	if err != nil {
-		return nil, &CheckpointError{Path: path, Problem: err.Error()}
+		return nil, &Error{Path: path, Problem: err.Error()}
 	}
-	return &Checkpoint{
+	return &File{
 		Path:     path,
 		Version:  info.Version,
 		Created:  info.Created,
@@ -597,9 +604,9 @@ func readCheckpointFile(path string, limit int64) (*Checkpoint, error) {
 	}, nil
 }
 
-// CheckpointInfo is what ParseCheckpoint could read from a checkpoint,
+// Info is what Parse could read from a checkpoint,
 // valid or not, for 'bnnd checkpoint inspect'.
-type CheckpointInfo struct {
+type Info struct {
 	Version      int
 	Created      time.Time
 	DeclaredSize int64
@@ -609,11 +616,11 @@ type CheckpointInfo struct {
 	ChecksumOK   bool   // the whole-file checksum matches
 }
 
-// ParseCheckpoint verifies a checkpoint held in memory. It returns what
+// Parse verifies a checkpoint held in memory. It returns what
 // could be read even when it also returns an error, so that a damaged file
 // can still be inspected.
-func ParseCheckpoint(data []byte) (*CheckpointInfo, error) {
-	info := &CheckpointInfo{Size: int64(len(data))}
+func Parse(data []byte) (*Info, error) {
+	info := &Info{Size: int64(len(data))}
 	if len(data) < checkpointHeaderSize {
 		if len(data) >= 8 && string(data[:8]) != checkpointMagic {
 			return info, fmt.Errorf("not a bnnd checkpoint (starts with %q)", data[:8])
@@ -624,8 +631,8 @@ func ParseCheckpoint(data []byte) (*CheckpointInfo, error) {
 		return info, fmt.Errorf("not a bnnd checkpoint (starts with %q)", data[:8])
 	}
 	info.Version = int(binary.LittleEndian.Uint32(data[8:]))
-	if info.Version != CheckpointVersion {
-		return info, fmt.Errorf("format version %d, this bnnd reads version %d", info.Version, CheckpointVersion)
+	if info.Version != Version {
+		return info, fmt.Errorf("format version %d, this bnnd reads version %d", info.Version, Version)
 	}
 	count := binary.LittleEndian.Uint32(data[12:])
 	info.Created = time.Unix(0, int64(binary.LittleEndian.Uint64(data[16:]))).UTC()
@@ -744,14 +751,14 @@ func peekSection(path, name string, limit int64) ([]byte, error) {
 	}
 	defer f.Close()
 	bad := func(format string, args ...any) error {
-		return &CheckpointError{Path: path, Problem: fmt.Sprintf(format, args...)}
+		return &Error{Path: path, Problem: fmt.Sprintf(format, args...)}
 	}
 	var hdr [checkpointHeaderSize]byte
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
 		return nil, bad("header: %v", err)
 	}
-	if string(hdr[:8]) != checkpointMagic || binary.LittleEndian.Uint32(hdr[8:]) != CheckpointVersion {
-		return nil, bad("not a version %d bnnd checkpoint", CheckpointVersion)
+	if string(hdr[:8]) != checkpointMagic || binary.LittleEndian.Uint32(hdr[8:]) != Version {
+		return nil, bad("not a version %d bnnd checkpoint", Version)
 	}
 	count := binary.LittleEndian.Uint32(hdr[12:])
 	if count > maxSections {
@@ -792,4 +799,26 @@ func peekSection(path, name string, limit int64) ([]byte, error) {
 		off += int64(dlen)
 	}
 	return nil, fmt.Errorf("checkpoint %s: no %q section: %w", path, name, fs.ErrNotExist)
+}
+
+// MetaSection names the section that holds Meta.
+const MetaSection = "meta"
+
+// Meta is the "meta" section every checkpoint the daemon writes carries:
+// what 'bnnd checkpoint list' and 'inspect' show and what a resume checks
+// against the configuration.
+type Meta struct {
+	Version  string   `json:"bnnd_version"`
+	Model    string   `json:"model"`
+	Source   string   `json:"source"`
+	Momentum []string `json:"momentum"`
+	Classes  []string `json:"classes"`
+	// Outputs is the number of output units, the most classes labels can
+	// create; absent (0) in checkpoints written before classes could grow,
+	// whose models have one unit per class.
+	Outputs int       `json:"outputs,omitempty"`
+	Input   string    `json:"input_shape"`
+	Step    uint64    `json:"step"`
+	Saved   time.Time `json:"saved"`
+	Reason  string    `json:"reason"`
 }

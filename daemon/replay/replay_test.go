@@ -1,4 +1,4 @@
-package daemon
+package replay
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 )
 
 func TestReplayUint8IsLosslessForPixels(t *testing.T) {
-	r, err := NewReplay(256, 10, StorageUint8, 1<<20, 1)
+	r, err := New(256, 10, Uint8, 1<<20, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestReplayUint8IsLosslessForPixels(t *testing.T) {
 }
 
 func TestReplayFloat16(t *testing.T) {
-	r, err := NewReplay(6, 4, StorageFloat16, 4096, 1)
+	r, err := New(6, 4, Float16, 4096, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestReplayFloat16(t *testing.T) {
 }
 
 func TestReplayRejectsBadInput(t *testing.T) {
-	r, _ := NewReplay(3, 2, StorageFloat16, 4096, 1)
+	r, _ := New(3, 2, Float16, 4096, 1)
 	for _, tc := range []struct {
 		x     []float32
 		label int
@@ -90,21 +90,21 @@ func TestReplayRejectsBadInput(t *testing.T) {
 	if r.Seen() != 0 || r.Len() != 0 {
 		t.Error("rejected samples were counted")
 	}
-	if _, err := NewReplay(1000, 2, StorageFloat16, 1024, 1); err == nil || !strings.Contains(err.Error(), "holds no sample") {
+	if _, err := New(1000, 2, Float16, 1024, 1); err == nil || !strings.Contains(err.Error(), "holds no sample") {
 		t.Errorf("tiny budget: %v", err)
 	}
-	if _, err := NewReplay(0, 2, StorageFloat16, 1024, 1); err == nil {
+	if _, err := New(0, 2, Float16, 1024, 1); err == nil {
 		t.Error("zero features accepted")
 	}
-	if _, err := NewReplay(3, 2, StorageKind(9), 1024, 1); err == nil {
+	if _, err := New(3, 2, Storage(9), 1024, 1); err == nil {
 		t.Error("unknown kind accepted")
 	}
 }
 
 func TestReplayBytesExactAndWithinBudget(t *testing.T) {
 	const budget = 100 << 10
-	r, _ := NewReplay(784, 10, StorageUint8, budget, 1)
-	if got := ReplayBytesFor(784, StorageUint8, r.Capacity()); got > budget || ReplayBytesFor(784, StorageUint8, r.Capacity()+1) <= budget {
+	r, _ := New(784, 10, Uint8, budget, 1)
+	if got := BytesFor(784, Uint8, r.Capacity()); got > budget || BytesFor(784, Uint8, r.Capacity()+1) <= budget {
 		t.Fatalf("capacity %d is not the largest that fits: %d bytes", r.Capacity(), got)
 	}
 	if r.Bytes() != 8*int64((r.Capacity()+63)/64) {
@@ -126,7 +126,7 @@ func TestReplayBytesExactAndWithinBudget(t *testing.T) {
 			r.SampleBatch(batch, labels)
 		}
 	}
-	if r.Len() != r.Capacity() || r.Bytes() != ReplayBytesFor(784, StorageUint8, r.Capacity())-4*int64(r.Capacity()-16) {
+	if r.Len() != r.Capacity() || r.Bytes() != BytesFor(784, Uint8, r.Capacity())-4*int64(r.Capacity()-16) {
 		t.Errorf("full buffer: %d of %d samples, %d bytes", r.Len(), r.Capacity(), r.Bytes())
 	}
 }
@@ -161,11 +161,11 @@ func TestReplayReservoirIsUniform(t *testing.T) {
 		bins      = 40
 	)
 	const trials = 400
-	budget := ByteSize(ReplayBytesFor(1, StorageUint8, 50))
+	budget := BytesFor(1, Uint8, 50)
 	counts := make([]float64, bins)
 	x := []float32{0}
 	for trial := 1; trial <= trials; trial++ {
-		r, err := NewReplay(1, streamLen, StorageUint8, budget, int64(trial))
+		r, err := New(1, streamLen, Uint8, budget, int64(trial))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestReplayReservoirIsUniform(t *testing.T) {
 	}
 }
 
-func fill(t *testing.T, r *Replay, from, to int) {
+func fill(t *testing.T, r *Buffer, from, to int) {
 	t.Helper()
 	x := make([]float32, r.Features())
 	for i := from; i < to; i++ {
@@ -223,7 +223,7 @@ func fill(t *testing.T, r *Replay, from, to int) {
 }
 
 func TestReplaySampleBatch(t *testing.T) {
-	r, _ := NewReplay(4, 10, StorageUint8, 4096, 5)
+	r, _ := New(4, 10, Uint8, 4096, 5)
 	fill(t, r, 0, 5)
 	x := make([]float32, 8*4)
 	labels := make([]int32, 8)
@@ -290,7 +290,7 @@ func equalFloats(a, b []float32) bool {
 	return true
 }
 
-func serialise(t *testing.T, r *Replay) []byte {
+func serialise(t *testing.T, r *Buffer) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	n, err := r.WriteTo(&buf)
@@ -303,13 +303,13 @@ func serialise(t *testing.T, r *Replay) []byte {
 // A buffer restored from a checkpoint continues exactly like one that was
 // never interrupted: same admissions, same batches.
 func TestReplayResumeIsDeterministic(t *testing.T) {
-	for _, kind := range []StorageKind{StorageUint8, StorageFloat16} {
+	for _, kind := range []Storage{Uint8, Float16} {
 		for _, stopAt := range []int{10, 700} { // before and after the buffer fills
-			a, _ := NewReplay(3, 10, kind, 4096, 9)
-			b, _ := NewReplay(3, 10, kind, 4096, 9)
+			a, _ := New(3, 10, kind, 4096, 9)
+			b, _ := New(3, 10, kind, 4096, 9)
 			fill(t, a, 0, stopAt)
 			fill(t, b, 0, stopAt)
-			restored, err := ReadReplay(serialise(t, b))
+			restored, err := Read(serialise(t, b))
 			if err != nil {
 				t.Fatalf("%s: %v", kind, err)
 			}
@@ -324,8 +324,8 @@ func TestReplayResumeIsDeterministic(t *testing.T) {
 			}
 		}
 	}
-	c, _ := NewReplay(3, 10, StorageUint8, 4096, 10)
-	d, _ := NewReplay(3, 10, StorageUint8, 4096, 9)
+	c, _ := New(3, 10, Uint8, 4096, 10)
+	d, _ := New(3, 10, Uint8, 4096, 9)
 	fill(t, c, 0, 1500)
 	fill(t, d, 0, 1500)
 	if bytes.Equal(serialise(t, c), serialise(t, d)) {
@@ -334,11 +334,11 @@ func TestReplayResumeIsDeterministic(t *testing.T) {
 }
 
 func TestReadReplayRejectsDamage(t *testing.T) {
-	r, _ := NewReplay(3, 10, StorageFloat16, 4096, 1)
+	r, _ := New(3, 10, Float16, 4096, 1)
 	fill(t, r, 0, 50)
 	good := serialise(t, r)
 	for cut := 0; cut < len(good); cut++ {
-		if _, err := ReadReplay(good[:cut]); err == nil {
+		if _, err := Read(good[:cut]); err == nil {
 			t.Fatalf("truncated at %d accepted", cut)
 		}
 	}
@@ -355,14 +355,14 @@ func TestReadReplayRejectsDamage(t *testing.T) {
 	} {
 		bad := bytes.Clone(good)
 		bad[tc.off] = tc.val
-		if _, err := ReadReplay(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Read(bad); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("byte %d = %#x: %v, want %q", tc.off, tc.val, err, tc.want)
 		}
 	}
 }
 
 func FuzzReadReplay(f *testing.F) {
-	r, _ := NewReplay(2, 3, StorageUint8, 2048, 1)
+	r, _ := New(2, 3, Uint8, 2048, 1)
 	x := []float32{0.5, 1}
 	for i := 0; i < 20; i++ {
 		r.Offer(x, i%3)
@@ -371,7 +371,7 @@ func FuzzReadReplay(f *testing.F) {
 	r.WriteTo(&buf)
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := ReadReplay(data)
+		r, err := Read(data)
 		if err != nil {
 			return
 		}
@@ -393,12 +393,12 @@ func TestReplayShrinkStaysUniform(t *testing.T) {
 		bins      = 40
 		trials    = 400
 	)
-	big := ByteSize(ReplayBytesFor(1, StorageUint8, 100))
-	small := ByteSize(ReplayBytesFor(1, StorageUint8, 50))
+	big := BytesFor(1, Uint8, 100)
+	small := BytesFor(1, Uint8, 50)
 	counts := make([]float64, bins)
 	x := []float32{0}
 	for trial := 1; trial <= trials; trial++ {
-		r, _ := NewReplay(1, streamLen, StorageUint8, big, int64(trial))
+		r, _ := New(1, streamLen, Uint8, big, int64(trial))
 		for i := 0; i < streamLen/2; i++ {
 			r.Offer(x, i)
 		}
@@ -421,7 +421,7 @@ func TestReplayShrinkStaysUniform(t *testing.T) {
 }
 
 func TestReplayGrowAndSerialise(t *testing.T) {
-	r, _ := NewReplay(3, 10, StorageFloat16, 1024, 1)
+	r, _ := New(3, 10, Float16, 1024, 1)
 	fill(t, r, 0, 500)
 	oldCap := r.Capacity()
 	if err := r.Resize(8192); err != nil {
@@ -434,7 +434,7 @@ func TestReplayGrowAndSerialise(t *testing.T) {
 	if r.Len() != oldCap+10 {
 		t.Errorf("after growing, new samples are all admitted until full: %d", r.Len())
 	}
-	back, err := ReadReplay(serialise(t, r))
+	back, err := Read(serialise(t, r))
 	if err != nil {
 		t.Fatalf("a grown buffer does not read back: %v", err)
 	}
@@ -450,7 +450,7 @@ func TestReplayGrowAndSerialise(t *testing.T) {
 // never the fresh ones again, and every other slot is drawn about equally
 // often.
 func TestReplaySampleBatchWithFresh(t *testing.T) {
-	r, _ := NewReplay(4, 10, StorageUint8, 4096, 5)
+	r, _ := New(4, 10, Uint8, 4096, 5)
 	fill(t, r, 0, 40)
 	x := make([]float32, 8*4)
 	labels := make([]int32, 8)

@@ -1,4 +1,8 @@
-package daemon
+// Package replay is the daemon's reservoir of labelled samples: a uniform
+// sample of every window seen, under a byte budget, stored compactly
+// (Storage), drawn in batches with the newest windows first, and written
+// into checkpoints bit for bit.
+package replay
 
 import (
 	"encoding/binary"
@@ -12,39 +16,39 @@ import (
 	"github.com/x448/float16"
 )
 
-// StorageKind is how the replay buffer stores each input value.
+// Storage is how the replay buffer stores each input value.
 //
 // The choice follows the source rather than a fixed format:
 //   - Images (MNIST) arrive as pixel/255 in [0,1]; their information is 8
-//     bits, so StorageUint8 keeps round(255·x) in one byte and decodes it as
+//     bits, so Uint8 keeps round(255·x) in one byte and decodes it as
 //     float32(b)/255, exactly the float the source produced: lossless at a
 //     quarter of float32.
 //   - Standardised sensor windows are real values of either sign and a wide
-//     range (a quiet axis at 0.01 next to gravity at 1). StorageFloat16
+//     range (a quiet axis at 0.01 next to gravity at 1). Float16
 //     (IEEE binary16, github.com/x448/float16) keeps a relative error of at
 //     most 2^-11 for every value independently (an absolute one of 2^-25
 //     below 6.1e-5, where standardised data is noise), whereas int8 with one
 //     scale per sample would give the quiet axis only a few of its 256
 //     steps. fp16's error is far below an IMU's noise.
-type StorageKind uint8
+type Storage uint8
 
 const (
-	StorageUint8   StorageKind = 1 // values in [0,1] as one byte, round(255·x)
-	StorageFloat16 StorageKind = 2 // IEEE half precision
+	Uint8   Storage = 1 // values in [0,1] as one byte, round(255·x)
+	Float16 Storage = 2 // IEEE half precision
 )
 
-func (k StorageKind) String() string {
+func (k Storage) String() string {
 	switch k {
-	case StorageUint8:
+	case Uint8:
 		return "uint8"
-	case StorageFloat16:
+	case Float16:
 		return "float16"
 	}
-	return fmt.Sprintf("StorageKind(%d)", uint8(k))
+	return fmt.Sprintf("Storage(%d)", uint8(k))
 }
 
-func (k StorageKind) bytesPerValue() int {
-	if k == StorageUint8 {
+func (k Storage) bytesPerValue() int {
+	if k == Uint8 {
 		return 1
 	}
 	return 2
@@ -69,7 +73,7 @@ const (
 	maxReplayClass = 1 << 16
 )
 
-// Replay is a reservoir of labelled samples under a byte budget. Every
+// Buffer is a reservoir of labelled samples under a byte budget. Every
 // sample offered so far is in the buffer with the same probability
 // capacity/seen (Vitter's algorithm R), so the buffer stays a uniform sample
 // of the whole stream, old and new, however long it runs. All random choices
@@ -77,9 +81,9 @@ const (
 // that are checkpointed with the contents, so a resumed run continues
 // exactly as an uninterrupted one.
 //
-// A Replay is not safe for concurrent use; the training loop owns it.
-type Replay struct {
-	kind     StorageKind
+// A Buffer is not safe for concurrent use; the training loop owns it.
+type Buffer struct {
+	kind     Storage
 	features int
 	classes  int
 	capacity int
@@ -97,20 +101,20 @@ type Replay struct {
 	batchRand *rand.Rand
 }
 
-// ReplayBytesFor is the memory a buffer of capacity samples holds when full
+// BytesFor is the memory a buffer of capacity samples holds when full
 // (what Bytes returns then).
-func ReplayBytesFor(features int, kind StorageKind, capacity int) int64 {
+func BytesFor(features int, kind Storage, capacity int) int64 {
 	perSample := int64(features*kind.bytesPerValue() + labelBytes + 4) // +4: chosen scratch
 	return perSample*int64(capacity) + int64((capacity+63)/64)*8
 }
 
-// replayCapacity is the largest number of samples whose full size fits
+// capacityFor is the largest number of samples whose full size fits
 // budget.
-func replayCapacity(features int, kind StorageKind, budget ByteSize) int {
-	per := ReplayBytesFor(features, kind, 1) - 8
+func capacityFor(features int, kind Storage, budget int64) int {
+	per := BytesFor(features, kind, 1) - 8
 	capacity := int64(budget) / per
 	capacity = min(capacity, math.MaxInt32)
-	for capacity > 0 && ReplayBytesFor(features, kind, int(capacity)) > int64(budget) {
+	for capacity > 0 && BytesFor(features, kind, int(capacity)) > int64(budget) {
 		capacity--
 	}
 	return int(capacity)
@@ -122,10 +126,10 @@ func replayCapacity(features int, kind StorageKind, budget ByteSize) int {
 // stays exact. Growing a buffer that was full admits the next samples
 // unconditionally until it is full again: they are over-represented for a
 // while, as the samples that were dropped before cannot come back.
-func (r *Replay) Resize(budget ByteSize) error {
-	capacity := replayCapacity(r.features, r.kind, budget)
+func (r *Buffer) Resize(budget int64) error {
+	capacity := capacityFor(r.features, r.kind, budget)
 	if capacity == 0 {
-		return fmt.Errorf("replay: budget %s holds no sample of %d bytes", budget, ReplayBytesFor(r.features, r.kind, 1))
+		return fmt.Errorf("replay: budget of %d bytes holds no sample of %d bytes", budget, BytesFor(r.features, r.kind, 1))
 	}
 	if capacity == r.capacity {
 		return nil
@@ -160,10 +164,10 @@ func (r *Replay) Resize(budget ByteSize) error {
 	return nil
 }
 
-// NewReplay makes an empty buffer for samples of features values and labels
+// New makes an empty buffer for samples of features values and labels
 // in [0, classes), holding as many samples as fit in budget bytes.
-func NewReplay(features, classes int, kind StorageKind, budget ByteSize, seed int64) (*Replay, error) {
-	if kind != StorageUint8 && kind != StorageFloat16 {
+func New(features, classes int, kind Storage, budget int64, seed int64) (*Buffer, error) {
+	if kind != Uint8 && kind != Float16 {
 		return nil, fmt.Errorf("replay: unknown storage kind %d", kind)
 	}
 	if features <= 0 || features > 1<<24 {
@@ -172,12 +176,12 @@ func NewReplay(features, classes int, kind StorageKind, budget ByteSize, seed in
 	if classes <= 0 || classes > maxReplayClass {
 		return nil, fmt.Errorf("replay: %d classes, want 1 to %d", classes, maxReplayClass)
 	}
-	capacity := replayCapacity(features, kind, budget)
+	capacity := capacityFor(features, kind, budget)
 	if capacity == 0 {
-		return nil, fmt.Errorf("replay: budget %s holds no sample of %d bytes (%d %s values and a label)",
-			budget, ReplayBytesFor(features, kind, 1), features, kind)
+		return nil, fmt.Errorf("replay: budget of %d bytes holds no sample of %d bytes (%d %s values and a label)",
+			budget, BytesFor(features, kind, 1), features, kind)
 	}
-	r := &Replay{kind: kind, features: features, classes: classes, capacity: capacity}
+	r := &Buffer{kind: kind, features: features, classes: classes, capacity: capacity}
 	r.admitPCG = rand.NewPCG(uint64(seed), 0x7265706c61792d61) // "replay-a"
 	r.batchPCG = rand.NewPCG(uint64(seed), 0x7265706c61792d62) // "replay-b"
 	r.admitRand = rand.New(r.admitPCG)
@@ -187,13 +191,14 @@ func NewReplay(features, classes int, kind StorageKind, budget ByteSize, seed in
 }
 
 // Kind is the storage kind.
-func (r *Replay) Kind() StorageKind { return r.kind }
+func (r *Buffer) Kind() Storage { return r.kind }
 
 // Features is the number of values per sample.
-func (r *Replay) Features() int { return r.features }
+func (r *Buffer) Features() int { return r.features }
 
 // maxLabel is the largest label held (-1 when empty).
-func (r *Replay) maxLabel() int {
+// MaxLabel is the largest label held, -1 when empty.
+func (r *Buffer) MaxLabel() int {
 	m := -1
 	for _, l := range r.labels {
 		m = max(m, int(l))
@@ -201,24 +206,27 @@ func (r *Replay) maxLabel() int {
 	return m
 }
 
+// Classes is the number of classes the labels may index.
+func (r *Buffer) Classes() int { return r.classes }
+
 // Capacity is the number of samples the budget allows.
-func (r *Replay) Capacity() int { return r.capacity }
+func (r *Buffer) Capacity() int { return r.capacity }
 
 // Len is the number of samples held.
-func (r *Replay) Len() int { return len(r.labels) }
+func (r *Buffer) Len() int { return len(r.labels) }
 
 // Seen is the number of samples offered since the buffer was created
 // (including before a checkpoint it was restored from).
-func (r *Replay) Seen() uint64 { return r.seen }
+func (r *Buffer) Seen() uint64 { return r.seen }
 
 // Clamped counts values that were outside the storable range ([0,1] for
 // uint8, ±65504 for float16) and were stored clamped.
-func (r *Replay) Clamped() uint64 { return r.clamped }
+func (r *Buffer) Clamped() uint64 { return r.clamped }
 
 // Bytes is the exact memory held by the buffer's storage: every backing
 // array at its allocated capacity. It grows with the contents and never
 // exceeds the budget.
-func (r *Replay) Bytes() int64 {
+func (r *Buffer) Bytes() int64 {
 	return int64(cap(r.values)) + int64(cap(r.labels))*labelBytes + int64(cap(r.picked))*8 + int64(cap(r.chosen))*4
 }
 
@@ -226,7 +234,7 @@ func (r *Replay) Bytes() int64 {
 // capacity/seen (always while the buffer is not full), replacing a slot
 // chosen uniformly. It returns the slot written, or -1 if not kept. x is
 // not retained.
-func (r *Replay) Offer(x []float32, label int) (int, error) {
+func (r *Buffer) Offer(x []float32, label int) (int, error) {
 	if len(x) != r.features {
 		return -1, fmt.Errorf("replay: sample has %d values, the buffer holds %d", len(x), r.features)
 	}
@@ -259,7 +267,7 @@ func (r *Replay) Offer(x []float32, label int) (int, error) {
 
 // grow makes room for one more sample, doubling the storage up to capacity
 // so that memory follows the contents without one copy per sample.
-func (r *Replay) grow() {
+func (r *Buffer) grow() {
 	n := len(r.labels)
 	if n < cap(r.labels) {
 		return
@@ -274,9 +282,9 @@ func (r *Replay) grow() {
 	r.values, r.labels = values, labels
 }
 
-func (r *Replay) encode(dst []byte, x []float32) {
+func (r *Buffer) encode(dst []byte, x []float32) {
 	switch r.kind {
-	case StorageUint8:
+	case Uint8:
 		for i, v := range x {
 			q := v*255 + 0.5
 			switch {
@@ -289,7 +297,7 @@ func (r *Replay) encode(dst []byte, x []float32) {
 			}
 			dst[i] = byte(q)
 		}
-	case StorageFloat16:
+	case Float16:
 		for i, v := range x {
 			if v > maxFloat16 {
 				v = maxFloat16
@@ -305,7 +313,7 @@ func (r *Replay) encode(dst []byte, x []float32) {
 
 // Sample decodes the sample in slot into dst (len Features) and returns its
 // label.
-func (r *Replay) Sample(slot int, dst []float32) (int, error) {
+func (r *Buffer) Sample(slot int, dst []float32) (int, error) {
 	if slot < 0 || slot >= len(r.labels) {
 		return 0, fmt.Errorf("replay: slot %d outside [0, %d)", slot, len(r.labels))
 	}
@@ -316,15 +324,15 @@ func (r *Replay) Sample(slot int, dst []float32) (int, error) {
 	return int(r.labels[slot]), nil
 }
 
-func (r *Replay) decode(dst []float32, slot int) {
+func (r *Buffer) decode(dst []float32, slot int) {
 	bpv := r.kind.bytesPerValue()
 	src := r.values[slot*r.features*bpv:][:r.features*bpv]
 	switch r.kind {
-	case StorageUint8:
+	case Uint8:
 		for i, b := range src {
 			dst[i] = uint8Value[b]
 		}
-	case StorageFloat16:
+	case Float16:
 		for i := range dst {
 			dst[i] = float16.Frombits(binary.LittleEndian.Uint16(src[2*i:])).Float32()
 		}
@@ -337,7 +345,7 @@ func (r *Replay) decode(dst []float32, slot int) {
 // returns the number drawn. x and labels may be a bnn.Network's Input and
 // Labels. The draw is deterministic for the seed and the
 // sequence of calls, and allocates nothing after the first batch.
-func (r *Replay) SampleBatch(x []float32, labels []int32) (int, error) {
+func (r *Buffer) SampleBatch(x []float32, labels []int32) (int, error) {
 	return r.SampleBatchWith(x, labels, nil)
 }
 
@@ -347,7 +355,7 @@ func (r *Replay) SampleBatch(x []float32, labels []int32) (int, error) {
 // Online learning needs it: with uniform draws alone the first samples of
 // a stream are trained far more often than the last, and a new sample may
 // wait many steps for its first.
-func (r *Replay) SampleBatchWith(x []float32, labels []int32, fresh []int) (int, error) {
+func (r *Buffer) SampleBatchWith(x []float32, labels []int32, fresh []int) (int, error) {
 	n := min(len(labels), len(r.labels))
 	if len(x) < n*r.features {
 		return 0, fmt.Errorf("replay: batch buffer has %d values, %d samples need %d", len(x), n, n*r.features)
@@ -400,7 +408,7 @@ func (r *Replay) SampleBatchWith(x []float32, labels []int32, fresh []int) (int,
 //	"RPLY" u8 version u8 kind u16 0 u32 features u32 classes u32 capacity
 //	u32 n u64 seen, 20 bytes admission PCG, 20 bytes batch PCG,
 //	n u16 labels, n·features values (1 byte for uint8, 2 for float16)
-func (r *Replay) WriteTo(w io.Writer) (int64, error) {
+func (r *Buffer) WriteTo(w io.Writer) (int64, error) {
 	var hdr [replayHdrSize + 2*pcgStateSize]byte
 	copy(hdr[:], replayMagic)
 	hdr[4] = replayVersion
@@ -441,9 +449,9 @@ func (r *Replay) WriteTo(w io.Writer) (int64, error) {
 	return total, err
 }
 
-// ReadReplay restores a buffer written by WriteTo. The capacity is the one
+// Read restores a buffer written by WriteTo. The capacity is the one
 // saved; the data is checked for consistency, never trusted.
-func ReadReplay(data []byte) (*Replay, error) {
+func Read(data []byte) (*Buffer, error) {
 	if len(data) < replayHdrSize+2*pcgStateSize {
 		return nil, fmt.Errorf("replay: %d bytes, shorter than the %d-byte header", len(data), replayHdrSize+2*pcgStateSize)
 	}
@@ -454,11 +462,11 @@ func ReadReplay(data []byte) (*Replay, error) {
 		return nil, fmt.Errorf("replay: format version %d, this bnnd reads %d", data[4], replayVersion)
 	}
 	le := binary.LittleEndian
-	kind := StorageKind(data[5])
+	kind := Storage(data[5])
 	features, classes := int(le.Uint32(data[8:])), int(le.Uint32(data[12:]))
 	capacity, n := int64(le.Uint32(data[16:])), int64(le.Uint32(data[20:]))
 	seen := le.Uint64(data[24:])
-	if kind != StorageUint8 && kind != StorageFloat16 {
+	if kind != Uint8 && kind != Float16 {
 		return nil, fmt.Errorf("replay: unknown storage kind %d", kind)
 	}
 	if features <= 0 || features > 1<<24 || classes <= 0 || classes > maxReplayClass {
@@ -473,7 +481,7 @@ func ReadReplay(data []byte) (*Replay, error) {
 	if int64(len(data)) != want {
 		return nil, fmt.Errorf("replay: %d bytes, the header describes %d", len(data), want)
 	}
-	r := &Replay{kind: kind, features: features, classes: classes, capacity: int(capacity), seen: seen}
+	r := &Buffer{kind: kind, features: features, classes: classes, capacity: int(capacity), seen: seen}
 	r.admitPCG, r.batchPCG = new(rand.PCG), new(rand.PCG)
 	for i, p := range []*rand.PCG{r.admitPCG, r.batchPCG} {
 		off := replayHdrSize + i*pcgStateSize
@@ -492,7 +500,7 @@ func ReadReplay(data []byte) (*Replay, error) {
 	}
 	off += int(n) * labelBytes
 	r.values = append([]byte(nil), data[off:]...)
-	if kind == StorageFloat16 {
+	if kind == Float16 {
 		for i := 0; i < len(r.values); i += 2 {
 			if !float16.Frombits(le.Uint16(r.values[i:])).IsFinite() {
 				return nil, errors.New("replay: a stored value is not finite")

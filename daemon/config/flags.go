@@ -1,4 +1,4 @@
-package daemon
+package config
 
 import (
 	"flag"
@@ -77,7 +77,7 @@ func (f *Flags) Apply(c *Config) {
 // Load builds the configuration: defaults, then the -config file if given,
 // then the flags that were set; then validates. It touches nothing on disk
 // but the read of the file. Problems are returned together in a
-// *ConfigError.
+// *Error.
 func (f *Flags) Load() (*Config, error) {
 	var (
 		cfg      *Config
@@ -88,7 +88,7 @@ func (f *Flags) Load() (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg, parseErr = ParseConfig(f.configPath, data)
+		cfg, parseErr = Parse(f.configPath, data)
 		if cfg == nil {
 			return nil, parseErr
 		}

@@ -1,4 +1,4 @@
-package daemon
+package config
 
 import (
 	"bytes"
@@ -37,13 +37,13 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// ConfigError lists every problem found in a configuration, in file order
+// Error lists every problem found in a configuration, in file order
 // for syntax and type problems, then in key order for out-of-range values.
-type ConfigError struct {
+type Error struct {
 	Problems []Problem
 }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
 		lines[i] = p.String()
@@ -51,19 +51,19 @@ func (e *ConfigError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// maxConfigSize bounds what LoadConfig reads: a configuration is a few KiB;
+// maxConfigSize bounds what Load reads: a configuration is a few KiB;
 // anything bigger is a wrong file.
 const maxConfigSize = 1 << 20
 
-// LoadConfig reads the YAML file at path over the defaults and validates
+// Load reads the YAML file at path over the defaults and validates
 // the result. Every problem (unknown key, wrong type, bad value) is reported
-// in one *ConfigError naming the key and line.
-func LoadConfig(path string) (*Config, error) {
+// in one *Error naming the key and line.
+func Load(path string) (*Config, error) {
 	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
-	cfg, parseErr := ParseConfig(path, data)
+	cfg, parseErr := Parse(path, data)
 	if err := joinConfigErrors(parseErr, validateIfParsed(cfg)); err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func validateIfParsed(cfg *Config) error {
 	return cfg.Validate()
 }
 
-// joinConfigErrors concatenates the problems of several *ConfigError; any
+// joinConfigErrors concatenates the problems of several *Error; any
 // other error is returned as is.
 func joinConfigErrors(errs ...error) error {
 	var all []Problem
@@ -105,7 +105,7 @@ func joinConfigErrors(errs ...error) error {
 		if err == nil {
 			continue
 		}
-		var ce *ConfigError
+		var ce *Error
 		if !errors.As(err, &ce) {
 			return err
 		}
@@ -114,15 +114,15 @@ func joinConfigErrors(errs ...error) error {
 	if len(all) == 0 {
 		return nil
 	}
-	return &ConfigError{Problems: all}
+	return &Error{Problems: all}
 }
 
-// ParseConfig decodes YAML over Default without validating value ranges
+// Parse decodes YAML over Default without validating value ranges
 // (Validate does that, after flags are applied). name is used in error
 // positions. Syntax errors, unknown keys and wrong types are returned as a
-// *ConfigError; the returned config is nil only when the text is not YAML at
+// *Error; the returned config is nil only when the text is not YAML at
 // all, otherwise rejected keys keep their defaults.
-func ParseConfig(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte) (*Config, error) {
 	cfg := Default()
 	cfg.origin = map[string]string{}
 	d := &decoder{file: name, cfg: cfg}
@@ -133,7 +133,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return cfg, nil // an empty file: all defaults
 		}
-		return nil, &ConfigError{Problems: []Problem{{Where: name, Msg: yamlSyntaxMessage(err)}}}
+		return nil, &Error{Problems: []Problem{{Where: name, Msg: yamlSyntaxMessage(err)}}}
 	}
 	var second yaml.Node
 	if err := dec.Decode(&second); err == nil {
@@ -181,7 +181,7 @@ func (d *decoder) err() error {
 	if len(d.problems) == 0 {
 		return nil
 	}
-	return &ConfigError{Problems: d.problems}
+	return &Error{Problems: d.problems}
 }
 
 var (
@@ -448,9 +448,9 @@ const exampleHeader = `# bnnd configuration: every key with its default value (t
 
 `
 
-// ExampleConfig is the text of configs/bnnd.yaml: the defaults, every key
+// Example is the text of configs/bnnd.yaml: the defaults, every key
 // with a comment.
-func ExampleConfig() []byte {
+func Example() []byte {
 	b, err := Default().MarshalYAML()
 	if err != nil {
 		panic("daemon: the default configuration does not encode: " + err.Error())

@@ -1,0 +1,63 @@
+package testutil
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"testing"
+)
+
+// ChildCommand re-executes the test binary with env added, for a test whose
+// TestMain turns the binary into a child process when env is set. When the
+// binary is for another architecture and the kernel cannot run it directly
+// (no binfmt_misc), the child runs under the same qemu user emulator that
+// 'go test -exec' used.
+func ChildCommand(t *testing.T, env string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
+	probe := exec.Command(exe, "-test.run=^$", "-test.count=1")
+	probe.Env = os.Environ()
+	if err := probe.Run(); err != nil && errors.Is(err, syscall.ENOEXEC) {
+		emu := map[string]string{"arm64": "qemu-aarch64", "arm": "qemu-arm"}[runtime.GOARCH]
+		path, lerr := exec.LookPath(emu)
+		if lerr != nil {
+			t.Fatalf("cannot run %s (%v) and no %q emulator found: %v", exe, err, emu, lerr)
+		}
+		cmd = exec.Command(path, exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), env)
+	}
+	return cmd
+}
+
+// StartSavingChild starts the child ChildCommand makes and returns it once
+// the child has written its first "saved" line, so the caller can kill it
+// at a random moment of its checkpoint loop.
+func StartSavingChild(t *testing.T, env string, round int) *exec.Cmd {
+	t.Helper()
+	cmd := ChildCommand(t, env)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "saved\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("round %d: child did not save a checkpoint: %q %v; stderr: %s", round, line, err, stderr.String())
+	}
+	return cmd
+}
