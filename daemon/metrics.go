@@ -19,7 +19,7 @@ import (
 // the MQTT progress, memory and encoding topics, taken by the training loop
 // at its tick and read by the HTTP handler without touching training state.
 type metricsSnapshot struct {
-	status        Status
+	status        statusSnapshot
 	trainingBytes int64
 	replayBytes   int64
 	replaySamples int

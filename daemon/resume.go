@@ -32,7 +32,7 @@ type resumed struct {
 	replay    *replay.Buffer
 	holdout   *replay.Buffer
 	counters  Counters
-	tracker   *Tracker
+	tracker   *tracker
 	norm      *sensors.Normalizer // nil: the source has none
 	normBytes []byte
 	// capacities before the replay.budget of this run was applied

@@ -108,7 +108,7 @@ type runner struct {
 	opt     *bop.Optimizer
 	replay  *replay.Buffer
 	holdout *replay.Buffer
-	tracker *Tracker
+	tracker *tracker
 	split   *rand.Rand // chooses held-out samples
 
 	seen           atomic.Uint64 // samples read, for the watchdog
@@ -508,7 +508,7 @@ func (r *runner) fresh(spec bnn.Spec, in bnn.Shape, bopts bnn.Options, formats [
 	if r.holdout, err = replay.New(features, outputs, r.kind, holdoutBudget, r.cfg.Training.Seed+1); err != nil {
 		return fmt.Errorf("holdout: %w", err)
 	}
-	if r.tracker, err = NewTracker(Counters{}, DefaultAccuracyHorizon, DefaultStepHorizon); err != nil {
+	if r.tracker, err = newTracker(Counters{}, defaultAccuracyHorizon, defaultStepHorizon); err != nil {
 		return err
 	}
 	r.split = rand.New(rand.NewPCG(uint64(r.cfg.Training.Seed), 0))

@@ -105,7 +105,7 @@ func TestRunTrainsCheckpointsAndResumes(t *testing.T) {
 		t.Fatalf("the second run did not continue the first: %+v then %+v", first, second)
 	}
 	// Chance is 1/5: after 3000 windows the prequential accuracy is well above.
-	tr, _ := NewTracker(second, DefaultAccuracyHorizon, DefaultStepHorizon)
+	tr, _ := newTracker(second, defaultAccuracyHorizon, defaultStepHorizon)
 	acc := tr.Status(time.Now()).PrequentialAcc
 	t.Logf("prequential accuracy after %d samples: %.3f", 2*n, acc)
 	if acc < 0.35 {
@@ -269,7 +269,7 @@ func TestRunOverMQTT(t *testing.T) {
 	base := "bnnd/testdev/"
 	w.wait(base+"status", 0, 20*time.Second, func(p string) bool { return p == "online" })
 
-	var prog Status
+	var prog statusSnapshot
 	_, i := w.wait(base+"progress", 0, 30*time.Second, func(p string) bool {
 		return json.Unmarshal([]byte(p), &prog) == nil && prog.Step > 0
 	})
@@ -328,7 +328,7 @@ func TestRunOverMQTT(t *testing.T) {
 	p1, j := w.wait(base+"progress", w.count(), 5*time.Second, anyPayload)
 	time.Sleep(500 * time.Millisecond)
 	p2, _ := w.wait(base+"progress", j, 5*time.Second, anyPayload)
-	var s1, s2 Status
+	var s1, s2 statusSnapshot
 	json.Unmarshal([]byte(p1), &s1)
 	json.Unmarshal([]byte(p2), &s2)
 	if s1.SamplesSeen != s2.SamplesSeen {

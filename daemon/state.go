@@ -161,7 +161,7 @@ func (r *runner) decodeCheckpoint(ck *checkpoint.File, bopts bnn.Options, format
 	if res.counters, err = ParseCounters(b); err != nil {
 		return nil, err
 	}
-	if res.tracker, err = NewTracker(res.counters, DefaultAccuracyHorizon, DefaultStepHorizon); err != nil {
+	if res.tracker, err = newTracker(res.counters, defaultAccuracyHorizon, defaultStepHorizon); err != nil {
 		return nil, err
 	}
 	if b, ok := ck.Section(sectionNormalizer); ok {

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// Status is the training progress as published on <prefix>/<id>/progress.
+// statusSnapshot is the training progress as published on <prefix>/<id>/progress.
 // Accuracies are in [0,1]; the hold-out accuracy is null until its first
 // evaluation (a figure not measured is never shown as 0).
-type Status struct {
+type statusSnapshot struct {
 	Step              uint64   `json:"step"`               // Bop steps taken
 	SamplesSeen       uint64   `json:"samples_seen"`       // windows read from the source
 	SamplesTrained    uint64   `json:"samples_trained"`    // samples in all mini-batches (with repeats)
@@ -59,14 +59,14 @@ type Counters struct {
 // Default horizons of the fading averages: about the last 1000 labelled
 // samples for accuracy and the last 100 steps for loss and flips.
 const (
-	DefaultAccuracyHorizon = 1000
-	DefaultStepHorizon     = 100
+	defaultAccuracyHorizon = 1000
+	defaultStepHorizon     = 100
 	rateInterval           = time.Second
 )
 
-// Tracker accumulates the counters of a training run. It is owned by the
+// tracker accumulates the counters of a training run. It is owned by the
 // training loop (not safe for concurrent use); others get Status copies.
-type Tracker struct {
+type tracker struct {
 	c         Counters
 	accFade   float64
 	stepFade  float64
@@ -75,10 +75,10 @@ type Tracker struct {
 	rateSeen  uint64
 }
 
-// NewTracker starts counting from c (zero for a fresh run, or the counters
+// newTracker starts counting from c (zero for a fresh run, or the counters
 // of a checkpoint). accuracyHorizon and stepHorizon are the effective
 // lengths of the fading averages in samples and steps (α = 1 − 1/horizon).
-func NewTracker(c Counters, accuracyHorizon, stepHorizon int) (*Tracker, error) {
+func newTracker(c Counters, accuracyHorizon, stepHorizon int) (*tracker, error) {
 	if accuracyHorizon < 1 || stepHorizon < 1 {
 		return nil, fmt.Errorf("status: horizons %d and %d must be at least 1", accuracyHorizon, stepHorizon)
 	}
@@ -91,7 +91,7 @@ func NewTracker(c Counters, accuracyHorizon, stepHorizon int) (*Tracker, error) 
 	if c.PreqSum > c.PreqWeight || c.HoldoutAcc > 1 {
 		return nil, fmt.Errorf("status: accuracy counters out of range (%v of %v, holdout %v)", c.PreqSum, c.PreqWeight, c.HoldoutAcc)
 	}
-	return &Tracker{
+	return &tracker{
 		c:        c,
 		accFade:  1 - 1/float64(accuracyHorizon),
 		stepFade: 1 - 1/float64(stepHorizon),
@@ -108,11 +108,11 @@ func ParseCounters(data []byte) (Counters, error) {
 }
 
 // Counters returns the durable counters (for a checkpoint).
-func (t *Tracker) Counters() Counters { return t.c }
+func (t *tracker) Counters() Counters { return t.c }
 
 // ObservePrediction records one window read from the source and, if it was
 // labelled, whether the prediction made before training on it was right.
-func (t *Tracker) ObservePrediction(labelled, correct bool) {
+func (t *tracker) ObservePrediction(labelled, correct bool) {
 	t.c.SamplesSeen++
 	if !labelled {
 		return
@@ -128,7 +128,7 @@ func (t *Tracker) ObservePrediction(labelled, correct bool) {
 
 // ObserveUnpredicted records a window read while there was nothing to
 // predict (fewer than two classes): it counts, but not in the accuracy.
-func (t *Tracker) ObserveUnpredicted(labelled bool) {
+func (t *tracker) ObserveUnpredicted(labelled bool) {
 	t.c.SamplesSeen++
 	if labelled {
 		t.c.SamplesLabeled++
@@ -136,16 +136,16 @@ func (t *Tracker) ObserveUnpredicted(labelled bool) {
 }
 
 // ObserveEncodingRaced records that momentum auto's race chose now.
-func (t *Tracker) ObserveEncodingRaced() { t.c.EncodingRaced = max(t.c.Step, 1) }
+func (t *tracker) ObserveEncodingRaced() { t.c.EncodingRaced = max(t.c.Step, 1) }
 
 // ObserveStraddling records a window during which the label changed.
-func (t *Tracker) ObserveStraddling() { t.c.SamplesStraddling++ }
+func (t *tracker) ObserveStraddling() { t.c.SamplesStraddling++ }
 
 // ObserveStep records one Bop step on a mini-batch of batch samples with
 // mean loss loss, which flipped flips weights. A NaN or infinite loss is
 // not averaged in (it would poison every later figure); the caller reports
 // it.
-func (t *Tracker) ObserveStep(batch int, loss float64, flips int) {
+func (t *tracker) ObserveStep(batch int, loss float64, flips int) {
 	t.c.Step++
 	t.c.SamplesTrained += uint64(max(batch, 0))
 	t.c.FlipsTotal += uint64(max(flips, 0))
@@ -159,7 +159,7 @@ func (t *Tracker) ObserveStep(batch int, loss float64, flips int) {
 
 // ObserveHoldout records the accuracy of an evaluation on the held-out
 // slice.
-func (t *Tracker) ObserveHoldout(acc float64) {
+func (t *tracker) ObserveHoldout(acc float64) {
 	if math.IsNaN(acc) || acc < 0 || acc > 1 {
 		return
 	}
@@ -170,7 +170,7 @@ func (t *Tracker) ObserveHoldout(acc float64) {
 // Status returns the figures at time now. The throughput is the number of
 // samples seen per second over the last completed interval of at least a
 // second (the first call only starts the clock).
-func (t *Tracker) Status(now time.Time) Status {
+func (t *tracker) Status(now time.Time) statusSnapshot {
 	switch {
 	case t.rateSince.IsZero():
 		t.rateSince, t.rateSeen = now, t.c.SamplesSeen
@@ -178,7 +178,7 @@ func (t *Tracker) Status(now time.Time) Status {
 		t.rate = float64(t.c.SamplesSeen-t.rateSeen) / now.Sub(t.rateSince).Seconds()
 		t.rateSince, t.rateSeen = now, t.c.SamplesSeen
 	}
-	s := Status{
+	s := statusSnapshot{
 		Step:              t.c.Step,
 		SamplesSeen:       t.c.SamplesSeen,
 		SamplesTrained:    t.c.SamplesTrained,

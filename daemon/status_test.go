@@ -10,7 +10,7 @@ import (
 )
 
 func TestStatusJSONKeys(t *testing.T) {
-	b, err := json.Marshal(Status{Step: 1, PrequentialAcc: 0.5})
+	b, err := json.Marshal(statusSnapshot{Step: 1, PrequentialAcc: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,12 +30,12 @@ func TestStatusJSONKeys(t *testing.T) {
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
 
 func TestTrackerFadingAverages(t *testing.T) {
-	tr, err := NewTracker(Counters{}, 4, 2)
+	tr, err := newTracker(Counters{}, 4, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1000, 0)
-	if s := tr.Status(now); s != (Status{}) {
+	if s := tr.Status(now); s != (statusSnapshot{}) {
 		t.Fatalf("fresh tracker: %+v", s)
 	}
 	// α = 3/4: after right, wrong: (0.75·1 + 0) / (0.75 + 1) = 3/7.
@@ -74,7 +74,7 @@ func TestTrackerFadingAverages(t *testing.T) {
 }
 
 func TestTrackerConvergesToTheRate(t *testing.T) {
-	tr, _ := NewTracker(Counters{}, 100, 100)
+	tr, _ := newTracker(Counters{}, 100, 100)
 	for i := 0; i < 5000; i++ {
 		tr.ObservePrediction(true, i%4 != 0)
 	}
@@ -84,7 +84,7 @@ func TestTrackerConvergesToTheRate(t *testing.T) {
 }
 
 func TestTrackerThroughput(t *testing.T) {
-	tr, _ := NewTracker(Counters{SamplesSeen: 50}, 10, 10)
+	tr, _ := newTracker(Counters{SamplesSeen: 50}, 10, 10)
 	start := time.Unix(2000, 0)
 	tr.Status(start)
 	for i := 0; i < 300; i++ {
@@ -99,7 +99,7 @@ func TestTrackerThroughput(t *testing.T) {
 }
 
 func TestTrackerResumesFromCounters(t *testing.T) {
-	a, _ := NewTracker(Counters{}, 50, 10)
+	a, _ := newTracker(Counters{}, 50, 10)
 	for i := 0; i < 200; i++ {
 		a.ObservePrediction(true, i%3 == 0)
 		if i%8 == 0 {
@@ -114,11 +114,11 @@ func TestTrackerResumesFromCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewTracker(c, 50, 10)
+	b, err := newTracker(c, 50, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tr := range []*Tracker{a, b} {
+	for _, tr := range []*tracker{a, b} {
 		tr.ObservePrediction(true, true)
 		tr.ObserveStep(16, 0.25, 3)
 	}
@@ -129,13 +129,13 @@ func TestTrackerResumesFromCounters(t *testing.T) {
 	if _, err := ParseCounters([]byte(`{"step": -1}`)); err == nil {
 		t.Error("negative step accepted")
 	}
-	if _, err := NewTracker(Counters{PreqSum: 5, PreqWeight: 2}, 10, 10); err == nil {
+	if _, err := newTracker(Counters{PreqSum: 5, PreqWeight: 2}, 10, 10); err == nil {
 		t.Error("accuracy above 1 accepted")
 	}
-	if _, err := NewTracker(Counters{LossSum: math.Inf(1)}, 10, 10); err == nil {
+	if _, err := newTracker(Counters{LossSum: math.Inf(1)}, 10, 10); err == nil {
 		t.Error("infinite loss accepted")
 	}
-	if _, err := NewTracker(Counters{}, 0, 10); err == nil {
+	if _, err := newTracker(Counters{}, 0, 10); err == nil {
 		t.Error("zero horizon accepted")
 	}
 }

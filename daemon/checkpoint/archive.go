@@ -20,7 +20,7 @@ import (
 // newest checkpoint.archive_keep of them. A reset is thereby undone with
 // 'bnnd checkpoint restore'.
 const (
-	ArchiveDir         = "archive"
+	archiveDir         = "archive"
 	DefaultArchiveKeep = 3
 	archivePrefix      = "checkpoint-"
 	archiveSuffix      = ".bnnd"
@@ -29,7 +29,7 @@ const (
 )
 
 // ArchivePath is the archive directory of a state directory.
-func ArchivePath(stateDir string) string { return filepath.Join(stateDir, ArchiveDir) }
+func ArchivePath(stateDir string) string { return filepath.Join(stateDir, archiveDir) }
 
 func archiveName(created time.Time) string {
 	return archivePrefix + created.UTC().Format(archiveTimeLayout) + archiveSuffix

@@ -46,7 +46,7 @@ import (
 // per-section checksums say which section a damage hit.
 const (
 	checkpointMagic = "BNNDCKPT"
-	Version         = 1
+	formatVersion   = 1
 
 	checkpointHeaderSize = 32
 	sectionHeaderFixed   = 2 + 8 + 4
@@ -159,7 +159,7 @@ type Store struct {
 // MaxReadSize bounds every checkpoint read when no tighter bound is set: a
 // checkpoint file is read whole, and on a 32-bit board more than this could
 // not be allocated anyway.
-const MaxReadSize = 1 << 30
+const maxReadSize = 1 << 30
 
 // SetMaxSize bounds the size of the files Load accepts, so that a file
 // larger than any state the configuration can produce is refused before it
@@ -179,7 +179,7 @@ func Open(dir string, keepPrevious bool, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint store %s: %w", dir, err)
 	}
-	archiveStale, _ := filepath.Glob(filepath.Join(dir, ArchiveDir, tempPattern))
+	archiveStale, _ := filepath.Glob(filepath.Join(dir, archiveDir, tempPattern))
 	stale = append(stale, archiveStale...)
 	for _, p := range stale {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -402,7 +402,7 @@ func (s *Store) readLimit() int64 {
 	if s.maxSize > 0 {
 		return s.maxSize
 	}
-	return MaxReadSize
+	return maxReadSize
 }
 
 // openRegular opens path for reading only if it is a regular file no larger
@@ -479,7 +479,7 @@ func readRegular(path string, limit int64) ([]byte, error) {
 // file, and at most limit bytes (MaxReadSize if limit is 0).
 func ReadBytes(path string, limit int64) ([]byte, error) {
 	if limit <= 0 {
-		limit = MaxReadSize
+		limit = maxReadSize
 	}
 	return readRegular(path, limit)
 }
@@ -507,7 +507,7 @@ func writeCheckpoint(f *os.File, created time.Time, sections []Section) (int64, 
 
 	var hdr [checkpointHeaderSize]byte
 	copy(hdr[:8], checkpointMagic)
-	binary.LittleEndian.PutUint32(hdr[8:], Version)
+	binary.LittleEndian.PutUint32(hdr[8:], formatVersion)
 	binary.LittleEndian.PutUint32(hdr[12:], uint32(len(sections)))
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(created.UnixNano()))
 	// hdr[24:32], the total length, is patched at the end.
@@ -579,7 +579,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // other than a missing file are *Error naming the file and the
 // problem.
 func ReadFile(path string) (*File, error) {
-	return readFile(path, MaxReadSize)
+	return readFile(path, maxReadSize)
 }
 
 func readFile(path string, limit int64) (*File, error) {
@@ -631,8 +631,8 @@ func Parse(data []byte) (*Info, error) {
 		return info, fmt.Errorf("not a bnnd checkpoint (starts with %q)", data[:8])
 	}
 	info.Version = int(binary.LittleEndian.Uint32(data[8:]))
-	if info.Version != Version {
-		return info, fmt.Errorf("format version %d, this bnnd reads version %d", info.Version, Version)
+	if info.Version != formatVersion {
+		return info, fmt.Errorf("format version %d, this bnnd reads version %d", info.Version, formatVersion)
 	}
 	count := binary.LittleEndian.Uint32(data[12:])
 	info.Created = time.Unix(0, int64(binary.LittleEndian.Uint64(data[16:]))).UTC()
@@ -745,7 +745,7 @@ func (s *Store) PeekSection(name string, limit int64) (found []Peeked, errs []er
 }
 
 func peekSection(path, name string, limit int64) ([]byte, error) {
-	f, size, err := openRegular(path, MaxReadSize)
+	f, size, err := openRegular(path, maxReadSize)
 	if err != nil {
 		return nil, err
 	}
@@ -757,8 +757,8 @@ func peekSection(path, name string, limit int64) ([]byte, error) {
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
 		return nil, bad("header: %v", err)
 	}
-	if string(hdr[:8]) != checkpointMagic || binary.LittleEndian.Uint32(hdr[8:]) != Version {
-		return nil, bad("not a version %d bnnd checkpoint", Version)
+	if string(hdr[:8]) != checkpointMagic || binary.LittleEndian.Uint32(hdr[8:]) != formatVersion {
+		return nil, bad("not a version %d bnnd checkpoint", formatVersion)
 	}
 	count := binary.LittleEndian.Uint32(hdr[12:])
 	if count > maxSections {

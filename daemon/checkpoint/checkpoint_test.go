@@ -88,7 +88,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if gen := checkGeneration(t, c); gen != 3 || len(c.Skipped) != 0 {
 		t.Fatalf("loaded gen %d, skipped %v", gen, c.Skipped)
 	}
-	if !c.Created.Equal(created.Add(3*time.Minute)) || c.Version != Version {
+	if !c.Created.Equal(created.Add(3*time.Minute)) || c.Version != formatVersion {
 		t.Errorf("created %v version %d", c.Created, c.Version)
 	}
 	prev, err := ReadFile(st.PreviousPath())
