@@ -77,3 +77,63 @@ func TestConfigShowAppliesFlags(t *testing.T) {
 		t.Errorf("bad flag value: exit %d, %q", code, errOut)
 	}
 }
+
+// 'bnnd config check' refuses exactly what 'bnnd run' refuses: both are fed
+// the same files, each made to run briefly without a broker or with the
+// embedded one. The refused files include rules of the mqtt package (a
+// password without a user name once passed the check and failed the run).
+func TestConfigCheckRefusesWhatRunRefuses(t *testing.T) {
+	base := "source:\n  spec: synthetic-imu,pace=0,n=200\nmodel:\n  spec: mlp:16\ntraining:\n  momentum: e4m3b28s\n  threads: 1\n"
+	for _, tc := range []struct {
+		name, yaml string
+		refused    bool
+	}{
+		{"no broker", "mqtt:\n  broker: none\n", false},
+		{"embedded broker", "mqtt:\n  broker: embedded\nembedded_broker:\n  listen: 127.0.0.1:0\n", false},
+		{"password without user", "mqtt:\n  broker: tcp://127.0.0.1:1\n  password: a\n", true},
+		{"two password sources", "mqtt:\n  broker: tcp://127.0.0.1:1\n  username: u\n  password: a\n  password_env: B\n", true},
+		{"unknown scheme", "mqtt:\n  broker: ftp://h\n", true},
+		{"TLS file on tcp", "mqtt:\n  broker: tcp://127.0.0.1:1\n  ca_file: ca.pem\n", true},
+		{"wildcard prefix", "mqtt:\n  prefix: a/+\n", true},
+		{"unknown command disabled", "mqtt:\n  commands:\n    disabled: [explode]\n", true},
+		{"device id", "mqtt:\n  device_id: pi/4\n", true},
+		{"embedded user without password", "embedded_broker:\n  users:\n    - username: ha\n", true},
+		{"bad momentum", "training:\n  momentum: e9m9\n", true},
+		{"bad key", "trainig:\n  gamma: 0.1\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "bnnd.yaml")
+			text := base + tc.yaml + "checkpoint:\n  dir: " + filepath.Join(dir, "state") + "\n"
+			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			checkCode, _, checkErr := invokeCLI(t, "config", "check", path)
+			runCode, _, runErr := invokeCLI(t, "run", "-config", path, "-max-samples", "20")
+			if !tc.refused {
+				if checkCode != 0 || runCode != 0 || !strings.Contains(runErr, "samples_seen=20") {
+					t.Fatalf("accepted config: check exit %d %q, run exit %d %q", checkCode, checkErr, runCode, runErr)
+				}
+				return
+			}
+			if checkCode != 2 || runCode != 2 {
+				t.Fatalf("refused config: check exit %d, run exit %d\ncheck: %s\nrun: %s", checkCode, runCode, checkErr, runErr)
+			}
+			if p := problems(checkErr); p == "" || p != problems(runErr) {
+				t.Errorf("check and run name different problems:\ncheck: %s\nrun: %s", checkErr, runErr)
+			}
+		})
+	}
+}
+
+// problems is the "key: message" lines of a configuration error, without
+// the file name that starts each line.
+func problems(stderr string) string {
+	var out []string
+	for _, line := range strings.Split(stderr, "\n") {
+		if _, rest, ok := strings.Cut(line, ".yaml:"); ok {
+			out = append(out, rest)
+		}
+	}
+	return strings.Join(out, "\n")
+}
