@@ -261,7 +261,14 @@ func (r *runner) publish(now time.Time, slow bool) {
 			checkpointFailing: r.ckStatus.failing, checkpointFailures: r.ckStatus.failures, checkpointErrorAt: r.ckStatus.lastAt,
 		})
 	}
+	if publishedHook != nil {
+		publishedHook()
+	}
 }
+
+// publishedHook, when set by a test, is called after each hand-over of the
+// slow figures (memory, encoding, health and /metrics).
+var publishedHook func()
 
 // publishPrediction hands the latest prediction to MQTT when the topic's
 // interval has passed since the last one: at the window's own time, not

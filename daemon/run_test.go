@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -164,10 +163,11 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 
 // mqttWatcher records every message under a topic filter.
 type mqttWatcher struct {
-	t      *testing.T
-	client paho.Client
-	mu     sync.Mutex
-	msgs   []paho.Message
+	t       *testing.T
+	client  paho.Client
+	mu      sync.Mutex
+	msgs    []paho.Message
+	arrived chan struct{} // closed and replaced on every message
 }
 
 var watcherID atomic.Int64
@@ -178,7 +178,7 @@ func watch(t *testing.T, addr, filter string) *mqttWatcher {
 
 // watchAs is watch logged in as who (the embedded broker wants a login).
 func watchAs(t *testing.T, addr string, who mqtt.Credentials, filter string) *mqttWatcher {
-	w := &mqttWatcher{t: t}
+	w := &mqttWatcher{t: t, arrived: make(chan struct{})}
 	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("watcher-%d", watcherID.Add(1))).SetConnectRetry(true).
 		SetConnectRetryInterval(100 * time.Millisecond).SetUsername(who.Username).SetPassword(who.Password)
 	w.client = paho.NewClient(opts)
@@ -188,6 +188,8 @@ func watchAs(t *testing.T, addr string, who mqtt.Credentials, filter string) *mq
 	tok := w.client.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
 		w.mu.Lock()
 		w.msgs = append(w.msgs, m)
+		close(w.arrived)
+		w.arrived = make(chan struct{})
 		w.mu.Unlock()
 	})
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -197,30 +199,28 @@ func watchAs(t *testing.T, addr string, who mqtt.Credentials, filter string) *mq
 	return w
 }
 
-func (w *mqttWatcher) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.msgs)
-}
-
 // wait returns the first message on topic after index from that satisfies
 // ok, and the index after it.
 func (w *mqttWatcher) wait(topic string, from int, within time.Duration, ok func(string) bool) (string, int) {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	timeout := time.After(within)
+	for {
 		w.mu.Lock()
-		msgs := w.msgs
+		msgs, arrived := w.msgs, w.arrived
 		w.mu.Unlock()
 		for i := from; i < len(msgs); i++ {
 			if msgs[i].Topic() == topic && ok(string(msgs[i].Payload())) {
 				return string(msgs[i].Payload()), i + 1
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		from = max(from, len(msgs))
+		select {
+		case <-arrived:
+		case <-timeout:
+			w.t.Fatalf("no message on %s within %v", topic, within)
+			return "", 0
+		}
 	}
-	w.t.Fatalf("no message on %s within %v", topic, within)
-	return "", 0
 }
 
 func anyPayload(string) bool { return true }
@@ -232,34 +232,19 @@ func TestRunOverMQTT(t *testing.T) {
 	cfg.EmbeddedBroker.Listen = addr
 	cfg.Source.Spec = "synthetic-imu,pace=0"
 	cfg.MQTT.Intervals.Progress = 100 * time.Millisecond
+	cfg.MQTT.Intervals.Health = 100 * time.Millisecond
 	promAddr := testutil.FreeAddr(t)
 	cfg.Prometheus.Listen = promAddr
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, RunOptions{Logger: testLogger(t), Version: "test"}) }()
+	logs := &syncLog{t: t}
+	go func() { done <- Run(ctx, cfg, RunOptions{Logger: logs.logger(), Version: "test"}) }()
 	defer func() {
 		cancel()
 		<-done
 	}()
-	// The embedded broker is up once the client reports online.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("Run ended before its broker listened on %s: %v", addr, err)
-		default:
-		}
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("embedded broker never listened")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	logs.waitFor("embedded broker listening", 30*time.Second)
 	// The credentials file exists before the broker listens.
 	own, err := mqtt.ReadCredentials(filepath.Join(cfg.Checkpoint.Dir, mqtt.CredentialsFileName))
 	if err != nil {
@@ -322,16 +307,19 @@ func TestRunOverMQTT(t *testing.T) {
 	if res := command("pause", "PRESS"); res["ok"] != true {
 		t.Fatalf("pause: %v", res)
 	}
-	// Progress computed before the pause may still be in flight: compare
-	// two messages that both left after it.
-	time.Sleep(500 * time.Millisecond)
-	p1, j := w.wait(base+"progress", w.count(), 5*time.Second, anyPayload)
-	time.Sleep(500 * time.Millisecond)
+	// Progress computed before the pause may still be in flight. The loop
+	// hands progress over just before health, so once a health message
+	// says paused, at most one progress message (already taken from its
+	// mailbox) predates the pause: skip one, compare the next two.
+	_, h := w.wait(base+"health", i, 10*time.Second, func(p string) bool { return strings.Contains(p, `"paused":true`) })
+	_, h = w.wait(base+"progress", h, 5*time.Second, anyPayload)
+	p1, j := w.wait(base+"progress", h, 5*time.Second, anyPayload)
 	p2, _ := w.wait(base+"progress", j, 5*time.Second, anyPayload)
 	var s1, s2 statusSnapshot
-	json.Unmarshal([]byte(p1), &s1)
-	json.Unmarshal([]byte(p2), &s2)
-	if s1.SamplesSeen != s2.SamplesSeen {
+	if err := errors.Join(json.Unmarshal([]byte(p1), &s1), json.Unmarshal([]byte(p2), &s2)); err != nil {
+		t.Fatalf("progress %q, %q: %v", p1, p2, err)
+	}
+	if s1.SamplesSeen == 0 || s1.SamplesSeen != s2.SamplesSeen {
 		t.Errorf("training went on while paused: %d then %d samples", s1.SamplesSeen, s2.SamplesSeen)
 	}
 	if res := command("resume", "PRESS"); res["ok"] != true {
