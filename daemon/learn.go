@@ -137,8 +137,8 @@ const (
 var calibrationSearch = fp.SearchOptions{}
 
 // calibrate races the momentum encodings (bop.Select) from the model as it
-// is and continues in the chosen one. The race's steps are undone; the
-// replay cannot be rewound, so each arm trains on its own replay batches.
+// is and continues in the chosen one. The race's steps are undone, and
+// every arm trains on the same replay batches.
 // The warm start waits in a file in the state folder, so the momenta held
 // stay within the warm-up format's 8 bits per weight. On failure the run
 // goes on in the warm-up format.
@@ -156,6 +156,10 @@ func (r *runner) calibrate() {
 	batch := r.cfg.Training.Batch
 	start := time.Now()
 	racing := false
+	// The replay's contents stay as they are during the race (the loop
+	// reads no samples), so rewinding its batch generator to the warm start
+	// gives every arm the same batches.
+	rewind := func() error { return nil }
 	next := func() (int, error) {
 		busy.serve()
 		m, err := r.replay.SampleBatch(r.net.Input(), r.net.Labels()[:batch])
@@ -189,9 +193,11 @@ func (r *runner) calibrate() {
 		OnMemory: func(phase string, _ int64) {
 			if phase == "snapshot" {
 				racing = true // from here on, steps are undone after each arm
+				rewind = r.replay.Mark()
 			}
 		},
-		Logf: func(format string, args ...any) { r.log.Debug(fmt.Sprintf(format, args...)) },
+		Rewind: func() error { return rewind() },
+		Logf:   func(format string, args ...any) { r.log.Debug(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		r.log.Error("momentum auto: encoding race failed; continuing in the warm-up format", "err", err, "momentum", formatNames(r.opt.Formats()))

@@ -349,6 +349,20 @@ func (r *Buffer) SampleBatch(x []float32, labels []int32) (int, error) {
 	return r.SampleBatchWith(x, labels, nil)
 }
 
+// Mark returns a function that puts the mini-batch generator back to where
+// it is now, so that the batches drawn since repeat exactly (the contents
+// must not change in between). The encoding race trains every arm on the
+// same batches this way.
+func (r *Buffer) Mark() (rewind func() error) {
+	state, err := r.batchPCG.MarshalBinary()
+	return func() error {
+		if err != nil {
+			return err
+		}
+		return r.batchPCG.UnmarshalBinary(state)
+	}
+}
+
 // SampleBatchWith is SampleBatch with the samples in slots fresh (those
 // just offered, as Offer returned them; -1 and repeats are skipped) placed
 // first, and the rest of the batch drawn uniformly from the other slots.

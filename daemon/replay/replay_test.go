@@ -498,3 +498,39 @@ func TestReplaySampleBatchWithFresh(t *testing.T) {
 		t.Errorf("10 fresh for a batch of 8: chose %v", r.chosen)
 	}
 }
+
+// Mark's rewind repeats the batches drawn since, fresh slots or not.
+func TestReplayMarkRepeatsBatches(t *testing.T) {
+	r, err := New(3, 4, Float16, BytesFor(3, Float16, 200), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 150 {
+		if _, err := r.Offer([]float32{float32(i), 1, 2}, i%4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	draw := func() []float32 {
+		var all []float32
+		for range 5 {
+			x, labels := make([]float32, 3*16), make([]int32, 16)
+			if _, err := r.SampleBatchWith(x, labels, []int{7}); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, x...)
+		}
+		return all
+	}
+	draw()
+	rewind := r.Mark()
+	first := draw()
+	if err := rewind(); err != nil {
+		t.Fatal(err)
+	}
+	if again := draw(); !equalFloats(first, again) {
+		t.Error("the batches after the rewind differ from those after the mark")
+	}
+	if later := draw(); equalFloats(first, later) {
+		t.Error("without a rewind the generator repeats itself")
+	}
+}
