@@ -177,15 +177,16 @@ type selector struct {
 // training: after a warm-up in WarmupFormat (the optimizer must hold it, or
 // fp32, which is converted layer by layer), the last TraceSteps steps are
 // traced and fp.Search picks, for each width, the range (bias) whose replay
-// flips most like fp32 — the pre-filter. Then the candidates race from the
-// same warm start, narrowest first: each trains K steps on the training
-// stream, is scored on held-out data by eval, and stays in if its accuracy
-// is within Tolerance of the reference arm (the warm-up format, trained the
-// same steps); then K more steps and the same test. The first candidate
-// that passes both wins. If none does, the reference format is kept and
-// Fallback is set. Before returning, the warm start is restored in the
-// chosen format, so training goes on from the end of the warm-up (on the
-// same batches when Rewind is set).
+// flips most like fp32, and a runner-up of another exponent width — the
+// pre-filter. Then candidates race from the same warm start against the
+// reference arm (the warm-up format, trained the same steps): each trains K
+// steps on the training stream, is scored on held-out data by eval, trains K
+// more and is judged (see verdict). The widths are walked from startBits
+// (see race); a width whose first format is out races its runner-up. If no
+// width qualifies, the reference format is kept and Fallback is set. Before
+// returning, the warm start is restored in the chosen format, so training
+// goes on from the end of the warm-up (on the same batches when Rewind is
+// set).
 //
 // Momenta never take more than 16 bits per weight at any moment: each arm's
 // codes live in the warm-up momenta's 8-bit storage, the warm start is kept
@@ -374,7 +375,12 @@ func convertInto(nv, old *fp.Vector, seed uint64, layer int) {
 type candidate struct {
 	bits    int
 	formats []fp.Format // per layer
-	notes   string
+	// alt is the runner-up of the width: per layer, the best-ranked format
+	// with another exponent width (nil when the trace offers none). The
+	// 30-step flip criterion ranks exponent widths poorly, so a width whose
+	// first format fails the race gets a second try with it.
+	alt   []fp.Format
+	notes string
 }
 
 // prefilter runs fp.Search on the traces (one group, or one per layer with
@@ -394,11 +400,13 @@ func (s *selector) prefilter(traces []fp.Trace, groups [][]int) ([]candidate, er
 	limits := so
 	so.MaxLostRatio, so.MaxFlipDisagree = 1, 1 // rank all; the race decides
 	best := map[int][]fp.Format{}              // width → per layer
+	alt := map[int][]fp.Format{}               // width → per layer, nil until a group has a runner-up
 	feasible := map[int]bool{}
 	for w := opt.MinBits; w <= opt.MaxBits; w++ {
 		best[w] = append([]fp.Format(nil), s.warm...)
 		feasible[w] = true
 	}
+	var altOf []map[int]fp.Format // per group: width → runner-up
 	for _, g := range groups {
 		tr := make([]fp.Trace, len(g))
 		for k, i := range g {
@@ -412,8 +420,13 @@ func (s *selector) prefilter(traces []fp.Trace, groups [][]int) ([]candidate, er
 		s.sel.Prefilter = append(s.sel.Prefilter, res)
 		s.sel.Scopes = append(s.sel.Scopes, "layers "+layerList(g))
 		seen := map[int]bool{}
+		runnerUp := map[int]fp.Format{}
+		altOf = append(altOf, runnerUp)
 		for _, c := range res.Ranking { // fewest bits, then lowest flip disagreement, lost ratio
 			if seen[c.Bits] {
+				if _, ok := runnerUp[c.Bits]; !ok && c.Format.Exp != best[c.Bits][g[0]].Exp {
+					runnerUp[c.Bits] = c.Format
+				}
 				continue
 			}
 			seen[c.Bits] = true
@@ -430,10 +443,23 @@ func (s *selector) prefilter(traces []fp.Trace, groups [][]int) ([]candidate, er
 			}
 		}
 	}
+	for gi, g := range groups {
+		for w, f := range altOf[gi] {
+			if _, ok := best[w]; !ok {
+				continue
+			}
+			if alt[w] == nil {
+				alt[w] = append([]fp.Format(nil), best[w]...)
+			}
+			for _, i := range g {
+				alt[w][i] = f
+			}
+		}
+	}
 	var out []candidate
 	for w := opt.MinBits; w <= opt.MaxBits; w++ {
 		if fs, ok := best[w]; ok {
-			c := candidate{bits: w, formats: fs}
+			c := candidate{bits: w, formats: fs, alt: alt[w]}
 			if feasible[w] {
 				c.notes = "within the pre-filter limits"
 			}
@@ -671,16 +697,27 @@ func (s *selector) race(cands []candidate) error {
 	sel.Reference = &ref
 	opt.Logf("momentum auto: reference %s: held-out accuracy %.4f after %d steps, %.4f after %d (loss %.4f, %.4f) (%.1f s)",
 		formatNames(s.warm), ref.Scores[0].Accuracy, opt.RaceSteps, ref.Scores[1].Accuracy, 2*opt.RaceSteps, ref.Scores[0].Loss, ref.Scores[1].Loss, ref.Seconds)
-	raced := make([]*Arm, len(cands))
+	raced := make([]*Arm, len(cands)) // per width: the arm that qualified, else the last one raced
+	var arms []Arm
 	get := func(i int) (*Arm, error) {
-		if raced[i] == nil {
-			c := cands[i]
-			a, err := s.arm(c.formats, ref.Scores, fmt.Sprintf("%d bits", c.bits))
+		if raced[i] != nil {
+			return raced[i], nil
+		}
+		c := cands[i]
+		for _, fs := range [][]fp.Format{c.formats, c.alt} {
+			if fs == nil {
+				continue
+			}
+			a, err := s.arm(fs, ref.Scores, fmt.Sprintf("%d bits", c.bits))
 			if err != nil {
 				return nil, err
 			}
 			s.logArm(a)
+			arms = append(arms, a)
 			raced[i] = &a
+			if a.Qualified {
+				break
+			}
 		}
 		return raced[i], nil
 	}
@@ -724,14 +761,10 @@ func (s *selector) race(cands []candidate) error {
 			}
 		}
 	}
-	for _, a := range raced {
-		if a != nil {
-			sel.Arms = append(sel.Arms, *a)
-		}
-	}
+	sel.Arms = arms
 	var formats []fp.Format
 	if win >= 0 {
-		formats = cands[win].formats
+		formats = raced[win].Formats
 		if opt.PerLayer {
 			a, ok, err := s.lowerLargest(formats, cands, ref.Scores)
 			if err != nil {

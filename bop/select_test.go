@@ -339,8 +339,8 @@ func TestSelectFallback(t *testing.T) {
 	if !sel.Fallback || len(sel.Formats) != 2 || sel.Formats[0] != warm || sel.Formats[1] != warm {
 		t.Errorf("fallback %v, formats %v; want the reference %v", sel.Fallback, formatStrings(sel.Formats), warm)
 	}
-	if got := armBits(sel); !slices.Equal(got, []int{6, 7}) {
-		t.Errorf("arms of %v bits raced, want 6 then 7 (the walk up from 6)", got)
+	if got := slices.Compact(armBits(sel)); !slices.Equal(got, []int{6, 7}) {
+		t.Errorf("arms of %v bits raced, want 6 then 7 (the walk up from 6; a width's runner-up right after it)", got)
 	}
 	for _, f := range o.Formats() {
 		if f != warm {
@@ -397,10 +397,53 @@ func TestSelectWalk(t *testing.T) {
 			t.Errorf("qualifying widths %v: chose %d bits (fallback %v), want %d", c.ok, got, sel.Fallback, c.want)
 		}
 		got := armBits(sel)
+		times := map[int]int{}
+		for _, b := range got {
+			times[b]++
+		}
+		for b, n := range times {
+			if n > 2 || c.ok[b] && n > 1 {
+				t.Errorf("qualifying widths %v: %d bits raced %d times in %v (once if it qualifies, else at most with its runner-up)", c.ok, b, n, got)
+			}
+		}
 		slices.Sort(got)
-		if !slices.Equal(got, c.arms) {
+		if got = slices.Compact(got); !slices.Equal(got, c.arms) {
 			t.Errorf("qualifying widths %v: raced %v, want %v", c.ok, got, c.arms)
 		}
+	}
+}
+
+// A width whose first format fails the race gets a second try with its
+// runner-up (another exponent width), and is chosen if that qualifies.
+func TestSelectRunnerUp(t *testing.T) {
+	tt := newTeacherTask(t, 2)
+	o := taskOptimizer(t, tt.net)
+	opt := raceOptions
+	opt.Rewind = tt.rewind
+	opt.MinBits = 6
+	var first6 *fp.Format
+	eval := func() (Score, error) {
+		f := o.Formats()[0]
+		if f.Bits() == 6 && first6 == nil {
+			first6 = &f
+		}
+		if f.Bits() == 8 || f.Bits() == 6 && f != *first6 {
+			return Score{Accuracy: 0.9, N: 1000}, nil
+		}
+		return Score{Accuracy: 0.8, N: 1000}, nil
+	}
+	sel, err := Select(tt.net, o, tt.next, eval, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first6 == nil {
+		t.Fatal("no 6-bit arm raced")
+	}
+	if got := sel.Formats[0]; sel.Fallback || got.Bits() != 6 || got.Exp == first6.Exp {
+		t.Errorf("chose %v (fallback %v), want the 6-bit runner-up of another exponent width than %v", got, sel.Fallback, *first6)
+	}
+	if got := armBits(sel); !slices.Equal(got, []int{6, 6}) {
+		t.Errorf("arms of %v bits raced, want 6 twice", got)
 	}
 }
 
