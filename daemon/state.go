@@ -1,3 +1,8 @@
+// The training state as checkpoint sections: the names, the code that
+// writes them (stateSections) and the code that reads them back
+// (decodeCheckpoint, checked by checkState) sit together here, so a new
+// section is one name and one line in each.
+
 package daemon
 
 import (
