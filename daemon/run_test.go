@@ -239,6 +239,14 @@ func TestRunOverMQTT(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs := &syncLog{t: t}
+	published := make(chan struct{}, 1)
+	publishedHook = func() {
+		select {
+		case published <- struct{}{}:
+		default:
+		}
+	}
+	defer func() { publishedHook = nil }()
 	go func() { done <- Run(ctx, cfg, RunOptions{Logger: logs.logger(), Version: "test"}) }()
 	defer func() {
 		cancel()
@@ -276,7 +284,13 @@ func TestRunOverMQTT(t *testing.T) {
 		}
 	}
 
-	// The Prometheus endpoint reports the same figures.
+	// The Prometheus endpoint reports the same figures, once a telemetry
+	// round has handed them over (the MQTT messages leave before that).
+	select {
+	case <-published:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no telemetry round handed over the figures")
+	}
 	resp, err := http.Get("http://" + promAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
