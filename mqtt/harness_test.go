@@ -25,22 +25,6 @@ import (
 	"github.com/bnnd/bnnd/internal/testutil"
 )
 
-func waitPort(t testing.TB, addr string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker did not listen on %s within %v: %v", addr, within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // mosquitto is a real mosquitto broker run by a test, reached over TCP or
 // TLS (scheme).
 type mosquitto struct {
