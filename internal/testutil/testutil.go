@@ -18,15 +18,21 @@ import (
 )
 
 // Buffer is a bytes.Buffer safe for concurrent writes and reads, for the
-// output of a process or a logger that runs beside the test.
+// output of a process or a logger that runs beside the test. A test can
+// wait for what it expects to be written (WaitFor) instead of polling.
 type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	grown chan struct{} // closed by the next Write; nil until Next asks
 }
 
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.grown != nil {
+		close(b.grown)
+		b.grown = nil
+	}
 	return b.buf.Write(p)
 }
 
@@ -35,6 +41,40 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Next returns everything written so far and a channel that the next
+// Write closes.
+func (b *Buffer) Next() (string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.grown == nil {
+		b.grown = make(chan struct{})
+	}
+	return b.buf.String(), b.grown
+}
+
+// WaitFor waits until match holds for everything written so far, checking
+// after each Write, and returns what was written and true. It gives up
+// after within, or when stop is closed (nil: never), returning what was
+// written and whether match holds for it then.
+func (b *Buffer) WaitFor(within time.Duration, stop <-chan struct{}, match func(string) bool) (string, bool) {
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	for {
+		s, grown := b.Next()
+		if match(s) {
+			return s, true
+		}
+		select {
+		case <-grown:
+		case <-stop:
+			s = b.String()
+			return s, match(s)
+		case <-timer.C:
+			return s, false
+		}
+	}
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
