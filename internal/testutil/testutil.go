@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"syscall"
@@ -128,9 +129,10 @@ func MosquittoBinary(t testing.TB) string {
 
 // StartMosquitto runs mosquitto listening on a free loopback port, with no
 // persistence and its log in its output, plus the configuration lines
-// extra (allow_anonymous, password_file, TLS, log_type). It waits until the
-// broker listens, and stops it when the test ends, showing its output if
-// the test failed.
+// extra (allow_anonymous, password_file, TLS, log_type; a log_type must
+// keep information messages, as the default and "all" do). It waits until
+// the broker listens, and stops it when the test ends, showing its output
+// if the test failed.
 func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	t.Helper()
 	m := &Mosquitto{t: t, bin: MosquittoBinary(t), Dir: t.TempDir()}
@@ -158,9 +160,11 @@ func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	return m
 }
 
-// Start starts the broker (again) and waits until it listens.
+// Start starts the broker (again) and waits until it listens: mosquitto
+// logs that it is running once its listeners are open.
 func (m *Mosquitto) Start() {
 	m.t.Helper()
+	from := len(m.output.String()) // an earlier run said it was running too
 	m.cmd = exec.Command(m.bin, "-c", m.conf)
 	m.cmd.Stdout, m.cmd.Stderr = &m.output, &m.output
 	if err := m.cmd.Start(); err != nil {
@@ -169,23 +173,22 @@ func (m *Mosquitto) Start() {
 	exited := make(chan struct{})
 	m.exited = exited
 	go func(cmd *exec.Cmd) { cmd.Wait(); close(exited) }(m.cmd)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", m.Addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			m.t.Fatalf("mosquitto exited at start:\n%s", m.output.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto did not listen on %s", m.Addr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	out, ok := m.output.WaitFor(10*time.Second, exited, func(s string) bool {
+		return mosquittoRunning.MatchString(s[from:])
+	})
+	select {
+	case <-exited:
+		m.t.Fatalf("mosquitto exited at start:\n%s", out[from:])
+	default:
+	}
+	if !ok {
+		m.t.Fatalf("mosquitto did not say it was running on %s within 10s:\n%s", m.Addr, out[from:])
 	}
 }
+
+// mosquittoRunning is the line mosquitto logs (at level information)
+// once it listens.
+var mosquittoRunning = regexp.MustCompile(`(?m)mosquitto version \S+ running$`)
 
 // Stop ends the broker the way a service manager does (SIGTERM) and waits
 // for it to exit, so that its port is free again.
