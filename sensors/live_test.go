@@ -197,30 +197,24 @@ func (c *fakeClock) step(t *testing.T) time.Duration {
 	return d
 }
 
-// run ends every sleep of the reader as soon as it starts, until the test
-// ends: time jumps from read to read.
-func (c *fakeClock) run(t *testing.T) {
-	done, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(exited)
-		for {
-			c.mu.Lock()
-			s := c.sleeper
-			if s != nil {
-				c.wakeLocked(s)
-			}
-			c.mu.Unlock()
-			if s != nil {
-				continue
-			}
-			select {
-			case <-c.asleep:
-			case <-done:
-				return
-			}
+// nextWindow lets the reader read, one sleep at a time, until it has
+// queued a window, and returns that window: the test sees the source as
+// it is right after the read that made the window.
+func nextWindow(t *testing.T, src Source, c *fakeClock) Sample {
+	t.Helper()
+	queue := src.(*liveSource).out
+	c.slept(t) // asleep, the reader has queued all it made
+	for reads := 0; len(queue) == 0; reads++ {
+		if reads == 1000 {
+			t.Fatalf("no window in %d reads: %+v", reads, src.Health())
 		}
-	}()
-	t.Cleanup(func() { close(done); <-exited })
+		c.step(t)
+	}
+	s, err := src.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // The tests of a live source that check that Close leaves no goroutine run
@@ -248,14 +242,8 @@ func testLiveIntermittentFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() }) // a failed test leaves no reader behind
-	clock.run(t)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
 	for i := 0; i < 6; i++ {
-		s, err := src.Next(ctx)
-		if err != nil {
-			t.Fatalf("window %d: %v", i, err)
-		}
+		s := nextWindow(t, src, clock)
 		if s.Shape != (Shape{6, 1, 6}) || s.Label != 1 || s.LabelName != "walk" {
 			t.Fatalf("window %d: shape %v label %d %q", i, s.Shape, s.Label, s.LabelName)
 		}
@@ -278,7 +266,7 @@ func testLiveIntermittentFailures(t *testing.T) {
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.Next(ctx); !errors.Is(err, ErrClosed) {
+	if _, err := src.Next(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Next after Close: %v", err)
 	}
 	if bus.regs[0x6B] != 0x41 {
@@ -730,11 +718,8 @@ func TestLiveStallsAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	clock.run(t)
 	for i := 0; i < 5; i++ {
-		if _, err := src.Next(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		nextWindow(t, src, clock)
 	}
 	h := src.Health()
 	if h.Missed == 0 || h.Late+h.Missed < 3 || h.Errors != 0 || !h.Healthy {
