@@ -330,6 +330,7 @@ func TestOversizedCommandIsNotRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	watchStats(t, c)
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -491,6 +492,7 @@ func TestBrokerPasswordNeverLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	watchStats(t, c)
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

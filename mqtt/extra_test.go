@@ -37,7 +37,9 @@ func TestWebSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	waitPort(t, addr, 5*time.Second)
+	// The TCP listener listens from AddListener on; the websocket one in a
+	// goroutine of Serve, which the client's connection retries cover
+	// (startClient waits until it is connected).
 
 	id := deviceID(t)
 	rec := subscribe(t, "tcp://"+tcpAddr, nil, "bnnd/"+id+"/#")
@@ -49,14 +51,18 @@ func TestWebSocket(t *testing.T) {
 }
 
 func TestCommandsDisabled(t *testing.T) {
-	b := brokersUnderTest(t)[1](t)
+	b, err := StartBroker(BrokerOptions{Addr: "127.0.0.1:0", allowAll: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
 	var calls atomic.Int32
 	handler := func(context.Context, Command) (any, error) { calls.Add(1); return nil, nil }
 
 	// one command disabled: answered with an error, handler not called
 	id := deviceID(t)
-	rec := subscribe(t, b.url, nil, "bnnd/"+id+"/cmd/result")
-	startClient(t, Config{Broker: b.url, DeviceID: id, CommandsEnabled: true, DisabledCommands: []string{CmdReset}}, handler)
+	rec := subscribe(t, b.URL(), nil, "bnnd/"+id+"/cmd/result")
+	startClient(t, Config{Broker: b.URL(), DeviceID: id, CommandsEnabled: true, DisabledCommands: []string{CmdReset}}, handler)
 	rec.publish("bnnd/"+id+"/cmd/reset", id, false)
 	m := rec.waitFor("bnnd/"+id+"/cmd/result", 5*time.Second, nil)
 	if !strings.Contains(m.payload, `"ok":false`) || !strings.Contains(m.payload, "disabled by configuration") {
@@ -65,11 +71,24 @@ func TestCommandsDisabled(t *testing.T) {
 
 	// all commands disabled: not even subscribed, so nothing runs
 	id2 := deviceID(t)
-	rec2 := subscribe(t, b.url, nil, "bnnd/"+id2+"/#")
-	startClient(t, Config{Broker: b.url, DeviceID: id2}, handler)
+	rec2 := subscribe(t, b.URL(), nil, "bnnd/"+id2+"/#")
+	c2 := startClient(t, Config{Broker: b.URL(), DeviceID: id2}, handler)
 	rec2.publish("bnnd/"+id2+"/cmd/pause", "PRESS", false)
 	rec2.publish("bnnd/"+id2+"/cmd/reset", id2, false)
-	time.Sleep(300 * time.Millisecond)
+	// The broker has routed both commands (the test's subscriber got them
+	// back), and the connected client is not among the subscribers of
+	// either topic: neither reached it.
+	rec2.waitFor("bnnd/"+id2+"/cmd/pause", 5*time.Second, nil)
+	rec2.waitFor("bnnd/"+id2+"/cmd/reset", 5*time.Second, nil)
+	if cl, ok := b.srv.Clients.Get(c2.cfg.ClientID); !ok || cl.Closed() {
+		t.Fatalf("client %s is not connected to the broker", c2.cfg.ClientID)
+	}
+	for _, cmd := range []string{"pause", "reset"} {
+		topic := "bnnd/" + id2 + "/cmd/" + cmd
+		if _, ok := b.srv.Topics.Subscribers(topic).Subscriptions[c2.cfg.ClientID]; ok {
+			t.Errorf("with commands disabled the client subscribes to %s", topic)
+		}
+	}
 	if calls.Load() != 0 || rec2.count("bnnd/"+id2+"/cmd/result") != 0 {
 		t.Errorf("with commands disabled: %d handler calls, %d results", calls.Load(), rec2.count("bnnd/"+id2+"/cmd/result"))
 	}

@@ -25,22 +25,6 @@ import (
 	"github.com/bnnd/bnnd/internal/testutil"
 )
 
-func waitPort(t testing.TB, addr string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker did not listen on %s within %v: %v", addr, within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // mosquitto is a real mosquitto broker run by a test, reached over TCP or
 // TLS (scheme).
 type mosquitto struct {
@@ -128,14 +112,11 @@ func brokersUnderTest(t *testing.T) []func(t *testing.T) testBroker {
 			tb.restart = func() {
 				mu.Lock()
 				defer mu.Unlock()
+				// stop's Close has closed the listener: the port is free.
 				var err error
-				for i := 0; i < 50; i++ { // the port may linger briefly
-					if b, err = StartBroker(BrokerOptions{Addr: addr, allowAll: true}, testLogger(t)); err == nil {
-						return
-					}
-					time.Sleep(50 * time.Millisecond)
+				if b, err = StartBroker(BrokerOptions{Addr: addr, allowAll: true}, testLogger(t)); err != nil {
+					t.Fatalf("restart embedded broker: %v", err)
 				}
-				t.Fatalf("restart embedded broker: %v", err)
 			}
 			t.Cleanup(tb.stop)
 			return tb
@@ -348,6 +329,7 @@ func newClient(t *testing.T, cfg Config, h CommandHandler) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	watchStats(t, c)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -358,12 +340,49 @@ func newClient(t *testing.T, cfg Config, h CommandHandler) *Client {
 
 func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
 
-// waitStats polls the client's counters until ok holds (the subscriber can
-// see a message before the publisher has counted it), returning the last.
-func waitStats(c *Client, ok func(Stats) bool) Stats {
-	st := c.Stats()
-	for deadline := time.Now().Add(5 * time.Second); !ok(st) && time.Now().Before(deadline); st = c.Stats() {
-		time.Sleep(10 * time.Millisecond)
+// statsTicks holds, for each client given to watchStats, the channel its
+// clock signals on.
+var statsTicks sync.Map // *Client → chan struct{}
+
+// watchStats lets waitStats follow c; call it before Start. The client
+// reads its clock in the same critical section as it counts a message
+// sent, a lost connection or an error, and again after every round of
+// sends (discovery, state, results) in which its other counters change:
+// so a clock that signals each reading tells waitStats when to look.
+func watchStats(t testing.TB, c *Client) {
+	tick := make(chan struct{}, 1)
+	c.now = func() time.Time {
+		select {
+		case tick <- struct{}{}:
+		default:
+		}
+		return time.Now()
 	}
-	return st
+	statsTicks.Store(c, tick)
+	t.Cleanup(func() { statsTicks.Delete(c) })
+}
+
+// waitStats waits until the client's counters satisfy ok (the subscriber
+// can see a message before the publisher has counted it), for at most
+// 10 s, and returns the last ones it read. c must come from newClient or
+// have been given to watchStats.
+func waitStats(c *Client, ok func(Stats) bool) Stats {
+	v, watched := statsTicks.Load(c)
+	if !watched {
+		panic("waitStats: the client was not given to watchStats before Start")
+	}
+	tick := v.(chan struct{})
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		st := c.Stats()
+		if ok(st) {
+			return st
+		}
+		select {
+		case <-tick:
+		case <-deadline.C:
+			return c.Stats()
+		}
+	}
 }

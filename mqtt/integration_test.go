@@ -168,23 +168,23 @@ func TestRateLimitKeepsLatest(t *testing.T) {
 	const interval = 200 * time.Millisecond
 	c := startClient(t, Config{Broker: b.url, DeviceID: id, Rates: map[string]time.Duration{TopicProgress: interval}}, nil)
 
+	// A new value every 5 ms, for about half a second: the publisher gets
+	// values faster than the rate limit lets them out, over several
+	// intervals.
 	start := time.Now()
 	const n = 100
+	every := time.NewTicker(5 * time.Millisecond)
+	defer every.Stop()
 	for i := 1; i <= n; i++ {
 		if err := c.Publish(TopicProgress, map[string]int{"step": i}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-every.C
 	}
 	elapsed := time.Since(start)
 	rec.waitFor(topic, 5*time.Second, func(m recMsg) bool { return m.payload == fmt.Sprintf(`{"step":%d}`, n) })
 	// the subscriber may see the last value before the publisher counts it
-	var st Stats
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if st = c.Stats(); st.PerTopicSent[TopicProgress]+st.PerTopicReplaced[TopicProgress] == n {
-			break
-		}
-	}
+	st := waitStats(c, func(st Stats) bool { return st.PerTopicSent[TopicProgress]+st.PerTopicReplaced[TopicProgress] == n })
 	got := rec.count(topic)
 	// one at once, then at most one per interval over the publishing time,
 	// plus the final value
@@ -425,12 +425,8 @@ func TestReconnectPublishesLatest(t *testing.T) {
 		rec.waitFor(base+TopicMemory, 5*time.Second, nil)
 
 		b.stop()
-		deadline := time.Now().Add(10 * time.Second)
-		for c.Connected() {
-			if time.Now().After(deadline) {
-				t.Fatal("client did not notice the broker going away")
-			}
-			time.Sleep(10 * time.Millisecond)
+		if st := waitStats(c, func(s Stats) bool { return !s.Connected }); st.Connected {
+			t.Fatal("client did not notice the broker going away")
 		}
 		// training goes on: Publish never waits for the broker
 		const n = 50
@@ -485,19 +481,12 @@ func TestEmbeddedBrokerDefault(t *testing.T) {
 	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Close stops the embedded broker: its port is free again.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l, err := netListen(addr)
-		if err == nil {
-			l.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("embedded broker still holds %s after Close: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Close stops the embedded broker: once it returns, the port is free.
+	l, err := netListen(addr)
+	if err != nil {
+		t.Fatalf("embedded broker still holds %s after Close: %v", addr, err)
 	}
+	l.Close()
 }
 
 func TestEmbeddedBrokerBusyPort(t *testing.T) {

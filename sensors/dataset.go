@@ -39,6 +39,9 @@ type LoadOptions struct {
 	// Labels is the current-label box a live source stamps on each window
 	// (Open only; nil = live windows are unlabelled).
 	Labels *LabelBox
+
+	// clock is a live source's time; nil is the wall clock (tests set it).
+	clock clock
 }
 
 // LoadDataset opens a dataset spec (see the package documentation):

@@ -222,6 +222,35 @@ var LiveChannels = map[string][]string{
 	"adxl345": {"ax", "ay", "az"},
 }
 
+// clock is the time of a live source's reading goroutine: the wall clock,
+// or in tests one that moves only when the test moves it.
+type clock interface {
+	now() time.Time
+	// sleep waits for d, or until stop is closed; it reports whether d
+	// passed.
+	sleep(d time.Duration, stop <-chan struct{}) bool
+}
+
+// realClock is the wall clock, with one timer for all of a reader's waits.
+type realClock struct{ timer *time.Timer }
+
+func (*realClock) now() time.Time { return time.Now() }
+
+func (c *realClock) sleep(d time.Duration, stop <-chan struct{}) bool {
+	if c.timer == nil {
+		c.timer = time.NewTimer(d)
+	} else {
+		c.timer.Reset(d) // since Go 1.23 Reset also discards a stale expiry
+	}
+	select {
+	case <-stop:
+		c.timer.Stop()
+		return false
+	case <-c.timer.C:
+		return true
+	}
+}
+
 type liveItem struct {
 	s   Sample
 	err error
@@ -236,6 +265,7 @@ type liveSource struct {
 	period time.Duration
 	labels *LabelBox
 
+	clock     clock
 	out       chan liveItem
 	stop      chan struct{}
 	done      chan struct{}
@@ -270,10 +300,14 @@ func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSour
 		p:      p,
 		period: time.Duration(float64(time.Second) / p.rate),
 		labels: opt.Labels,
+		clock:  opt.clock,
 		out:    make(chan liveItem, liveQueue),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		health: Health{Healthy: true, State: "warming up"},
+	}
+	if l.clock == nil {
+		l.clock = &realClock{}
 	}
 	if p.pace > 0 {
 		l.period = time.Duration(float64(l.period) / p.pace)
@@ -297,9 +331,7 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 	defer close(l.done)
 	win := newWindower(channels, l.p.window, l.p.hop)
 	buf := make([]float32, channels)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	start := time.Now()
+	start := l.clock.now()
 	var slot int64 // next slot of the rate grid to fill
 	var backoff time.Duration
 	var lastGood time.Time // time of the last successful read
@@ -319,16 +351,13 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 		switch {
 		case wait > 0:
 		case realTime:
-			wait = time.Until(start.Add(time.Duration(slot) * l.period))
+			wait = start.Add(time.Duration(slot) * l.period).Sub(l.clock.now())
 		case l.p.pace > 0 && !lastRead.IsZero():
-			wait = time.Until(lastRead.Add(l.period))
+			wait = lastRead.Add(l.period).Sub(l.clock.now())
 		}
 		if wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-l.stop:
+			if !l.clock.sleep(wait, l.stop) {
 				return
-			case <-timer.C:
 			}
 		} else {
 			select {
@@ -338,7 +367,7 @@ func (l *liveSource) run(channels int, acc *normAccumulator) {
 			}
 		}
 		err := l.dev.read(buf)
-		now := time.Now()
+		now := l.clock.now()
 		lastRead = now
 		if errors.Is(err, io.EOF) || errors.Is(err, errStopSource) {
 			// A simulated chip's recording ended, or cannot go on: the

@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bnnd/bnnd/sensors/mpu6050"
@@ -87,20 +87,145 @@ const axLSB = 9.80665 / 16384 // m/s² per LSB at ±2 g
 
 func counterOf(v float32) int { return int(float64(v)/axLSB + 0.5) }
 
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("goroutine leak: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+// waitLimit bounds the tests' waits for the reader. Inside a synctest
+// bubble it is fake time, so a reader that never goes to sleep fails at
+// once rather than hanging.
+const waitLimit = 20 * time.Second
+
+// fakeClock is a live source's clock in tests: its time moves only when
+// the test moves it, and the test hears each time the reader goes to
+// sleep and for how long, so that retries, backoff and missed slots are
+// driven and counted exactly.
+type fakeClock struct {
+	mu      sync.Mutex
+	t       time.Time
+	sleeper *fakeSleep    // the reader's current sleep; nil while it works
+	asleep  chan struct{} // cap 1: the reader went to sleep
+}
+
+type fakeSleep struct {
+	d     time.Duration
+	until time.Time
+	wake  chan struct{}
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), asleep: make(chan struct{}, 1)}
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) sleep(d time.Duration, stop <-chan struct{}) bool {
+	c.mu.Lock()
+	if c.sleeper != nil {
+		c.mu.Unlock()
+		panic("fakeClock: two goroutines sleep on one clock")
+	}
+	s := &fakeSleep{d: d, until: c.t.Add(d), wake: make(chan struct{})}
+	c.sleeper = s
+	c.mu.Unlock()
+	select {
+	case c.asleep <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.wake:
+		return true
+	case <-stop:
+		c.mu.Lock()
+		if c.sleeper == s {
+			c.sleeper = nil
 		}
-		time.Sleep(10 * time.Millisecond)
+		c.mu.Unlock()
+		return false
 	}
 }
 
+// advance moves the clock on by d (a read that takes that long), waking
+// the reader if that ends its sleep.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	if s := c.sleeper; s != nil && !c.t.Before(s.until) {
+		c.sleeper = nil
+		close(s.wake)
+	}
+}
+
+// wakeLocked ends the reader's sleep at the time it asked for.
+func (c *fakeClock) wakeLocked(s *fakeSleep) {
+	if s.until.After(c.t) {
+		c.t = s.until
+	}
+	c.sleeper = nil
+	close(s.wake)
+}
+
+// slept waits until the reader sleeps and returns how long it asked for.
+func (c *fakeClock) slept(t *testing.T) time.Duration {
+	t.Helper()
+	deadline := time.After(waitLimit)
+	for {
+		c.mu.Lock()
+		s := c.sleeper
+		c.mu.Unlock()
+		if s != nil {
+			return s.d
+		}
+		select {
+		case <-c.asleep:
+		case <-deadline:
+			t.Fatalf("the reader did not go to sleep within %v", waitLimit)
+		}
+	}
+}
+
+// step lets the reader sleep its next sleep to the end, and waits until
+// it has read and gone to sleep again. It returns the sleep.
+func (c *fakeClock) step(t *testing.T) time.Duration {
+	t.Helper()
+	d := c.slept(t)
+	c.mu.Lock()
+	c.wakeLocked(c.sleeper) // only the reader sets or clears it while asleep
+	c.mu.Unlock()
+	c.slept(t)
+	return d
+}
+
+// nextWindow lets the reader read, one sleep at a time, until it has
+// queued a window, and returns that window: the test sees the source as
+// it is right after the read that made the window.
+func nextWindow(t *testing.T, src Source, c *fakeClock) Sample {
+	t.Helper()
+	queue := src.(*liveSource).out
+	c.slept(t) // asleep, the reader has queued all it made
+	for reads := 0; len(queue) == 0; reads++ {
+		if reads == 1000 {
+			t.Fatalf("no window in %d reads: %+v", reads, src.Health())
+		}
+		c.step(t)
+	}
+	s, err := src.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The tests of a live source that check that Close leaves no goroutine run
+// in a synctest bubble: Test returns only once every goroutine started in
+// it has exited, and fails if one is left blocked.
+
 func TestLiveIntermittentFailures(t *testing.T) {
-	before := runtime.NumGoroutine()
+	synctest.Test(t, testLiveIntermittentFailures)
+}
+
+func testLiveIntermittentFailures(t *testing.T) {
 	bus := &fakeMPU{fail: func(a int) error {
 		if a%9 == 8 {
 			return errBusNACK
@@ -108,20 +233,17 @@ func TestLiveIntermittentFailures(t *testing.T) {
 		return nil
 	}}
 	labels := NewLabelBox("still", "walk")
-	if _, err := labels.Set("walk", 0, time.Now()); err != nil {
+	clock := newFakeClock()
+	if _, err := labels.Set("walk", 0, clock.now()); err != nil {
 		t.Fatal(err)
 	}
-	src, err := OpenBus("mpu6050,rate=500,window=6,hop=3,fail=3", bus, LoadOptions{Norm: identity6, Labels: labels})
+	src, err := OpenBus("mpu6050,rate=500,window=6,hop=3,fail=3", bus, LoadOptions{Norm: identity6, Labels: labels, clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	t.Cleanup(func() { src.Close() }) // a failed test leaves no reader behind
 	for i := 0; i < 6; i++ {
-		s, err := src.Next(ctx)
-		if err != nil {
-			t.Fatalf("window %d: %v", i, err)
-		}
+		s := nextWindow(t, src, clock)
 		if s.Shape != (Shape{6, 1, 6}) || s.Label != 1 || s.LabelName != "walk" {
 			t.Fatalf("window %d: shape %v label %d %q", i, s.Shape, s.Label, s.LabelName)
 		}
@@ -144,17 +266,19 @@ func TestLiveIntermittentFailures(t *testing.T) {
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.Next(ctx); !errors.Is(err, ErrClosed) {
+	if _, err := src.Next(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Next after Close: %v", err)
 	}
 	if bus.regs[0x6B] != 0x41 {
 		t.Errorf("Close did not put the chip to sleep: PWR_MGMT_1 = %#x", bus.regs[0x6B])
 	}
-	checkGoroutines(t, before)
 }
 
 func TestLiveFailsForeverThenRecovers(t *testing.T) {
-	before := runtime.NumGoroutine()
+	synctest.Test(t, testLiveFailsForeverThenRecovers)
+}
+
+func testLiveFailsForeverThenRecovers(t *testing.T) {
 	var broken sync.Mutex
 	down := true
 	// Three good reads (less than a window), then the device is gone.
@@ -166,27 +290,48 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 		}
 		return nil
 	}}
-	src, err := OpenBus("mpu6050,rate=200,window=4,hop=4,fail=3", bus, LoadOptions{Norm: identity6})
+	clock := newFakeClock()
+	src, err := OpenBus("mpu6050,rate=200,window=4,hop=4,fail=3", bus, LoadOptions{Norm: identity6, clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(func() { src.Close() }) // a failed test leaves no reader behind
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
+	// The first read at once, two more a period (5 ms) apart, the fourth
+	// fails and is retried after 2 ms, then 4 ms: the third failure in a
+	// row turns the source unhealthy.
+	for i, want := range []time.Duration{5, 5, 5, 2, 4} {
+		if d := clock.step(t); d != want*time.Millisecond {
+			t.Fatalf("wait %d before a read: %v, want %v", i, d, want*time.Millisecond)
+		}
+	}
 	_, err = src.Next(ctx)
 	if !errors.Is(err, ErrUnhealthy) || !errors.Is(err, errBusNACK) || !strings.Contains(err.Error(), "mpu6050") {
 		t.Fatalf("Next on a dead bus: %v", err)
 	}
 	h := src.Health()
-	if h.Healthy || h.State != "unhealthy" || h.Consecutive < 3 || h.Samples != 3 {
+	if h.Healthy || h.State != "unhealthy" || h.Consecutive != 3 || h.Samples != 3 {
 		t.Fatalf("health on a dead bus: %+v", h)
 	}
-	// It keeps retrying, with bounded backoff: over 1.5 s at most a few
-	// dozen attempts (not thousands), and at least two.
+	// It keeps retrying, with bounded backoff: each wait twice the last
+	// up to 500 ms, so over 1.5 s a few attempts (not thousands), and at
+	// least two.
 	a0, _ := bus.counts()
-	time.Sleep(1500 * time.Millisecond)
+	prev, slept := 4*time.Millisecond, time.Duration(0)
+	for slept < 1500*time.Millisecond {
+		d := clock.step(t)
+		if want := min(2*prev, maxBackoff); d != want {
+			t.Fatalf("backoff %v after %v, want %v", d, prev, want)
+		}
+		prev, slept = d, slept+d
+	}
 	a1, _ := bus.counts()
 	if n := a1 - a0; n < 2 || n > 60 {
-		t.Errorf("%d read attempts in 1.5 s on a dead bus; want bounded retries", n)
+		t.Errorf("%d read attempts in %v on a dead bus; want bounded retries", n, slept)
+	}
+	if prev != maxBackoff {
+		t.Errorf("backoff after %v on a dead bus is %v, want the ceiling %v", slept, prev, maxBackoff)
 	}
 	// Next does not block forever: it honours its context.
 	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -195,10 +340,14 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Next on an unhealthy source with a 50 ms context: %v", err)
 	}
-	// The bus comes back: samples flow again and the source is healthy.
+	// The bus comes back: after the last backoff, four reads make a window
+	// and the source is healthy.
 	broken.Lock()
 	down = false
 	broken.Unlock()
+	for range 4 {
+		clock.step(t)
+	}
 	s, err := src.Next(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -206,10 +355,10 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 	if s.Label != -1 || s.LabelName != "" {
 		t.Errorf("no label box: got label %d %q", s.Label, s.LabelName)
 	}
-	// The window restarted after the outage: none of the three readings
-	// from before it (a slow machine may restart it again later).
-	if c := counterOf(s.Data[0]); c < 4 {
-		t.Errorf("first window after the outage starts at reading %d, from before the outage", c)
+	// The window restarted after the outage: it holds the readings from
+	// the first after it (the fourth), none of the three before.
+	if c := counterOf(s.Data[0]); c != 4 {
+		t.Errorf("first window after the outage starts at reading %d, want 4", c)
 	}
 	if h := src.Health(); !h.Healthy || h.Consecutive != 0 || h.Missed == 0 {
 		t.Errorf("health after recovery: %+v", h)
@@ -217,32 +366,42 @@ func TestLiveFailsForeverThenRecovers(t *testing.T) {
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkGoroutines(t, before)
 }
 
 func TestLiveCloseUnblocksNextAndDropsWhenSlow(t *testing.T) {
-	before := runtime.NumGoroutine()
+	synctest.Test(t, testLiveCloseUnblocksNextAndDropsWhenSlow)
+}
+
+func testLiveCloseUnblocksNextAndDropsWhenSlow(t *testing.T) {
 	bus := &fakeMPU{}
-	src, err := OpenBus("mpu6050,rate=1000,window=2,hop=1", bus, LoadOptions{Raw: true})
+	clock := newFakeClock()
+	src, err := OpenBus("mpu6050,rate=1000,window=2,hop=1", bus, LoadOptions{Raw: true, clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { src.Close() }) // a failed test leaves no reader behind
 	// Nobody calls Next for a while: old windows are dropped, not queued.
-	deadline := time.Now().Add(10 * time.Second)
+	// A window per read from the second on, 8 queued: the 14th read drops
+	// the fifth.
+	reads := 1 // the first read needs no wait
 	for src.Health().Dropped < 5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no window dropped while Next was not called: %+v", src.Health())
+		if reads == 100 {
+			t.Fatalf("no window dropped in %d reads while Next was not called: %+v", reads, src.Health())
 		}
-		time.Sleep(5 * time.Millisecond)
+		clock.step(t)
+		reads++
+	}
+	if h := src.Health(); reads != 14 || h.Dropped != 5 {
+		t.Errorf("%d dropped after %d reads; want 5 after 14", h.Dropped, reads)
 	}
 	s, err := src.Next(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Windows start at samples 1, 2, 3, ...: with 5 dropped the oldest
-	// still queued starts at 6 or later.
-	if c := counterOf(s.Data[0]); c < 6 {
-		t.Errorf("oldest queued window starts at sample %d; the oldest should have been dropped", c)
+	// still queued starts at 6.
+	if c := counterOf(s.Data[0]); c != 6 {
+		t.Errorf("oldest queued window starts at sample %d, want 6: the oldest should have been dropped", c)
 	}
 	// A Next blocked on a source that produces nothing returns on Close.
 	bus.mu.Lock()
@@ -257,17 +416,23 @@ func TestLiveCloseUnblocksNextAndDropsWhenSlow(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// Every other goroutine of the bubble is blocked: the reader asleep,
+	// the one above in Next with the queue drained.
+	synctest.Wait()
+	select {
+	case err := <-errc:
+		t.Fatalf("Next returned %v before Close", err)
+	default:
+	}
 	src.Close()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("blocked Next returned %v, want ErrClosed", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("Close did not unblock Next")
 	}
-	checkGoroutines(t, before)
 }
 
 func TestLiveWarmupLearnsNormalizer(t *testing.T) {
@@ -541,21 +706,20 @@ func (b *idBus) Tx(addr uint16, w, r []byte) error {
 // A slow bus (a read that stalls for two periods) is counted as missed
 // slots, without failing or stopping the windows.
 func TestLiveStallsAreCounted(t *testing.T) {
+	clock := newFakeClock()
 	bus := &fakeMPU{fail: func(attempt int) error {
 		if attempt%10 == 5 {
-			time.Sleep(10 * time.Millisecond) // two periods at 200 Hz
+			clock.advance(10 * time.Millisecond) // two periods at 200 Hz
 		}
 		return nil
 	}}
-	src, err := OpenBus("mpu6050,rate=200,window=8,hop=8", bus, LoadOptions{Raw: true})
+	src, err := OpenBus("mpu6050,rate=200,window=8,hop=8", bus, LoadOptions{Raw: true, clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
 	for i := 0; i < 5; i++ {
-		if _, err := src.Next(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		nextWindow(t, src, clock)
 	}
 	h := src.Health()
 	if h.Missed == 0 || h.Late+h.Missed < 3 || h.Errors != 0 || !h.Healthy {

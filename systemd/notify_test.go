@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bnnd/bnnd/internal/testutil"
@@ -488,43 +489,44 @@ func TestAbstractNotifySocket(t *testing.T) {
 	}
 }
 
+// TestCloseStopsTheWatchdogGoroutine runs the notifier in a synctest
+// bubble: Test returns only once every goroutine started in it has
+// exited, and fails if one is left blocked, so a watchdog goroutine that
+// outlived Close would fail it. (In the bubble the watchdog's ticker runs
+// on the bubble's clock, which moves while the test waits for a check.)
 func TestCloseStopsTheWatchdogGoroutine(t *testing.T) {
-	sock := listenNotify(t, testWatchdog)
-	before := runtime.NumGoroutine()
-	n, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checks := recordChecks(n)
-	if err := n.Ready(); err != nil {
-		t.Fatal(err)
-	}
-	sock.next(waitLimit) // READY=1
-	checks.next(t)       // the goroutine runs
-	if err := n.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	// Ready after Close must not start a new goroutine.
-	if err := n.Ready(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(waitLimit)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after Close, %d before New", runtime.NumGoroutine(), before)
+	outer := listenNotify(t, testWatchdog)
+	synctest.Test(t, func(t *testing.T) {
+		sock := *outer
+		sock.t = t
+		n, err := New(Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// Checks recorded before Close may be queued; none may follow.
-	checks.drain()
-	select {
-	case wc := <-checks:
-		t.Fatalf("the watchdog kept checking after Close: %+v", wc)
-	case <-time.After(2 * testWatchdog):
-	}
+		checks := recordChecks(n)
+		if err := n.Ready(); err != nil {
+			t.Fatal(err)
+		}
+		sock.next(waitLimit) // READY=1
+		checks.next(t)       // the goroutine runs
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		// Ready after Close must not start a new goroutine.
+		if err := n.Ready(); err != nil {
+			t.Fatal(err)
+		}
+		// Checks recorded before Close may be queued; none may follow.
+		checks.drain()
+		select {
+		case wc := <-checks:
+			t.Fatalf("the watchdog kept checking after Close: %+v", wc)
+		case <-time.After(2 * testWatchdog):
+		}
+	})
 }
 
 func BenchmarkProgress(b *testing.B) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,14 +113,7 @@ func TestRunProcessEmbeddedBrokerDefences(t *testing.T) {
 	p := startBnnd(t, childOptions{}, "run", "-config", cfgPath)
 
 	// The broker listens once the login exists.
-	deadline := time.Now().Add(30 * scale * time.Second)
-	for !strings.Contains(p.stderr.String(), "embedded broker listening") {
-		p.alive()
-		if time.Now().After(deadline) {
-			t.Fatalf("the embedded broker did not start:\n%s", p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.waitLog(30*scale*time.Second, regexp.MustCompile(`embedded broker listening`))
 	credsPath := filepath.Join(state, mqtt.CredentialsFileName)
 	st, err := os.Stat(credsPath)
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -227,17 +221,12 @@ func TestRunProcessReconnectsSoonAfterALongOutage(t *testing.T) {
 	broker.Stop()
 	watcher.close()
 	lost := time.Now()
-	for !strings.Contains(p.stderr.String(), "mqtt: connection lost") {
-		p.alive()
-		if time.Since(lost) > 30*scale*time.Second {
-			t.Fatal("the daemon did not notice the broker stopped")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.waitLog(30*scale*time.Second, regexp.MustCompile(`mqtt: connection lost`))
 	// The outage: the daemon keeps trying and backing off meanwhile.
-	for time.Since(lost) < 16*time.Second {
-		p.alive()
-		time.Sleep(100 * time.Millisecond)
+	select {
+	case <-p.exited:
+		t.Fatalf("bnnd exited during the outage: %v", p.err)
+	case <-time.After(time.Until(lost.Add(16 * time.Second))):
 	}
 	broker.Start()
 	back := time.Now()

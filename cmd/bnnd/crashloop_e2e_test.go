@@ -104,7 +104,7 @@ func TestRunProcessCrashLoop(t *testing.T) {
 		firstSave = writtenLine
 	}
 	p := startBnnd(t, childOptions{}, args...)
-	waitLog(t, p, 120*scale*time.Second, firstSave)
+	p.waitLog(120*scale*time.Second, firstSave)
 	p.signal(syscall.SIGKILL)
 	<-p.exited
 	check(0, p.stderr.String())
@@ -126,7 +126,7 @@ func TestRunProcessCrashLoop(t *testing.T) {
 
 	// One more start, stopped cleanly once it has resumed.
 	p = startBnnd(t, childOptions{}, args...)
-	waitLog(t, p, 60*scale*time.Second, resumedLine)
+	p.waitLog(60*scale*time.Second, resumedLine)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * scale * time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM:\n%s", code, p.stderr.String())
@@ -143,19 +143,5 @@ func TestRunProcessCrashLoop(t *testing.T) {
 	}
 	if resumes < kills/2 {
 		t.Errorf("only %d of %d starts got as far as resuming", resumes, kills+1)
-	}
-}
-
-// waitLog waits until the daemon's output matches re, failing the test if
-// the daemon exits first or after within.
-func waitLog(t *testing.T, p *bnndProcess, within time.Duration, re *regexp.Regexp) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !re.MatchString(p.stderr.String()) {
-		p.alive()
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the daemon's output within %v:\n%s", re, within, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -164,6 +165,23 @@ func (p *bnndProcess) signal(sig os.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("signal %v: %v", sig, err)
 	}
+}
+
+// waitLog waits until the daemon's output matches re, checking at each
+// write, and returns the output. It fails the test if the daemon exits
+// first or after within.
+func (p *bnndProcess) waitLog(within time.Duration, re *regexp.Regexp) string {
+	p.t.Helper()
+	out, ok := p.stderr.WaitFor(within, p.exited, re.MatchString)
+	if !ok {
+		select {
+		case <-p.exited:
+			p.t.Fatalf("bnnd exited (%v) before %q appeared in its output:\n%s", p.err, re, out)
+		default:
+		}
+		p.t.Fatalf("no %q in the daemon's output within %v:\n%s", re, within, out)
+	}
+	return out
 }
 
 // alive fails the test if the daemon has already exited.

@@ -45,7 +45,7 @@ mqtt:
 	}
 	watch := subscribe(t, broker.Addr, base+"#")
 	p := startBnnd(t, childOptions{}, "run", "-config", config)
-	waitLog(t, p, 60*scale*time.Second, regexp.MustCompile(`msg="checkpoint written" reason="before the encoding search"`))
+	p.waitLog(60*scale*time.Second, regexp.MustCompile(`msg="checkpoint written" reason="before the encoding search"`))
 	from := watch.count()
 	publish(t, broker.Addr, base+"cmd/pause", "PRESS")
 	m, _ := watch.waitFor(p, base+"cmd/result", from, 10*scale*time.Second, func(received) bool { return true })
@@ -61,7 +61,7 @@ mqtt:
 	if raceOver.MatchString(p.stderr.String()) {
 		t.Fatalf("the race ended before progress was published; the test needs a longer race")
 	}
-	waitLog(t, p, 300*scale*time.Second, raceOver)
+	p.waitLog(300*scale*time.Second, raceOver)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(60 * scale * time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"syscall"
@@ -18,15 +19,21 @@ import (
 )
 
 // Buffer is a bytes.Buffer safe for concurrent writes and reads, for the
-// output of a process or a logger that runs beside the test.
+// output of a process or a logger that runs beside the test. A test can
+// wait for what it expects to be written (WaitFor) instead of polling.
 type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	grown chan struct{} // closed by the next Write; nil until Next asks
 }
 
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.grown != nil {
+		close(b.grown)
+		b.grown = nil
+	}
 	return b.buf.Write(p)
 }
 
@@ -35,6 +42,40 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Next returns everything written so far and a channel that the next
+// Write closes.
+func (b *Buffer) Next() (string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.grown == nil {
+		b.grown = make(chan struct{})
+	}
+	return b.buf.String(), b.grown
+}
+
+// WaitFor waits until match holds for everything written so far, checking
+// after each Write, and returns what was written and true. It gives up
+// after within, or when stop is closed (nil: never), returning what was
+// written and whether match holds for it then.
+func (b *Buffer) WaitFor(within time.Duration, stop <-chan struct{}, match func(string) bool) (string, bool) {
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	for {
+		s, grown := b.Next()
+		if match(s) {
+			return s, true
+		}
+		select {
+		case <-grown:
+		case <-stop:
+			s = b.String()
+			return s, match(s)
+		case <-timer.C:
+			return s, false
+		}
+	}
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
@@ -88,9 +129,10 @@ func MosquittoBinary(t testing.TB) string {
 
 // StartMosquitto runs mosquitto listening on a free loopback port, with no
 // persistence and its log in its output, plus the configuration lines
-// extra (allow_anonymous, password_file, TLS, log_type). It waits until the
-// broker listens, and stops it when the test ends, showing its output if
-// the test failed.
+// extra (allow_anonymous, password_file, TLS, log_type; a log_type must
+// keep information messages, as the default and "all" do). It waits until
+// the broker listens, and stops it when the test ends, showing its output
+// if the test failed.
 func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	t.Helper()
 	m := &Mosquitto{t: t, bin: MosquittoBinary(t), Dir: t.TempDir()}
@@ -118,9 +160,11 @@ func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	return m
 }
 
-// Start starts the broker (again) and waits until it listens.
+// Start starts the broker (again) and waits until it listens: mosquitto
+// logs that it is running once its listeners are open.
 func (m *Mosquitto) Start() {
 	m.t.Helper()
+	from := len(m.output.String()) // an earlier run said it was running too
 	m.cmd = exec.Command(m.bin, "-c", m.conf)
 	m.cmd.Stdout, m.cmd.Stderr = &m.output, &m.output
 	if err := m.cmd.Start(); err != nil {
@@ -129,23 +173,22 @@ func (m *Mosquitto) Start() {
 	exited := make(chan struct{})
 	m.exited = exited
 	go func(cmd *exec.Cmd) { cmd.Wait(); close(exited) }(m.cmd)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", m.Addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			m.t.Fatalf("mosquitto exited at start:\n%s", m.output.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto did not listen on %s", m.Addr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	out, ok := m.output.WaitFor(10*time.Second, exited, func(s string) bool {
+		return mosquittoRunning.MatchString(s[from:])
+	})
+	select {
+	case <-exited:
+		m.t.Fatalf("mosquitto exited at start:\n%s", out[from:])
+	default:
+	}
+	if !ok {
+		m.t.Fatalf("mosquitto did not say it was running on %s within 10s:\n%s", m.Addr, out[from:])
 	}
 }
+
+// mosquittoRunning is the line mosquitto logs (at level information)
+// once it listens.
+var mosquittoRunning = regexp.MustCompile(`(?m)mosquitto version \S+ running$`)
 
 // Stop ends the broker the way a service manager does (SIGTERM) and waits
 // for it to exit, so that its port is free again.
