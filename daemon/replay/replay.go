@@ -37,12 +37,11 @@ const (
 	Float16 Storage = 2 // IEEE half precision
 )
 
+var storageNames = map[Storage]string{Uint8: "uint8", Float16: "float16"}
+
 func (k Storage) String() string {
-	switch k {
-	case Uint8:
-		return "uint8"
-	case Float16:
-		return "float16"
+	if name, ok := storageNames[k]; ok {
+		return name
 	}
 	return fmt.Sprintf("Storage(%d)", uint8(k))
 }
