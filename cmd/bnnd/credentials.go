@@ -100,32 +100,44 @@ func credentialsPath(stateDir, configPath string) (string, error) {
 // defaults to the user's.
 func chownTo(path, owner string) error {
 	name, group, _ := strings.Cut(owner, ":")
-	uid, gid := -1, -1
-	if n, err := strconv.Atoi(name); err == nil {
-		uid = n
-	} else {
+	gid := -1
+	uid, err := idOf(name, func(name string) (string, error) {
 		u, err := user.Lookup(name)
 		if err != nil {
-			return fmt.Errorf("-owner %s: %w", owner, err)
+			return "", err
 		}
-		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
-	}
-	if group != "" {
-		if n, err := strconv.Atoi(group); err == nil {
-			gid = n
-		} else {
-			g, err := user.LookupGroup(group)
+		return u.Uid, nil
+	})
+	if err == nil && group != "" {
+		gid, err = idOf(group, func(name string) (string, error) {
+			g, err := user.LookupGroup(name)
 			if err != nil {
-				return fmt.Errorf("-owner %s: %w", owner, err)
+				return "", err
 			}
-			gid, _ = strconv.Atoi(g.Gid)
-		}
+			return g.Gid, nil
+		})
 	}
-	if err := os.Chown(path, uid, gid); err != nil {
+	if err == nil {
+		err = os.Chown(path, uid, gid)
+	}
+	if err != nil {
 		return fmt.Errorf("-owner %s: %w", owner, err)
 	}
 	return nil
+}
+
+// idOf is s as a number, or else the id that lookup finds for the name s.
+func idOf(s string, lookup func(name string) (string, error)) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, nil
+	}
+	id, err := lookup(s)
+	if err != nil {
+		return -1, err
+	}
+	n, _ := strconv.Atoi(id)
+	return n, nil
 }
 
 func hashPassword(stdout io.Writer) error {
