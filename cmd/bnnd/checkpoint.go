@@ -212,7 +212,7 @@ func runCheckpointList(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("checkpoint list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageError{err}
 	}
@@ -272,7 +272,7 @@ func runCheckpointRestore(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	stateDir := fs.String("state-dir", "", "the daemon's state `directory` (default: as the daemon resolves it)")
 	keep := fs.Int("keep", config.Default().Checkpoint.ArchiveKeep, "archived checkpoints to keep (checkpoint.archive_keep)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageError{err}
 	}

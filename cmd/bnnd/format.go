@@ -38,23 +38,6 @@ bits (0..23), bias Z (default 2^(X-1)-1), s = stochastic rounding, z = toward
 zero. eXmY formats are all-finite: no Inf/NaN, they saturate at the largest
 value. --at X also shows how a value of magnitude X is stored.`
 
-// parseInterleaved parses flags that may come before or after positional
-// arguments ("bnnd format e4m3 --json").
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
-}
-
 // atFlag is an optional magnitude.
 type atFlag struct {
 	set bool
@@ -88,7 +71,7 @@ func runFormat(_ context.Context, args []string, stdout, stderr io.Writer) error
 	compare := fs.Bool("compare", false, "print a table of formats (the common ones unless NAMEs are given)")
 	var at atFlag
 	fs.Var(&at, "at", "show how a value of this magnitude is stored (e.g. 3e-7, a typical Bop momentum)")
-	names, err := parseInterleaved(fs, args)
+	names, err := parseInterspersed(fs, args)
 	if err != nil {
 		if err == flag.ErrHelp {
 			return nil

@@ -61,6 +61,22 @@ func parseFlags(fs *flag.FlagSet, args []string, checks ...func() error) error {
 	return nil
 }
 
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("bnnd format e4m3 --json") and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // gcPercent replaces Go's default GOGC of 100 unless GOGC is set. The live
 // heap is mostly pointer-free training buffers and data, cheap to mark, and
 // a training step leaves only a few KB of garbage (goroutine closures), so

@@ -66,21 +66,6 @@ func runSensors(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return usagef("unknown subcommand %q\n%s", args[0], sensorsUsage)
 }
 
-// parseInterspersed parses flags before and after positional arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
 func runSensorsScan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sensors scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
