@@ -23,9 +23,11 @@ func init() {
 	})
 }
 
-// searchFlags are the limits of the encoding search, shared with train's
-// --momentum auto.
-type searchFlags struct {
+// autoFlags choose the momentum encoding for train --momentum auto and
+// calibrate: the limits of the encoding search (the pre-filter), then the
+// race of bop.Select.
+type autoFlags struct {
+	// the search
 	minBits, maxBits int
 	maxLost, maxFlip float64
 	nearestOnly      bool
@@ -33,48 +35,71 @@ type searchFlags struct {
 	bestEffort       bool
 	samples          int
 	fp32Below        int
+
+	// the race
+	tolerance  float64
+	raceSteps  int
+	heldout    int
+	scratchDir string
+	all        bool
 }
 
-func (s *searchFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&s.minBits, "min-bits", 4, "smallest momentum width the search tries")
-	fs.IntVar(&s.maxBits, "max-bits", 16, "largest momentum width the search tries")
-	fs.Float64Var(&s.maxLost, "max-lost", 0.9, "largest acceptable lost-update ratio")
-	fs.Float64Var(&s.maxFlip, "max-flip-disagree", 0.1, "largest acceptable flip disagreement with fp32")
-	fs.BoolVar(&s.nearestOnly, "nearest-only", false, "do not try stochastic-rounding encodings")
-	fs.BoolVar(&s.stochasticOnly, "stochastic-only", false, "choose among stochastic-rounding encodings only")
-	fs.IntVar(&s.samples, "samples", 4096, "weights sampled per layer for the trace")
-	fs.BoolVar(&s.bestEffort, "best-effort", false, "when no encoding meets the limits, take the one closest to fp32 instead of failing")
-	fs.IntVar(&s.fp32Below, "fp32-below", 0, "layers with fewer weights than this keep fp32 momenta and are left out of the search (they cost little memory)")
+func (a *autoFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&a.minBits, "min-bits", 4, "smallest momentum width the search tries")
+	fs.IntVar(&a.maxBits, "max-bits", 16, "largest momentum width the search tries")
+	fs.Float64Var(&a.maxLost, "max-lost", 0.9, "largest acceptable lost-update ratio")
+	fs.Float64Var(&a.maxFlip, "max-flip-disagree", 0.1, "largest acceptable flip disagreement with fp32")
+	fs.BoolVar(&a.nearestOnly, "nearest-only", false, "do not try stochastic-rounding encodings")
+	fs.BoolVar(&a.stochasticOnly, "stochastic-only", false, "choose among stochastic-rounding encodings only")
+	fs.IntVar(&a.samples, "samples", 4096, "weights sampled per layer for the trace")
+	fs.BoolVar(&a.bestEffort, "best-effort", false, "when no encoding meets the limits, take the one closest to fp32 instead of failing")
+	fs.IntVar(&a.fp32Below, "fp32-below", 0, "layers with fewer weights than this keep fp32 momenta and are left out of the search (they cost little memory)")
+
+	fs.Float64Var(&a.tolerance, "tolerance", 0.5, "with --momentum auto: held-out accuracy points a narrower encoding may lose against the 8-bit reference")
+	fs.IntVar(&a.raceSteps, "race-steps", 100, "with --momentum auto: K; each encoding trains 2K steps from the warm start and is judged on its held-out accuracy then (after K only if clearly out)")
+	fs.IntVar(&a.heldout, "heldout", 5000, "with --momentum auto: training examples held out to score the encodings (at most a tenth of the data); they rejoin training after the choice")
+	fs.BoolVar(&a.all, "race-all", false, "with --momentum auto: race every candidate the full 2K steps (same choice, for measurements)")
+	fs.StringVar(&a.scratchDir, "scratch-dir", "", "with --momentum auto: folder for the warm-start snapshot the race restores (default: the system's temporary folder)")
 }
 
-func (s *searchFlags) options(seed uint64) fp.SearchOptions {
-	return fp.SearchOptions{MinBits: s.minBits, MaxBits: s.maxBits, MaxLostRatio: s.maxLost,
-		MaxFlipDisagree: s.maxFlip, Stochastic: !s.nearestOnly, Seed: seed}
-}
-
-func (s *searchFlags) check() error {
-	if s.minBits < 2 || s.maxBits > 32 || s.minBits > s.maxBits {
-		return usagef("--min-bits %d --max-bits %d: want 2 ≤ min ≤ max ≤ 32", s.minBits, s.maxBits)
-	}
-	if !(s.maxLost >= 0 && s.maxLost <= 1) || !(s.maxFlip >= 0 && s.maxFlip <= 1) {
+func (a *autoFlags) check() error {
+	switch {
+	case a.minBits < 2 || a.maxBits > 32 || a.minBits > a.maxBits:
+		return usagef("--min-bits %d --max-bits %d: want 2 ≤ min ≤ max ≤ 32", a.minBits, a.maxBits)
+	case !(a.maxLost >= 0 && a.maxLost <= 1) || !(a.maxFlip >= 0 && a.maxFlip <= 1):
 		return usagef("--max-lost and --max-flip-disagree must be in [0, 1]")
-	}
-	if s.fp32Below < 0 {
-		return usagef("--fp32-below %d: want ≥ 0", s.fp32Below)
-	}
-	if s.nearestOnly && s.stochasticOnly {
+	case a.fp32Below < 0:
+		return usagef("--fp32-below %d: want ≥ 0", a.fp32Below)
+	case a.nearestOnly && a.stochasticOnly:
 		return usagef("--nearest-only and --stochastic-only exclude each other")
-	}
-	if s.samples < 1 {
-		return usagef("--samples %d: want ≥ 1", s.samples)
+	case a.samples < 1:
+		return usagef("--samples %d: want ≥ 1", a.samples)
+	case !(a.tolerance >= 0 && a.tolerance < 100):
+		return usagef("--tolerance %g: want points in [0, 100)", a.tolerance)
+	case a.raceSteps < 1:
+		return usagef("--race-steps %d: want ≥ 1", a.raceSteps)
+	case a.heldout < 0:
+		return usagef("--heldout %d: want ≥ 0", a.heldout)
 	}
 	return nil
 }
 
+// search is the encoding search the flags ask for.
+func (a *autoFlags) search(seed uint64) fp.SearchOptions {
+	return fp.SearchOptions{MinBits: a.minBits, MaxBits: a.maxBits, MaxLostRatio: a.maxLost,
+		MaxFlipDisagree: a.maxFlip, Stochastic: !a.nearestOnly, Seed: seed}
+}
+
+// calibration is the trace-only search (--best-effort) the flags ask for.
+func (a *autoFlags) calibration(warmup, steps int, perLayer bool, seed uint64) bop.CalibrationOptions {
+	return bop.CalibrationOptions{Warmup: warmup, Steps: steps, Samples: a.samples, PerLayer: perLayer, BestEffort: a.bestEffort,
+		StochasticOnly: a.stochasticOnly, FP32Below: a.fp32Below, Seed: seed, Search: a.search(seed)}
+}
+
 // calibrateFor runs the warm-up and search for train --momentum auto and
 // prints the decision to log.
-func calibrateFor(net *bnn.Network, opt *bop.Optimizer, next func() (int, error), warmup, steps int, perLayer bool, seed uint64, sf *searchFlags, log io.Writer) ([]fp.Format, error) {
-	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: warmup, Steps: steps, Samples: sf.samples, PerLayer: perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, FP32Below: sf.fp32Below, Seed: seed, Search: sf.options(seed)})
+func calibrateFor(net *bnn.Network, opt *bop.Optimizer, next func() (int, error), warmup, steps int, perLayer bool, seed uint64, af *autoFlags, log io.Writer) ([]fp.Format, error) {
+	cal, err := bop.Calibrate(net, opt, next, af.calibration(warmup, steps, perLayer, seed))
 	if err != nil {
 		return nil, err
 	}
@@ -123,26 +148,21 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	var tf trainFlags
 	tf.register(fs)
-	var sf searchFlags
-	sf.register(fs)
+	var af autoFlags
+	af.register(fs)
 	steps := fs.Int("steps", 30, "warm-up steps traced for the pre-filter")
 	warmup := fs.Int("warmup", 300, "warm-up steps before the traced ones, so momenta reach realistic magnitudes")
 	perLayer := fs.Bool("per-layer", false, "pre-filter each layer on its own and try the largest layer one width lower")
-	var rf raceFlags
-	rf.register(fs)
 	rows := fs.Int("rows", 20, "ranking rows to print (0 = all)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object as the last line")
-	if err := parseFlags(fs, args, tf.check, sf.check); err != nil {
-		return err
-	}
-	if err := rf.check(); err != nil {
+	if err := parseFlags(fs, args, tf.check, af.check); err != nil {
 		return err
 	}
 	if *steps < 1 || *warmup < 0 {
 		return usagef("--steps %d --warmup %d: want steps ≥ 1 and warmup ≥ 0", *steps, *warmup)
 	}
-	if !sf.bestEffort {
-		return raceCommand(ctx, &tf, &sf, &rf, *warmup, *steps, *perLayer, *asJSON, stdout, stderr)
+	if !af.bestEffort {
+		return raceCommand(ctx, &tf, &af, *warmup, *steps, *perLayer, *asJSON, stdout, stderr)
 	}
 	// --best-effort: the trace-only search of earlier versions.
 	start := time.Now()
@@ -163,7 +183,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return bat.NextAcrossEpochs()
 	}
 	warm := time.Now()
-	cal, err := bop.Calibrate(net, opt, next, bop.CalibrationOptions{Warmup: *warmup, Steps: *steps, Samples: sf.samples, PerLayer: *perLayer, BestEffort: sf.bestEffort, StochasticOnly: sf.stochasticOnly, FP32Below: sf.fp32Below, Seed: tf.seed, Search: sf.options(tf.seed)})
+	cal, err := bop.Calibrate(net, opt, next, af.calibration(*warmup, *steps, *perLayer, tf.seed))
 	if err != nil {
 		return err
 	}
@@ -176,7 +196,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		Bits    float64      `json:"momentum_bits"`
 		Results []searchJSON `json:"results"`
 		Seconds float64      `json:"seconds"`
-	}{Model: tf.model, Steps: *steps, Samples: sf.samples, Formats: formatStrings(cal.Formats), Seconds: time.Since(start).Seconds()}
+	}{Model: tf.model, Steps: *steps, Samples: af.samples, Formats: formatStrings(cal.Formats), Seconds: time.Since(start).Seconds()}
 	out.Bits = bop.MomentumBits(net, cal.Formats)
 	for i, r := range cal.Results {
 		writeRanking(stdout, cal.Scopes[i], r, *rows)
@@ -203,7 +223,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // raceCommand is calibrate's default: the selection of train --momentum
 // auto (warm-up, pre-filter, race), printed arm by arm.
-func raceCommand(ctx context.Context, tf *trainFlags, sf *searchFlags, rf *raceFlags, warmup, steps int, perLayer, asJSON bool, stdout, stderr io.Writer) error {
+func raceCommand(ctx context.Context, tf *trainFlags, af *autoFlags, warmup, steps int, perLayer, asJSON bool, stdout, stderr io.Writer) error {
 	start := time.Now()
 	ds, net, err := tf.setup()
 	if err != nil {
@@ -216,7 +236,7 @@ func raceCommand(ctx context.Context, tf *trainFlags, sf *searchFlags, rf *raceF
 	}
 	bat := train.NewBatcher(ds, net, tf.threads, tf.seed)
 	var samples int64
-	sel, _, err := raceFor(ctx, net, opt, ds, bat, tf, rf, sf, warmup, steps, perLayer, 10, &samples, stderr)
+	sel, _, err := raceFor(ctx, net, opt, ds, bat, tf, af, warmup, steps, perLayer, 10, &samples, stderr)
 	if err != nil {
 		return err
 	}

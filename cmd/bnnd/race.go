@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,36 +13,6 @@ import (
 	"github.com/bnnd/bnnd/sensors"
 	"github.com/bnnd/bnnd/train"
 )
-
-// raceFlags configure the race of --momentum auto (bop.Select), shared by
-// train and calibrate.
-type raceFlags struct {
-	tolerance  float64
-	raceSteps  int
-	heldout    int
-	scratchDir string
-	all        bool
-}
-
-func (r *raceFlags) register(fs *flag.FlagSet) {
-	fs.Float64Var(&r.tolerance, "tolerance", 0.5, "with --momentum auto: held-out accuracy points a narrower encoding may lose against the 8-bit reference")
-	fs.IntVar(&r.raceSteps, "race-steps", 100, "with --momentum auto: K; each encoding trains 2K steps from the warm start and is judged on its held-out accuracy then (after K only if clearly out)")
-	fs.IntVar(&r.heldout, "heldout", 5000, "with --momentum auto: training examples held out to score the encodings (at most a tenth of the data); they rejoin training after the choice")
-	fs.BoolVar(&r.all, "race-all", false, "with --momentum auto: race every candidate the full 2K steps (same choice, for measurements)")
-	fs.StringVar(&r.scratchDir, "scratch-dir", "", "with --momentum auto: folder for the warm-start snapshot the race restores (default: the system's temporary folder)")
-}
-
-func (r *raceFlags) check() error {
-	switch {
-	case !(r.tolerance >= 0 && r.tolerance < 100):
-		return usagef("--tolerance %g: want points in [0, 100)", r.tolerance)
-	case r.raceSteps < 1:
-		return usagef("--race-steps %d: want ≥ 1", r.raceSteps)
-	case r.heldout < 0:
-		return usagef("--heldout %d: want ≥ 0", r.heldout)
-	}
-	return nil
-}
 
 // fitWarmup shortens the warm-up of a run too short for it, so that
 // training after the choice keeps at least three quarters of the steps.
@@ -65,20 +34,20 @@ func fitWarmup(warmup, traced, total int, log io.Writer) (int, int) {
 // arm and the training afterwards start from the same stream position. It
 // adds the samples of the steps that stay in the model to *samples and
 // returns the time they took.
-func raceFor(ctx context.Context, net *bnn.Network, opt *bop.Optimizer, ds sensors.Dataset, bat *train.Batcher, tf *trainFlags, rf *raceFlags,
-	sf *searchFlags, warmup, traced int, perLayer bool, statBatches int, samples *int64, log io.Writer) (bop.Selection, time.Duration, error) {
+func raceFor(ctx context.Context, net *bnn.Network, opt *bop.Optimizer, ds sensors.Dataset, bat *train.Batcher, tf *trainFlags, af *autoFlags,
+	warmup, traced int, perLayer bool, statBatches int, samples *int64, log io.Writer) (bop.Selection, time.Duration, error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }
 	var eval func() (bop.Score, error)
-	if n := min(rf.heldout, ds.Len()/10); n >= 1 {
+	if n := min(af.heldout, ds.Len()/10); n >= 1 {
 		idx, held := train.HeldOut(ds, n, tf.seed)
 		bat.Exclude(idx)
 		defer bat.Exclude(nil)
 		eval = train.Scorer(ctx, net, ds, held, tf.threads, min(statBatches, 10), tf.seed)
 	} else {
-		logf("momentum auto: no held-out examples (--heldout %d, %d examples): choosing by the pre-filter alone", rf.heldout, ds.Len())
+		logf("momentum auto: no held-out examples (--heldout %d, %d examples): choosing by the pre-filter alone", af.heldout, ds.Len())
 	}
 	var scratch io.ReadWriteSeeker
-	if f, err := os.CreateTemp(rf.scratchDir, "bnnd-warm-start-*"); err != nil {
+	if f, err := os.CreateTemp(af.scratchDir, "bnnd-warm-start-*"); err != nil {
 		logf("momentum auto: keeping the warm start in memory: %v", err)
 	} else {
 		defer os.Remove(f.Name())
@@ -107,14 +76,14 @@ func raceFor(ctx context.Context, net *bnn.Network, opt *bop.Optimizer, ds senso
 		return nil
 	}
 	sel, err := bop.Select(net, opt, next, eval, bop.SelectOptions{
-		Warmup: warmup, TraceSteps: traced, RaceSteps: rf.raceSteps, Tolerance: rf.tolerance / 100,
-		MinBits: sf.minBits, MaxBits: sf.maxBits, PerLayer: perLayer, Seed: tf.seed,
-		Rewind: rewind, Scratch: scratch, Exhaustive: rf.all,
+		Warmup: warmup, TraceSteps: traced, RaceSteps: af.raceSteps, Tolerance: af.tolerance / 100,
+		MinBits: af.minBits, MaxBits: af.maxBits, PerLayer: perLayer, Seed: tf.seed,
+		Rewind: rewind, Scratch: scratch, Exhaustive: af.all,
 		OnMemory: func(phase string, b int64) {
 			if os.Getenv("BNND_DEBUG_RSS") != "" {
 				logf("DEBUG %s: momenta %d, rss %s", phase, b, rssNow())
 			}
-		}, Logf: logf, Search: sf.options(tf.seed),
+		}, Logf: logf, Search: af.search(tf.seed),
 	})
 	if !racing {
 		warmTime = time.Since(t0)

@@ -163,16 +163,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	calSteps := fs.Int("calibrate-steps", 30, "with --momentum auto: warm-up steps traced for the pre-filter (after --calibrate-warmup)")
 	calWarmup := fs.Int("calibrate-warmup", 300, "with --momentum auto: steps in the 8-bit warm-up format before the traced ones (momenta grow from zero with time constant 1/γ)")
 	perLayer := fs.Bool("per-layer", false, "with --momentum auto: small layers keep the reference format and the largest may take one width less")
-	var rf raceFlags
-	rf.register(fs)
+	var af autoFlags
+	af.register(fs)
 	agreeSamples := fs.Int("agreement-samples", 4096, "weights per layer tracked by an fp32 shadow Bop to measure flip agreement (0 = off)")
 	statBatches := fs.Int("stat-batches", 20, "before each evaluation, batch-norm statistics from this many training batches with the current weights (0 = the running averages of training)")
-	var sf searchFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args, tf.check, sf.check); err != nil {
-		return err
-	}
-	if err := rf.check(); err != nil {
+	if err := parseFlags(fs, args, tf.check, af.check); err != nil {
 		return err
 	}
 	if *epochs < 1 {
@@ -197,7 +192,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			formats = append(formats, f)
 		}
-	} else if sf.bestEffort {
+	} else if af.bestEffort {
 		formats = []fp.Format{fp.MustParseFormat("fp32")} // the trace-only search warms up in fp32
 	} else {
 		formats = []fp.Format{bop.WarmupFormat(float32(tf.tau))}
@@ -242,7 +237,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	measured := false // a training epoch ran after the selection
 	var sel *bop.Selection
 	var selSeconds float64
-	if auto && sf.bestEffort {
+	if auto && af.bestEffort {
 		// The trace-only search of earlier versions (fp32 warm-up, flip
 		// and lost-update limits), kept for the table's fixed-width rows.
 		t0 := time.Now()
@@ -250,7 +245,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			m, err := bat.NextAcrossEpochs()
 			samples += int64(m)
 			return m, err
-		}, *calWarmup, *calSteps, *perLayer, tf.seed, &sf, stderr)
+		}, *calWarmup, *calSteps, *perLayer, tf.seed, &af, stderr)
 		trainTime += time.Since(t0)
 		if err != nil {
 			return err
@@ -265,7 +260,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if auto {
 		warmup, traced := fitWarmup(*calWarmup, *calSteps, *epochs*stepsPerEpoch, stderr)
 		t0 := time.Now()
-		s, warmTime, err := raceFor(ctx, net, opt, ds, bat, &tf, &rf, &sf, warmup, traced, *perLayer, *statBatches, &samples, stderr)
+		s, warmTime, err := raceFor(ctx, net, opt, ds, bat, &tf, &af, warmup, traced, *perLayer, *statBatches, &samples, stderr)
 		selSeconds = time.Since(t0).Seconds()
 		trainTime += warmTime
 		if err != nil {
