@@ -212,11 +212,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "chosen momentum encoding: %s (%.2f bits per momentum); warm-up and search took %.1f s\n",
 		formatList(cal.Formats), out.Bits, total.Seconds())
 	if *asJSON {
-		b, err := json.Marshal(out)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		return json.NewEncoder(stdout).Encode(out)
 	}
 	return nil
 }
@@ -276,11 +272,7 @@ func raceCommand(ctx context.Context, tf *trainFlags, af *autoFlags, warmup, ste
 			Selection *bop.Selection `json:"selection"`
 			Seconds   float64        `json:"seconds"`
 		}{Model: tf.model, Formats: formatStrings(sel.Formats), Bits: bits, Selection: &sel, Seconds: time.Since(start).Seconds()}
-		b, err := json.Marshal(out)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		return json.NewEncoder(stdout).Encode(out)
 	}
 	return nil
 }

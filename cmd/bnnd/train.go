@@ -372,11 +372,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "lost ratio %.4f, flip rate %.3g, underflow ratio %.4f, %.0f samples/s, peak RSS %.1f MiB, %.1f s\n",
 		res.LostRatio, res.FlipRate, res.UnderflowRatio, res.SamplesPerS, float64(res.PeakRSSBytes)/(1<<20), res.Seconds)
 	if *asJSON {
-		b, err := json.Marshal(res)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		return json.NewEncoder(stdout).Encode(res)
 	}
 	return nil
 }
