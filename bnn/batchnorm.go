@@ -22,6 +22,12 @@ type batchNorm struct {
 	keep float32
 }
 
+// stored are the arrays of a batch norm that the model file and parameter
+// snapshots keep, in their order; storedNames names them in errors.
+func (b *batchNorm) stored() [4][]float32 { return [4][]float32{b.gamma, b.beta, b.runMean, b.runVar} }
+
+var storedNames = [4]string{"bn scale", "bn shift", "bn running mean", "bn running variance"}
+
 func newBatchNorm(n int) batchNorm {
 	b := batchNorm{n: n, keep: bnMomentum}
 	b.gamma = make([]float32, n)

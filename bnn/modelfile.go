@@ -79,10 +79,9 @@ func (n *Network) WriteTo(w io.Writer) (int64, error) {
 		p.U32(uint32(l.in))
 		p.U32(uint32(l.out))
 		p.U64s(l.w)
-		p.F32s(l.bn.gamma)
-		p.F32s(l.bn.beta)
-		p.F32s(l.bn.runMean)
-		p.F32s(l.bn.runVar)
+		for _, v := range l.bn.stored() {
+			p.F32s(v)
+		}
 	}
 	k, err := w.Write(modelFrame.Append(nil, ModelVersion, p.Bytes()))
 	if err != nil {
@@ -141,25 +140,17 @@ func ReadModel(r io.Reader, opt Options) (*Network, error) {
 		if d.Err() == nil && (kind != l.kind || lin != l.in || lout != l.out) {
 			return nil, fmt.Errorf("bnn: %w: %s is %v %d→%d, model %q needs %v %d→%d", ErrModelFormat, what, kind, lin, lout, name, l.kind, l.in, l.out)
 		}
-		parts := []struct {
-			dst  any
-			name string
-		}{{l.w, "weights"}, {l.bn.gamma, "bn scale"}, {l.bn.beta, "bn shift"}, {l.bn.runMean, "bn running mean"}, {l.bn.runVar, "bn running variance"}}
-		for _, p := range parts {
-			switch dst := p.dst.(type) {
-			case []uint64:
-				v := d.U64s(what + " " + p.name)
-				if d.Err() == nil && len(v) != len(dst) {
-					return nil, fmt.Errorf("bnn: %w: %s %s has %d words, want %d", ErrModelFormat, what, p.name, len(v), len(dst))
-				}
-				copy(dst, v)
-			case []float32:
-				v := d.F32s(what + " " + p.name)
-				if d.Err() == nil && len(v) != len(dst) {
-					return nil, fmt.Errorf("bnn: %w: %s %s has %d values, want %d", ErrModelFormat, what, p.name, len(v), len(dst))
-				}
-				copy(dst, v)
+		w := d.U64s(what + " weights")
+		if d.Err() == nil && len(w) != len(l.w) {
+			return nil, fmt.Errorf("bnn: %w: %s weights has %d words, want %d", ErrModelFormat, what, len(w), len(l.w))
+		}
+		copy(l.w, w)
+		for k, dst := range l.bn.stored() {
+			v := d.F32s(what + " " + storedNames[k])
+			if d.Err() == nil && len(v) != len(dst) {
+				return nil, fmt.Errorf("bnn: %w: %s %s has %d values, want %d", ErrModelFormat, what, storedNames[k], len(v), len(dst))
 			}
+			copy(dst, v)
 		}
 		if d.Err() != nil {
 			return nil, fmt.Errorf("bnn: %w", d.Err())

@@ -15,29 +15,30 @@ import (
 // one starting point without holding two models.
 func (n *Network) WriteParams(w io.Writer) error {
 	var s binio.Stream
-	for i, l := range n.layers {
-		if err := s.WriteU64s(w, l.w); err != nil {
-			return fmt.Errorf("bnn: writing layer %d weights: %w", i, err)
-		}
-		for _, v := range [][]float32{l.bn.gamma, l.bn.beta, l.bn.runMean, l.bn.runVar} {
-			if err := s.WriteF32s(w, v); err != nil {
-				return fmt.Errorf("bnn: writing layer %d batch norm: %w", i, err)
-			}
-		}
-	}
-	return nil
+	return n.streamParams("writing",
+		func(v []uint64) error { return s.WriteU64s(w, v) },
+		func(v []float32) error { return s.WriteF32s(w, v) })
 }
 
 // ReadParams restores what WriteParams wrote from this network.
 func (n *Network) ReadParams(r io.Reader) error {
 	var s binio.Stream
+	return n.streamParams("reading",
+		func(v []uint64) error { return s.ReadU64s(r, v) },
+		func(v []float32) error { return s.ReadF32s(r, v) })
+}
+
+// streamParams hands each layer's binary weights to words and its stored
+// batch-norm arrays to floats, in the order of the snapshot; verb says
+// what they do, for errors.
+func (n *Network) streamParams(verb string, words func([]uint64) error, floats func([]float32) error) error {
 	for i, l := range n.layers {
-		if err := s.ReadU64s(r, l.w); err != nil {
-			return fmt.Errorf("bnn: reading layer %d weights: %w", i, err)
+		if err := words(l.w); err != nil {
+			return fmt.Errorf("bnn: %s layer %d weights: %w", verb, i, err)
 		}
-		for _, v := range [][]float32{l.bn.gamma, l.bn.beta, l.bn.runMean, l.bn.runVar} {
-			if err := s.ReadF32s(r, v); err != nil {
-				return fmt.Errorf("bnn: reading layer %d batch norm: %w", i, err)
+		for _, v := range l.bn.stored() {
+			if err := floats(v); err != nil {
+				return fmt.Errorf("bnn: %s layer %d batch norm: %w", verb, i, err)
 			}
 		}
 	}
