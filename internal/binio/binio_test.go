@@ -254,3 +254,19 @@ func TestReadFullCorruptLength(t *testing.T) {
 		t.Error("a length beyond the address space was accepted")
 	}
 }
+
+func BenchmarkStreamF32s(b *testing.B) {
+	v := make([]float32, 1<<16)
+	var buf bytes.Buffer
+	var s Stream
+	b.SetBytes(int64(4 * len(v)))
+	for b.Loop() {
+		buf.Reset()
+		if err := s.WriteF32s(&buf, v); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.ReadF32s(&buf, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
