@@ -13,6 +13,8 @@ import (
 	"fmt"
 
 	"periph.io/x/conn/v3/i2c"
+
+	"github.com/bnnd/bnnd/sensors/internal/regio"
 )
 
 const (
@@ -61,7 +63,7 @@ var DefaultOpts = Opts{Addr: 0x53, SampleRate: 100, Range: 2}
 
 // Dev is an ADXL345 on an I²C bus.
 type Dev struct {
-	d    i2c.Dev
+	c    regio.Chip
 	opts Opts
 	rate float64
 	buf  [6]byte
@@ -99,46 +101,38 @@ func New(bus i2c.Bus, opts *Opts) (*Dev, error) {
 	if !ok || opts.SampleRate <= 0 {
 		return nil, fmt.Errorf("adxl345: sample rate %g Hz is outside (0, 3200]", opts.SampleRate)
 	}
-	d := &Dev{d: i2c.Dev{Bus: bus, Addr: opts.Addr}, opts: *opts, rate: hz}
+	d := &Dev{c: regio.Chip{Dev: i2c.Dev{Bus: bus, Addr: opts.Addr}, Name: "adxl345"}, opts: *opts, rate: hz}
 	var id [1]byte
-	if err := d.d.Tx([]byte{regDevID}, id[:]); err != nil {
-		return nil, fmt.Errorf("adxl345 at %#x: reading DEVID: %w", opts.Addr, err)
+	if err := d.c.Tx([]byte{regDevID}, id[:]); err != nil {
+		return nil, d.c.Errorf("reading DEVID: %w", err)
 	}
 	if id[0] != DevID {
-		return nil, fmt.Errorf("adxl345 at %#x: DEVID is %#02x, want %#02x", opts.Addr, id[0], DevID)
+		return nil, d.c.Errorf("DEVID is %#02x, want %#02x", id[0], DevID)
 	}
-	for _, w := range [][2]byte{
+	err := d.c.WriteAll([][2]byte{
 		{regPowerCtl, powerStandby}, // configure in standby
 		{regBWRate, code},
 		{regDataFormat, fullRes | rb},
 		{regPowerCtl, powerMeasure},
-	} {
-		if err := d.writeReg(w[0], w[1]); err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return d, nil
-}
-
-func (d *Dev) writeReg(reg, val byte) error {
-	if err := d.d.Tx([]byte{reg, val}, nil); err != nil {
-		return fmt.Errorf("adxl345 at %#x: writing %#02x to register %#02x: %w", d.opts.Addr, val, reg, err)
-	}
-	return nil
 }
 
 // SampleRate is the output data rate the chip runs at, in Hz.
 func (d *Dev) SampleRate() float64 { return d.rate }
 
 func (d *Dev) String() string {
-	return fmt.Sprintf("ADXL345{%s, addr=%#x, ±%dg, %g Hz}", d.d.Bus, d.opts.Addr, d.opts.Range, d.rate)
+	return fmt.Sprintf("ADXL345{%s, addr=%#x, ±%dg, %g Hz}", d.c.Bus, d.opts.Addr, d.opts.Range, d.rate)
 }
 
 // Sense reads the three axes in one 6-byte burst from DATAX0 (the data
 // sheet asks for a multi-byte read so the axes come from one sample).
 func (d *Dev) Sense(r *Reading) error {
-	if err := d.d.Tx([]byte{regDataX0}, d.buf[:]); err != nil {
-		return fmt.Errorf("adxl345 at %#x: burst read of 6 bytes from %#02x: %w", d.opts.Addr, regDataX0, err)
+	if err := d.c.Burst(regDataX0, d.buf[:]); err != nil {
+		return err
 	}
 	for i := 0; i < 3; i++ {
 		r.Accel[i] = float64(int16(binary.LittleEndian.Uint16(d.buf[2*i:]))) * scaleG * gravity
@@ -148,5 +142,5 @@ func (d *Dev) Sense(r *Reading) error {
 
 // Halt puts the chip in standby (POWER_CTL Measure cleared, ~0.1 µA).
 func (d *Dev) Halt() error {
-	return d.writeReg(regPowerCtl, powerStandby)
+	return d.c.Write(regPowerCtl, powerStandby)
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/i2c"
+
+	"github.com/bnnd/bnnd/sensors/internal/regio"
 )
 
 // Registers used (RM-MPU-6000A-00 rev 4.2, section 3).
@@ -83,7 +85,7 @@ const resetDelay = 100 * time.Millisecond
 
 // Dev is an MPU-6050 on an I²C bus.
 type Dev struct {
-	d          i2c.Dev
+	c          regio.Chip
 	opts       Opts
 	id         byte
 	accelScale float64 // m/s² per LSB
@@ -139,46 +141,38 @@ func New(bus i2c.Bus, opts *Opts) (*Dev, error) {
 		return nil, fmt.Errorf("mpu6050: sample rate %d Hz is outside 4..1000", opts.SampleRate)
 	}
 	d := &Dev{
-		d:          i2c.Dev{Bus: bus, Addr: opts.Addr},
+		c:          regio.Chip{Dev: i2c.Dev{Bus: bus, Addr: opts.Addr}, Name: "mpu6050"},
 		opts:       *opts,
 		accelScale: gravity / as.lsbPerG,
 		gyroScale:  math.Pi / 180 / gs.lsbPerDegS,
 	}
 	var id [1]byte
-	if err := d.d.Tx([]byte{regWhoAmI}, id[:]); err != nil {
-		return nil, fmt.Errorf("mpu6050 at %#x: reading WHO_AM_I: %w", opts.Addr, err)
+	if err := d.c.Tx([]byte{regWhoAmI}, id[:]); err != nil {
+		return nil, d.c.Errorf("reading WHO_AM_I: %w", err)
 	}
 	d.id = id[0]
 	switch d.id {
 	case IDMPU6050, IDMPU6500, IDMPU9250:
 	default:
-		return nil, fmt.Errorf("mpu6050 at %#x: WHO_AM_I is %#02x, want %#02x (MPU-6050; 0x70/0x71 family members also accepted)", opts.Addr, d.id, IDMPU6050)
+		return nil, d.c.Errorf("WHO_AM_I is %#02x, want %#02x (MPU-6050; 0x70/0x71 family members also accepted)", d.id, IDMPU6050)
 	}
-	if err := d.writeReg(regPwrMgmt1, pwrDeviceReset); err != nil {
+	if err := d.c.Write(regPwrMgmt1, pwrDeviceReset); err != nil {
 		return nil, err
 	}
 	Sleep(resetDelay)
 	// With the DLPF on, the gyro output rate is 1 kHz: div = 1000/rate - 1.
 	div := byte(1000/opts.SampleRate - 1)
-	for _, w := range [][2]byte{
+	err := d.c.WriteAll([][2]byte{
 		{regPwrMgmt1, pwrClkPLLGyroX}, // wake up (clear SLEEP), PLL clock
 		{regSmplrtDiv, div},
 		{regConfig, dlpfFor(opts.SampleRate)},
 		{regGyroConfig, gs.sel << 3},
 		{regAccelConfig, as.sel << 3},
-	} {
-		if err := d.writeReg(w[0], w[1]); err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return d, nil
-}
-
-func (d *Dev) writeReg(reg, val byte) error {
-	if err := d.d.Tx([]byte{reg, val}, nil); err != nil {
-		return fmt.Errorf("mpu6050 at %#x: writing %#02x to register %#02x: %w", d.opts.Addr, val, reg, err)
-	}
-	return nil
 }
 
 // ID is the WHO_AM_I value read at New.
@@ -190,14 +184,14 @@ func (d *Dev) SampleRate() int { return 1000 / (1000 / d.opts.SampleRate) }
 
 func (d *Dev) String() string {
 	chip := map[byte]string{IDMPU6050: "MPU-6050", IDMPU6500: "MPU-6500", IDMPU9250: "MPU-9250"}[d.id]
-	return fmt.Sprintf("%s{%s, addr=%#x, ±%dg, ±%d°/s, %d Hz}", chip, d.d.Bus, d.opts.Addr, d.opts.AccelRange, d.opts.GyroRange, d.SampleRate())
+	return fmt.Sprintf("%s{%s, addr=%#x, ±%dg, ±%d°/s, %d Hz}", chip, d.c.Bus, d.opts.Addr, d.opts.AccelRange, d.opts.GyroRange, d.SampleRate())
 }
 
 // Sense reads all axes and the temperature in one 14-byte burst from
 // ACCEL_XOUT_H (so all values come from the same sample).
 func (d *Dev) Sense(r *Reading) error {
-	if err := d.d.Tx([]byte{regAccelXoutH}, d.buf[:]); err != nil {
-		return fmt.Errorf("mpu6050 at %#x: burst read of 14 bytes from %#02x: %w", d.opts.Addr, regAccelXoutH, err)
+	if err := d.c.Burst(regAccelXoutH, d.buf[:]); err != nil {
+		return err
 	}
 	be := func(i int) float64 { return float64(int16(binary.BigEndian.Uint16(d.buf[i:]))) }
 	for i := 0; i < 3; i++ {
@@ -210,5 +204,5 @@ func (d *Dev) Sense(r *Reading) error {
 
 // Halt puts the chip to sleep (PWR_MGMT_1 SLEEP); New wakes it again.
 func (d *Dev) Halt() error {
-	return d.writeReg(regPwrMgmt1, pwrSleep|pwrClkPLLGyroX)
+	return d.c.Write(regPwrMgmt1, pwrSleep|pwrClkPLLGyroX)
 }
