@@ -63,98 +63,48 @@ const (
 
 // adxlWritable maps each writable register to the bits a write changes;
 // a register not listed is read-only or reserved and ignores writes.
-var adxlWritable = func() map[byte]byte {
-	m := map[byte]byte{
-		adxlTAP_AXES:    0x0F,
-		adxlBW_RATE:     0x1F,
-		adxlPOWER_CTL:   0x3F,
-		adxlINT_ENABLE:  0xFF,
-		adxlINT_MAP:     0xFF,
-		adxlDATA_FORMAT: 0xEF,
-		adxlFIFO_CTL:    0xFF,
-	}
-	for r := byte(adxlTHRESH_TAP); r <= adxlTIME_FF; r++ {
-		m[r] = 0xFF
-	}
-	return m
-}()
+var adxlWritable = writable(map[byte]byte{
+	adxlTAP_AXES:    0x0F,
+	adxlBW_RATE:     0x1F,
+	adxlPOWER_CTL:   0x3F,
+	adxlINT_ENABLE:  0xFF,
+	adxlINT_MAP:     0xFF,
+	adxlDATA_FORMAT: 0xEF,
+	adxlFIFO_CTL:    0xFF,
+}, [2]byte{adxlTHRESH_TAP, adxlTIME_FF})
 
 // adxl is an emulated ADXL345. Tap, activity and free-fall detection,
 // the FIFO, self-test and the interrupt pins are not emulated: their
 // registers hold what is written and do nothing. OFSX..OFSZ are applied.
-type adxl struct {
-	regs [adxlRegs]byte
-	ptr  byte
-	id   byte // DEVID; a field so tests can pose as other chips
-	feed Feed
-}
+type adxl struct{ regChip }
 
 func newADXL() *adxl {
-	a := &adxl{id: adxlDevID, feed: newStillFeed(0x345)}
+	a := &adxl{regChip{
+		regs: make([]byte, adxlRegs), writable: adxlWritable, data: adxlDATAX0,
+		idReg: adxlDEVID, id: adxlDevID,
+		statusReg: adxlINT_SOURCE, ready: adxlDATA_READY | adxlWatermark, idle: adxlWatermark,
+		still: 0x345,
+	}}
+	a.setFeed(nil)
 	a.regs[adxlBW_RATE] = adxlBW_RATEInit
 	return a
 }
 
 func (a *adxl) String() string { return fmt.Sprintf("ADXL345 at %#02x", ADXLAddr) }
 
-func (a *adxl) setFeed(f Feed) {
-	if f == nil {
-		f = newStillFeed(0x345)
-	}
-	a.feed = f
-}
+func (a *adxl) tx(w, r []byte) error { return a.transact(a, w, r) }
 
-func (a *adxl) measuring() bool { return a.regs[adxlPOWER_CTL]&adxlMeasure != 0 }
+// write stores every byte: no ADXL345 register acts when written.
+func (a *adxl) write(reg, v byte) bool { return true }
 
-func (a *adxl) tx(w, r []byte) error {
-	if len(w) > 0 {
-		a.ptr = w[0] % adxlRegs
-		for _, v := range w[1:] {
-			if mask, ok := adxlWritable[a.ptr]; ok {
-				a.regs[a.ptr] = a.regs[a.ptr]&^mask | v&mask
-			}
-			a.ptr = (a.ptr + 1) % adxlRegs
-		}
-	}
-	if len(r) == 0 {
-		return nil
-	}
-	if a.measuring() && inRange(a.ptr, len(r), adxlDATAX0, adxlRegs) {
-		if err := a.latch(); err != nil {
-			return err
-		}
-	}
-	for i := range r {
-		r[i] = a.read(a.ptr)
-		a.ptr = (a.ptr + 1) % adxlRegs
-	}
-	return nil
-}
-
-func (a *adxl) read(reg byte) byte {
-	switch reg {
-	case adxlDEVID:
-		return a.id
-	case adxlINT_SOURCE:
-		// Each data read takes a fresh sample, so one is always ready.
-		if a.measuring() {
-			return adxlDATA_READY | adxlWatermark
-		}
-		return adxlWatermark
-	}
-	return a.regs[reg]
-}
+func (a *adxl) sampling() bool { return a.regs[adxlPOWER_CTL]&adxlMeasure != 0 }
 
 // latch takes a frame from the feed into DATAX0..DATAZ1 in the
 // configured format: 10 bits at 256/128/64/32 LSB/g, or full resolution
 // at 3.9 mg/LSB with one more bit per range step (13 at ±16 g);
 // saturated at the output's width, right-justified with sign extension
 // or left-justified.
-func (a *adxl) latch() error {
-	f, err := pull(a.feed, a.String())
-	if err != nil {
-		return err
-	}
+func (a *adxl) latch(f Frame) {
 	df := a.regs[adxlDATA_FORMAT]
 	rng := int(df & adxlRange)
 	bits, lsbG := 10, 1/float64(int(256)>>rng)
@@ -171,5 +121,4 @@ func (a *adxl) latch() error {
 		a.regs[adxlDATAX0+2*i] = byte(n)
 		a.regs[adxlDATAX0+2*i+1] = byte(uint16(n) >> 8)
 	}
-	return nil
 }

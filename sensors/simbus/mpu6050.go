@@ -75,32 +75,20 @@ const (
 
 // mpuWritable maps each writable register to the bits a write changes;
 // a register not listed is read-only or reserved and ignores writes.
-var mpuWritable = func() map[byte]byte {
-	m := map[byte]byte{
-		mpuSMPLRT_DIV:         0xFF,
-		mpuCONFIG:             0x3F,
-		mpuGYRO_CONFIG:        0xF8,
-		mpuACCEL_CONFIG:       0xF8,
-		mpuFIFO_EN:            0xFF,
-		mpuI2C_MST_CTRL:       0xFF,
-		mpuINT_PIN_CFG:        0xFE,
-		mpuINT_ENABLE:         0x19, // FIFO_OFLOW_EN, I2C_MST_INT_EN, DATA_RDY_EN
-		mpuI2C_MST_DELAY_CTRL: 0x9F,
-		mpuUSER_CTRL:          0x70, // FIFO_EN, I2C_MST_EN, I2C_IF_DIS; the reset bits clear themselves
-		mpuPWR_MGMT_1:         0xEF,
-		mpuPWR_MGMT_2:         0xFF,
-	}
-	for r := byte(mpuSELF_TEST_X); r <= mpuSELF_TEST_A; r++ {
-		m[r] = 0xFF
-	}
-	for r := byte(mpuI2C_SLV0_ADDR); r <= mpuI2C_SLV4_CTRL; r++ {
-		m[r] = 0xFF
-	}
-	for r := byte(mpuI2C_SLV0_DO); r <= mpuI2C_SLV3_DO; r++ {
-		m[r] = 0xFF
-	}
-	return m
-}()
+var mpuWritable = writable(map[byte]byte{
+	mpuSMPLRT_DIV:         0xFF,
+	mpuCONFIG:             0x3F,
+	mpuGYRO_CONFIG:        0xF8,
+	mpuACCEL_CONFIG:       0xF8,
+	mpuFIFO_EN:            0xFF,
+	mpuI2C_MST_CTRL:       0xFF,
+	mpuINT_PIN_CFG:        0xFE,
+	mpuINT_ENABLE:         0x19, // FIFO_OFLOW_EN, I2C_MST_INT_EN, DATA_RDY_EN
+	mpuI2C_MST_DELAY_CTRL: 0x9F,
+	mpuUSER_CTRL:          0x70, // FIFO_EN, I2C_MST_EN, I2C_IF_DIS; the reset bits clear themselves
+	mpuPWR_MGMT_1:         0xEF,
+	mpuPWR_MGMT_2:         0xFF,
+}, [2]byte{mpuSELF_TEST_X, mpuSELF_TEST_A}, [2]byte{mpuI2C_SLV0_ADDR, mpuI2C_SLV4_CTRL}, [2]byte{mpuI2C_SLV0_DO, mpuI2C_SLV3_DO})
 
 // mpuAccelLSB and mpuGyroLSB are the sensitivities per AFS_SEL / FS_SEL:
 // LSB/g and LSB/(°/s).
@@ -112,32 +100,28 @@ var (
 // mpu is an emulated MPU-6050. The self-test, FIFO, interrupt pins and
 // auxiliary I²C master are not emulated: their registers hold what is
 // written and do nothing.
-type mpu struct {
-	regs [mpuRegs]byte
-	ptr  byte
-	id   byte // WHO_AM_I; a field so tests can pose as family members
-	feed Feed
-}
+type mpu struct{ regChip }
 
 func newMPU() *mpu {
-	m := &mpu{id: mpuWhoAmI6050, feed: newStillFeed(0x6050)}
+	m := &mpu{regChip{
+		regs: make([]byte, mpuRegs), writable: mpuWritable, data: mpuACCEL_XOUT_H,
+		idReg: mpuWHO_AM_I, id: mpuWhoAmI6050,
+		statusReg: mpuINT_STATUS, ready: mpuDATA_RDY_INT, idle: 0,
+		still: 0x6050,
+	}}
+	m.setFeed(nil)
 	m.reset()
 	return m
 }
 
 func (m *mpu) String() string { return fmt.Sprintf("MPU-6050 at %#02x", MPUAddr) }
 
-func (m *mpu) setFeed(f Feed) {
-	if f == nil {
-		f = newStillFeed(0x6050)
-	}
-	m.feed = f
-}
+func (m *mpu) tx(w, r []byte) error { return m.transact(m, w, r) }
 
 // reset restores the power-on values: every register 0 except
 // PWR_MGMT_1, which starts asleep.
 func (m *mpu) reset() {
-	m.regs = [mpuRegs]byte{}
+	clear(m.regs)
 	m.regs[mpuPWR_MGMT_1] = mpuSLEEP
 }
 
@@ -148,35 +132,14 @@ func (m *mpu) sampling() bool {
 	return p&mpuSLEEP == 0 && p&mpuCLKSEL != mpuCLKSEL_STOP
 }
 
-func (m *mpu) tx(w, r []byte) error {
-	if len(w) > 0 {
-		m.ptr = w[0] % mpuRegs
-		for _, v := range w[1:] {
-			m.write(m.ptr, v)
-			m.ptr = (m.ptr + 1) % mpuRegs
-		}
-	}
-	if len(r) == 0 {
-		return nil
-	}
-	if m.sampling() && inRange(m.ptr, len(r), mpuACCEL_XOUT_H, mpuRegs) {
-		if err := m.latch(); err != nil {
-			return err
-		}
-	}
-	for i := range r {
-		r[i] = m.read(m.ptr)
-		m.ptr = (m.ptr + 1) % mpuRegs
-	}
-	return nil
-}
-
-func (m *mpu) write(reg, v byte) {
+// write: DEVICE_RESET resets the chip (and is not stored);
+// SIG_COND_RESET clears the sensor registers.
+func (m *mpu) write(reg, v byte) bool {
 	switch reg {
 	case mpuPWR_MGMT_1:
 		if v&mpuDEVICE_RESET != 0 {
 			m.reset()
-			return
+			return false
 		}
 	case mpuUSER_CTRL:
 		if v&mpuSIG_COND_RESET != 0 {
@@ -185,32 +148,12 @@ func (m *mpu) write(reg, v byte) {
 			}
 		}
 	}
-	if mask, ok := mpuWritable[reg]; ok {
-		m.regs[reg] = m.regs[reg]&^mask | v&mask
-	}
-}
-
-func (m *mpu) read(reg byte) byte {
-	switch reg {
-	case mpuWHO_AM_I:
-		return m.id
-	case mpuINT_STATUS:
-		// Each data read takes a fresh sample, so one is always ready.
-		if m.sampling() {
-			return mpuDATA_RDY_INT
-		}
-		return 0
-	}
-	return m.regs[reg]
+	return true
 }
 
 // latch takes a frame from the feed into the data registers, at the
 // configured full scales; axes in standby (PWR_MGMT_2) keep their values.
-func (m *mpu) latch() error {
-	f, err := pull(m.feed, m.String())
-	if err != nil {
-		return err
-	}
+func (m *mpu) latch(f Frame) {
 	accelScale := gravity / mpuAccelLSB[m.regs[mpuACCEL_CONFIG]>>3&3]    // m/s² per LSB, as the driver computes it
 	gyroScale := math.Pi / 180 / mpuGyroLSB[m.regs[mpuGYRO_CONFIG]>>3&3] // rad/s per LSB
 	stby := m.regs[mpuPWR_MGMT_2]
@@ -225,7 +168,6 @@ func (m *mpu) latch() error {
 	if m.regs[mpuPWR_MGMT_1]&mpuTEMP_DIS == 0 {
 		m.put(mpuTEMP_OUT_H, mpuTempRaw)
 	}
-	return nil
 }
 
 // put stores a 16-bit two's complement value big-endian at reg, reg+1.
