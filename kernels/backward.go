@@ -16,7 +16,7 @@ func RealBinGemm(c []float32, x []float32, w []uint64, m, n, k int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	active.realBinGemm(c[:m*n], x[:m*k], w[:n*kw], m, n, k)
+	impls.Active.Impl.realBinGemm(c[:m*n], x[:m*k], w[:n*kw], m, n, k)
 }
 
 // BinGradInput is the input gradient through binary weights: dy is m×n,
@@ -32,7 +32,7 @@ func BinGradInput(dx []float32, dy []float32, w []uint64, m, n, k int) {
 	if m == 0 || k == 0 {
 		return
 	}
-	active.binGradInput(dx[:m*k], dy[:m*n], w[:n*kw], m, n, k)
+	impls.Active.Impl.binGradInput(dx[:m*k], dy[:m*n], w[:n*kw], m, n, k)
 }
 
 // checkTile validates the tile bounds shared by the weight-gradient kernels.
@@ -67,7 +67,7 @@ func BinGradWeightTile(tile []float32, dy []float32, a []uint64, m, n, k, j0, j1
 	if j0 == j1 || k0 == k1 {
 		return
 	}
-	active.binGradWeightTile(tile[:(j1-j0)*(k1-k0)], dy[:m*n], a[:m*kw], m, n, k, j0, j1, k0, k1)
+	impls.Active.Impl.binGradWeightTile(tile[:(j1-j0)*(k1-k0)], dy[:m*n], a[:m*kw], m, n, k, j0, j1, k0, k1)
 }
 
 // RealGradWeightTile is BinGradWeightTile for real inputs x (m×k floats),
@@ -81,7 +81,7 @@ func RealGradWeightTile(tile []float32, dy []float32, x []float32, m, n, k, j0, 
 	if j0 == j1 || k0 == k1 {
 		return
 	}
-	active.realGradWeightTile(tile[:(j1-j0)*(k1-k0)], dy[:m*n], x[:m*k], m, n, k, j0, j1, k0, k1)
+	impls.Active.Impl.realGradWeightTile(tile[:(j1-j0)*(k1-k0)], dy[:m*n], x[:m*k], m, n, k, j0, j1, k0, k1)
 }
 
 // The generic float kernels below add the signed terms one at a time, in

@@ -32,7 +32,7 @@ func BGemm(c []int32, a, b []uint64, m, n, kw, k int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	active.bgemm(c[:m*n], a[:m*kw], b[:n*kw], m, n, kw, k)
+	impls.Active.Impl.bgemm(c[:m*n], a[:m*kw], b[:n*kw], m, n, kw, k)
 }
 
 // BGemmScaled is BGemm with a per-column affine map applied in the same
@@ -49,7 +49,7 @@ func BGemmScaled(c []float32, a, b []uint64, m, n, kw, k int, scale, shift []flo
 	if m == 0 || n == 0 {
 		return
 	}
-	active.bgemmScaled(c[:m*n], a[:m*kw], b[:n*kw], m, n, kw, k, scale[:n], shift[:n])
+	impls.Active.Impl.bgemmScaled(c[:m*n], a[:m*kw], b[:n*kw], m, n, kw, k, scale[:n], shift[:n])
 }
 
 // bgemmGeneric is the pure-Go BGemm: one row of a against four rows of b at

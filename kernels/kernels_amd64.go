@@ -16,10 +16,10 @@ import (
 
 func init() {
 	// Registered least preferred first.
-	registerImpl(implEntry{
-		name:      "avx2",
-		available: cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3),
-		k: impl{
+	impls.Register(implEntry{
+		Name:      "avx2",
+		Available: cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3),
+		Impl: impl{
 			bgemm:              bgemmAVX2,
 			bgemmScaled:        bgemmScaledAVX2,
 			realBinGemm:        realBinGemmAVX2,
@@ -45,8 +45,8 @@ func init() {
 	// integer ports (bgemm_hybrid_amd64.s).
 	vector512 := kernels512
 	vector512.bgemm, vector512.bgemmScaled = bgemmVectorAVX512, bgemmScaledVectorAVX512
-	registerImpl(implEntry{name: "avx512vector", available: avx512, k: vector512})
-	registerImpl(implEntry{name: "avx512", available: avx512, k: kernels512})
+	impls.Register(implEntry{Name: "avx512vector", Available: avx512, Impl: vector512})
+	impls.Register(implEntry{Name: "avx512", Available: avx512, Impl: kernels512})
 }
 
 // bgemmBlockAVX512 is one k-block of BGemm for up to 32 columns:

@@ -18,10 +18,10 @@ import (
 // bit is still consulted so that a kernel or emulator that hides it makes
 // "neon" unavailable instead of faulting.
 func init() {
-	registerImpl(implEntry{
-		name:      "neon",
-		available: cpuid.CPU.Supports(cpuid.ASIMD),
-		k: impl{
+	impls.Register(implEntry{
+		Name:      "neon",
+		Available: cpuid.CPU.Supports(cpuid.ASIMD),
+		Impl: impl{
 			bgemm:              bgemmNEON,
 			bgemmScaled:        bgemmScaledNEON,
 			realBinGemm:        realBinGemmNEON,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -606,10 +607,23 @@ func TestDispatch(t *testing.T) {
 	if Impl() != prev {
 		t.Fatalf("failed Use changed the implementation to %q", Impl())
 	}
-	for _, e := range impls {
-		if !e.available {
-			if err := Use(e.name); err == nil {
-				t.Errorf("Use(%q) succeeded on a CPU that lacks it", e.name)
+	for _, e := range impls.Entries() {
+		if !e.Available {
+			if err := Use(e.Name); err == nil {
+				t.Errorf("Use(%q) succeeded on a CPU that lacks it", e.Name)
+			}
+		}
+	}
+}
+
+// TestImplsComplete: every implementation compiled in, available on this
+// CPU or not, sets every kernel (there is no fallback for a nil one).
+func TestImplsComplete(t *testing.T) {
+	for _, e := range impls.Entries() {
+		v := reflect.ValueOf(e.Impl)
+		for i := range v.NumField() {
+			if v.Field(i).IsNil() {
+				t.Errorf("implementation %q has no %s", e.Name, v.Type().Field(i).Name)
 			}
 		}
 	}
@@ -617,17 +631,19 @@ func TestDispatch(t *testing.T) {
 
 func TestSelectFromEnv(t *testing.T) {
 	prev := Impl()
-	defer func() {
+	// Registered before Setenv's own cleanup, so it runs after the
+	// variable is back as it was.
+	t.Cleanup(func() {
+		impls.Select()
 		_ = Use(prev)
-		initErr = nil
-	}()
+	})
 	t.Setenv(envVar, "generic")
-	selectImpl()
+	impls.Select()
 	if Impl() != "generic" || InitError() != nil {
 		t.Fatalf("BNND_KERNELS=generic: Impl %q, InitError %v", Impl(), InitError())
 	}
 	t.Setenv(envVar, "vax")
-	selectImpl()
+	impls.Select()
 	if err := InitError(); err == nil || !strings.Contains(err.Error(), "BNND_KERNELS") || !strings.Contains(err.Error(), "vax") {
 		t.Fatalf("BNND_KERNELS=vax: InitError = %v, want an error naming the variable and value", err)
 	}
