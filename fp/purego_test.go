@@ -49,8 +49,8 @@ func TestStepAssemblyBuildTags(t *testing.T) {
 // kernels its architecture and tags call for.
 func TestStepImplsCompiledIn(t *testing.T) {
 	var names []string
-	for _, e := range stepImpls {
-		names = append(names, e.name)
+	for _, e := range stepImpls.Entries() {
+		names = append(names, e.Name)
 	}
 	want := []string{"generic"}
 	if !puregoBuild {

@@ -333,7 +333,8 @@ func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col
 	if head > 0 {
 		v.stepGeneric(s, start, g[:head], sub(mOut, 0), 0, row, col0)
 	}
-	kind, wordsKernel := stepActive.kind, stepActive.words
+	active := stepImpls.Active.Impl
+	kind, wordsKernel := active.kind, active.words
 	if wordsKernel {
 		s.k.table, s.k.layout = &v.table[0], &stepLayouts[v.width]
 	}
@@ -352,7 +353,7 @@ func (v *Vector) run(s *stepper, start int, g, mOut []float32, row []uint64, col
 		}
 		x0 := s.k.key + uint32(j)*stepGolden
 		base := (start + j) / stepBlock * int(v.width)
-		if !wordsKernel || base+int(v.width)+stepActive.overread > len(v.words) ||
+		if !wordsKernel || base+int(v.width)+active.overread > len(v.words) ||
 			!stepWordsArch(kind, &s.k, &words[0], gb, &out, rw, x0) {
 			v.unpack64Arch(kind, words, &in, &ms)
 			// The generic step goes straight to the Go loop: the kernels'

@@ -8,14 +8,14 @@ func init() {
 	// Registered least preferred first. AVX2 has every vector operation
 	// the kernel needs (variable shifts, 32-bit multiplies, gathers);
 	// POPCNT counts the mask bits.
-	registerStepImpl(stepImplEntry{name: "avx2", available: cpuid.CPU.Supports(cpuid.AVX2, cpuid.POPCNT), kind: stepAVX2,
-		words: true, overread: 2})
+	stepImpls.Register(stepImplEntry{Name: "avx2", Available: cpuid.CPU.Supports(cpuid.AVX2, cpuid.POPCNT),
+		Impl: stepImpl{kind: stepAVX2, words: true, overread: 2}})
 	// AVX-512: F for the 16-lane operations and unsigned compares into
 	// mask registers, DQ for VPMOVD2M, BW for byte-masked loads and stores
 	// and 64-bit mask moves, VBMI for the byte permutes that unpack and
 	// pack the codes, POPCNT for counting mask bits.
-	registerStepImpl(stepImplEntry{name: "avx512", kind: stepAVX512, words: true,
-		available: cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512DQ, cpuid.AVX512BW, cpuid.AVX512VBMI, cpuid.POPCNT)})
+	stepImpls.Register(stepImplEntry{Name: "avx512", Impl: stepImpl{kind: stepAVX512, words: true},
+		Available: cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512DQ, cpuid.AVX512BW, cpuid.AVX512VBMI, cpuid.POPCNT)})
 }
 
 // stepWordsArch calls the packed-words kernel of kind (entries with words

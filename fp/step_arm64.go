@@ -8,7 +8,7 @@ import "github.com/klauspost/cpuid/v2"
 // kernel or emulator that hides it makes "neon" unavailable instead of
 // faulting (as kernels/kernels_arm64.go does).
 func init() {
-	registerStepImpl(stepImplEntry{name: "neon", available: cpuid.CPU.Supports(cpuid.ASIMD), kind: stepNEON})
+	stepImpls.Register(stepImplEntry{Name: "neon", Available: cpuid.CPU.Supports(cpuid.ASIMD), Impl: stepImpl{kind: stepNEON}})
 }
 
 // stepBlockArch calls the kernel of kind; the arguments were checked by

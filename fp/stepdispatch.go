@@ -1,12 +1,8 @@
 package fp
 
-import (
-	"fmt"
-	"os"
-	"strings"
-)
+import "github.com/bnnd/bnnd/internal/implset"
 
-// Step kernel dispatch, in the pattern of package kernels (dispatch.go):
+// Step kernel dispatch, as in package kernels (package implset):
 // "generic" is always registered; step_amd64.go and step_arm64.go add
 // their vector kernels from init(), least preferred first, behind
 // `//go:build !purego`. The active kernel is the one named by BNND_STEP if
@@ -32,78 +28,36 @@ const (
 	stepNEON
 )
 
-type stepImplEntry struct {
-	name      string
-	available bool
-	kind      stepKind
-	words     bool // the kernel unpacks and packs the words itself (stepWordsArch)
-	overread  int  // words past a block the words kernel may read
+// stepImpl is how to call one step kernel.
+type stepImpl struct {
+	kind     stepKind
+	words    bool // the kernel unpacks and packs the words itself (stepWordsArch)
+	overread int  // words past a block the words kernel may read
 }
 
-var (
-	stepImpls   = []stepImplEntry{{name: "generic", available: true}}
-	stepActive  = stepImpls[0]
-	stepInitErr error
-)
+type stepImplEntry = implset.Entry[stepImpl]
 
 // stepEnvVar names the environment variable that forces a step kernel.
 const stepEnvVar = "BNND_STEP"
 
-func init() { selectStepImpl() }
+// stepImpls are the step kernels compiled in; the step reads
+// stepImpls.Active.Impl.
+var stepImpls = implset.New("step kernel", stepEnvVar, stepImpl{kind: stepGenericKind})
 
-func registerStepImpl(e stepImplEntry) {
-	stepImpls = append(stepImpls, e)
-	selectStepImpl()
-}
-
-func selectStepImpl() {
-	stepInitErr = nil
-	for _, e := range stepImpls {
-		if e.available {
-			stepActive = e
-		}
-	}
-	if want := strings.TrimSpace(os.Getenv(stepEnvVar)); want != "" {
-		if err := UseStep(want); err != nil {
-			stepInitErr = fmt.Errorf("%s=%q: %w; using %q", stepEnvVar, want, err, stepActive.name)
-		}
-	}
-}
+func init() { stepImpls.Select() }
 
 // StepImpl names the momentum-step kernel in use: "avx512", "avx2", "neon"
 // or "generic".
-func StepImpl() string { return stepActive.name }
+func StepImpl() string { return stepImpls.Active.Name }
 
 // StepImpls returns the step kernels this CPU can run, least preferred
 // first ("generic" is always first).
-func StepImpls() []string {
-	var names []string
-	for _, e := range stepImpls {
-		if e.available {
-			names = append(names, e.name)
-		}
-	}
-	return names
-}
+func StepImpls() []string { return stepImpls.Available() }
 
 // UseStep makes the named step kernel the active one (tests, benchmarks,
 // BNND_STEP). Every kernel gives the same codes, counts and flips; only the
 // speed differs. It is not safe to call while steps run on other goroutines.
-func UseStep(name string) error {
-	var known []string
-	for _, e := range stepImpls {
-		known = append(known, e.name)
-		if e.name != name {
-			continue
-		}
-		if !e.available {
-			return fmt.Errorf("step kernel %q is not supported by this CPU (available: %s)", name, strings.Join(StepImpls(), ", "))
-		}
-		stepActive = e
-		return nil
-	}
-	return fmt.Errorf("unknown step kernel %q (compiled in: %s)", name, strings.Join(known, ", "))
-}
+func UseStep(name string) error { return stepImpls.Use(name) }
 
 // StepInitError reports a BNND_STEP setting that could not be honoured.
-func StepInitError() error { return stepInitErr }
+func StepInitError() error { return stepImpls.InitError() }

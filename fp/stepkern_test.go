@@ -114,8 +114,8 @@ var stepGammas = []float32{1, 0.5, 0.01, 1e-3}
 func TestStepKernelsMatchGeneric(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var kinds []stepImplEntry
-	for _, e := range stepImpls {
-		if e.available && e.kind != stepGenericKind {
+	for _, e := range stepImpls.Entries() {
+		if e.Available && e.Impl.kind != stepGenericKind {
 			kinds = append(kinds, e)
 		}
 	}
@@ -156,7 +156,7 @@ func TestStepKernelsMatchGeneric(t *testing.T) {
 				declined++
 			}
 			for _, e := range kinds {
-				if e.words {
+				if e.Impl.words {
 					checkWordsKernel(t, e, v, s.k, in, g, row0, x0, ok, wantOut, want, wantRow)
 				}
 				// And the block kernel (the last blocks of a vector for
@@ -165,28 +165,28 @@ func TestStepKernelsMatchGeneric(t *testing.T) {
 				var out [stepBlock]uint32
 				gotRow := row0
 				inCopy, msCopy, gCopy := in, ms, g
-				gotOK := stepBlockArch(e.kind, &got, &inCopy, &msCopy, &gCopy, &out, &gotRow, x0)
+				gotOK := stepBlockArch(e.Impl.kind, &got, &inCopy, &msCopy, &gCopy, &out, &gotRow, x0)
 				if inCopy != in || !sameSlice(msCopy[:], ms[:]) || !sameSlice(gCopy[:], g[:]) {
-					t.Fatalf("%s %v: kernel wrote its inputs", e.name, f)
+					t.Fatalf("%s %v: kernel wrote its inputs", e.Name, f)
 				}
 				if gotOK != ok {
-					t.Fatalf("%s %v it %d: accepted %v, generic %v", e.name, f, it, gotOK, ok)
+					t.Fatalf("%s %v it %d: accepted %v, generic %v", e.Name, f, it, gotOK, ok)
 				}
 				if !ok {
 					if got != s.k || gotRow != row0 {
-						t.Fatalf("%s %v it %d: declined block changed counters or weights", e.name, f, it)
+						t.Fatalf("%s %v it %d: declined block changed counters or weights", e.Name, f, it)
 					}
 					continue
 				}
 				if out != wantOut {
 					for i := range out {
 						if out[i] != wantOut[i] {
-							t.Fatalf("%s %v it %d lane %d: code %#x, generic %#x (m %g g %g)", e.name, f, it, i, out[i], wantOut[i], ms[i], g[i])
+							t.Fatalf("%s %v it %d lane %d: code %#x, generic %#x (m %g g %g)", e.Name, f, it, i, out[i], wantOut[i], ms[i], g[i])
 						}
 					}
 				}
 				if got != want || gotRow != wantRow {
-					t.Fatalf("%s %v it %d: counters %+v row %#x, generic %+v row %#x", e.name, f, it, got, gotRow, want, wantRow)
+					t.Fatalf("%s %v it %d: counters %+v row %#x, generic %+v row %#x", e.Name, f, it, got, gotRow, want, wantRow)
 				}
 			}
 		}
@@ -472,27 +472,27 @@ func checkWordsKernel(t *testing.T, e stepImplEntry, v *Vector, k stepKernel, in
 	want.table, want.layout = k.table, k.layout
 	var out [stepBlock]uint32
 	gotRow := row0
-	gotOK := stepWordsArch(e.kind, &k, &buf[2], &g, &out, &gotRow, x0)
+	gotOK := stepWordsArch(e.Impl.kind, &k, &buf[2], &g, &out, &gotRow, x0)
 	if buf[0] != canary || buf[1] != canary || buf[w+2] != canary || buf[w+3] != canary {
-		t.Fatalf("%s %v: guard words overwritten", e.name, v.f)
+		t.Fatalf("%s %v: guard words overwritten", e.Name, v.f)
 	}
 	if gotOK != ok {
-		t.Fatalf("%s %v: accepted %v, generic %v", e.name, v.f, gotOK, ok)
+		t.Fatalf("%s %v: accepted %v, generic %v", e.Name, v.f, gotOK, ok)
 	}
 	if !ok {
 		if !slices.Equal(buf[2:w+2], v.Words()) || gotRow != row0 {
-			t.Fatalf("%s %v: declined block changed the words or weights", e.name, v.f)
+			t.Fatalf("%s %v: declined block changed the words or weights", e.Name, v.f)
 		}
 		return
 	}
 	if out != wantOut || k != want || gotRow != wantRow {
-		t.Fatalf("%s %v: codes, counters or flips differ from generic\ngot  %x %+v\nwant %x %+v", e.name, v.f, out, k, wantOut, want)
+		t.Fatalf("%s %v: codes, counters or flips differ from generic\ngot  %x %+v\nwant %x %+v", e.Name, v.f, out, k, wantOut, want)
 	}
 	for i, c := range wantOut {
 		v.Set(i, c)
 	}
 	if !slices.Equal(buf[2:w+2], v.Words()) {
-		t.Fatalf("%s %v: packed words %x, want %x", e.name, v.f, buf[2:w+2], v.Words())
+		t.Fatalf("%s %v: packed words %x, want %x", e.Name, v.f, buf[2:w+2], v.Words())
 	}
 }
 
@@ -527,19 +527,19 @@ func FuzzStepKernels(f *testing.F) {
 		var wantOut [stepBlock]uint32
 		wantRow := row0
 		ok := stepBlockGeneric(&want, &in, &ms, &g, &wantOut, &wantRow, x0)
-		for _, e := range stepImpls {
-			if !e.available || e.kind == stepGenericKind {
+		for _, e := range stepImpls.Entries() {
+			if !e.Available || e.Impl.kind == stepGenericKind {
 				continue
 			}
-			if e.words {
+			if e.Impl.words {
 				checkWordsKernel(t, e, v, s.k, in, g, row0, x0, ok, wantOut, want, wantRow)
 			}
 			got := s.k
 			var out [stepBlock]uint32
 			gotRow := row0
-			if gotOK := stepBlockArch(e.kind, &got, &in, &ms, &g, &out, &gotRow, x0); gotOK != ok ||
+			if gotOK := stepBlockArch(e.Impl.kind, &got, &in, &ms, &g, &out, &gotRow, x0); gotOK != ok ||
 				ok && (out != wantOut || got != want || gotRow != wantRow) {
-				t.Fatalf("%s %v: block kernel differs from generic (accepted %v, generic %v)", e.name, fm, gotOK, ok)
+				t.Fatalf("%s %v: block kernel differs from generic (accepted %v, generic %v)", e.Name, fm, gotOK, ok)
 			}
 		}
 	})
@@ -568,16 +568,16 @@ func TestStepFlipDoesNotAllocate(t *testing.T) {
 }
 
 func TestStepEnvOverride(t *testing.T) {
-	t.Cleanup(selectStepImpl) // runs after t.Setenv's restores (cleanups run last first)
+	t.Cleanup(stepImpls.Select) // runs after t.Setenv's restores (cleanups run last first)
 	for _, name := range StepImpls() {
 		t.Setenv(stepEnvVar, name)
-		selectStepImpl()
+		stepImpls.Select()
 		if StepImpl() != name || StepInitError() != nil {
 			t.Errorf("%s=%s: using %s, error %v", stepEnvVar, name, StepImpl(), StepInitError())
 		}
 	}
 	t.Setenv(stepEnvVar, "vax")
-	selectStepImpl()
+	stepImpls.Select()
 	if want := StepImpls()[len(StepImpls())-1]; StepImpl() != want || StepInitError() == nil {
 		t.Errorf("%s=vax: using %s (want the preferred %s), error %v", stepEnvVar, StepImpl(), want, StepInitError())
 	}
