@@ -272,9 +272,8 @@ type liveSource struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu     sync.Mutex
-	health Health
-	norm   *Normalizer
+	sourceState // mu also guards norm
+	norm        *Normalizer
 }
 
 func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSource, error) {
@@ -295,16 +294,16 @@ func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSour
 	}
 	channels := len(LiveChannels[p.kind])
 	l := &liveSource{
-		spec:   raw,
-		dev:    dev,
-		p:      p,
-		period: time.Duration(float64(time.Second) / p.rate),
-		labels: opt.Labels,
-		clock:  opt.clock,
-		out:    make(chan liveItem, liveQueue),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-		health: Health{Healthy: true, State: "warming up"},
+		spec:        raw,
+		dev:         dev,
+		p:           p,
+		period:      time.Duration(float64(time.Second) / p.rate),
+		labels:      opt.Labels,
+		clock:       opt.clock,
+		out:         make(chan liveItem, liveQueue),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		sourceState: sourceState{health: Health{Healthy: true, State: "warming up"}},
 	}
 	if l.clock == nil {
 		l.clock = &realClock{}
@@ -570,12 +569,6 @@ func (l *liveSource) Normalizer() *Normalizer {
 	return l.norm
 }
 
-func (l *liveSource) Health() Health {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.health
-}
-
 func (l *liveSource) String() string { return l.dev.String() }
 
 // Close stops acquisition, waits for the reading goroutine, puts the chip
@@ -594,7 +587,7 @@ func (l *liveSource) Close() error {
 			}
 		}
 		l.mu.Lock()
-		l.health.Healthy, l.health.State = false, "closed"
+		l.markClosed()
 		l.mu.Unlock()
 		l.closeErr = errors.Join(errs...)
 	})

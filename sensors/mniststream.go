@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 )
 
@@ -17,19 +16,17 @@ import (
 // a few hundred KiB (the read and gzip buffers) instead of tens of MiB. It
 // yields the examples of LoadMNIST, in order.
 type mnistStream struct {
-	mu     sync.Mutex
-	dir    string
-	parts  []string // IDX prefixes in order: "train", "t10k"
-	loop   bool
-	shape  Shape
-	remap  [256]int // label byte -> class index
-	cls    []string
-	health Health
+	sourceState // mu also serialises Next and Close
+	dir         string
+	parts       []string // IDX prefixes in order: "train", "t10k"
+	loop        bool
+	shape       Shape
+	remap       [256]int // label byte -> class index
+	cls         []string
 
 	part      int        // index into parts of the open files
 	cur       *idxCursor // nil until the first Next and between parts
-	closed    bool
-	failed    error // a read error is final: the files no longer line up
+	failed    error      // a read error is final: the files no longer line up
 	pixelsBuf []byte
 }
 
@@ -55,7 +52,7 @@ func openMNISTStream(s *spec, split Split, loop bool, opt LoadOptions) (Source, 
 	if err != nil {
 		return nil, err
 	}
-	m := &mnistStream{dir: dir, loop: loop, cls: mnistClasses, health: Health{Healthy: true, State: "ok"}}
+	m := &mnistStream{dir: dir, loop: loop, cls: mnistClasses, sourceState: sourceState{health: Health{Healthy: true, State: "ok"}}}
 	switch split {
 	case SplitTrain:
 		m.parts = []string{"train"}
@@ -201,14 +198,10 @@ func unexpectedEOF(err error) error {
 }
 
 func (m *mnistStream) Next(ctx context.Context) (Sample, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.lockOpen(ctx); err != nil {
 		return Sample{}, err
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return Sample{}, ErrClosed
-	}
 	if m.failed != nil {
 		return Sample{}, m.failed
 	}
@@ -277,7 +270,6 @@ func (m *mnistStream) Classes() []string { return m.cls }
 
 // BytePixels is true: the values are the IDX bytes divided by 255.
 func (m *mnistStream) BytePixels() bool { return true }
-func (m *mnistStream) Health() Health   { m.mu.Lock(); defer m.mu.Unlock(); return m.health }
 
 func (m *mnistStream) Close() error {
 	m.mu.Lock()
@@ -285,8 +277,7 @@ func (m *mnistStream) Close() error {
 	if m.closed {
 		return nil
 	}
-	m.closed = true
-	m.health.Healthy, m.health.State = false, "closed"
+	m.markClosed()
 	if m.cur != nil {
 		err := m.cur.close()
 		m.cur = nil

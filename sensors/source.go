@@ -93,14 +93,50 @@ func Open(specStr string, opt LoadOptions) (Source, error) {
 	return nil, s.errorf("unknown source kind %q (want %s)", s.kind, strings.Join(knownKinds, ", "))
 }
 
-// replaySource streams a Dataset's examples in order.
-type replaySource struct {
+// sourceState is a Source's health and whether it is closed, guarded by
+// mu. Its Health and Close serve the sources that need nothing more.
+type sourceState struct {
 	mu     sync.Mutex
-	ds     Dataset
-	next   int
-	loop   bool
 	closed bool
 	health Health
+}
+
+func (s *sourceState) Health() Health { s.mu.Lock(); defer s.mu.Unlock(); return s.health }
+
+// Close marks the source closed: Next then returns ErrClosed.
+func (s *sourceState) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.markClosed()
+	return nil
+}
+
+// markClosed is Close with mu held.
+func (s *sourceState) markClosed() {
+	s.closed = true
+	s.health.Healthy, s.health.State = false, "closed"
+}
+
+// lockOpen starts a Next that runs with mu held: it returns ctx's error
+// or ErrClosed, or nil with mu locked.
+func (s *sourceState) lockOpen(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// replaySource streams a Dataset's examples in order.
+type replaySource struct {
+	sourceState // mu also serialises Next
+	ds          Dataset
+	next        int
+	loop        bool
 }
 
 func openReplay(s *spec, opt LoadOptions) (Source, error) {
@@ -129,18 +165,14 @@ func openReplay(s *spec, opt LoadOptions) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &replaySource{ds: ds, loop: loop == 1, health: Health{Healthy: true, State: "ok"}}, nil
+	return &replaySource{ds: ds, loop: loop == 1, sourceState: sourceState{health: Health{Healthy: true, State: "ok"}}}, nil
 }
 
 func (r *replaySource) Next(ctx context.Context) (Sample, error) {
-	if err := ctx.Err(); err != nil {
+	if err := r.lockOpen(ctx); err != nil {
 		return Sample{}, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return Sample{}, ErrClosed
-	}
 	if r.next >= r.ds.Len() {
 		if !r.loop {
 			r.health.State = "ended"
@@ -165,14 +197,6 @@ func (r *replaySource) Normalizer() *Normalizer { return NormalizerOf(r.ds) }
 func (r *replaySource) BytePixels() bool        { return BytePixelsOf(r.ds) }
 func (r *replaySource) Dataset() Dataset        { return r.ds }
 func (r *replaySource) ChannelNames() []string  { return ChannelNamesOf(r.ds) }
-func (r *replaySource) Health() Health          { r.mu.Lock(); defer r.mu.Unlock(); return r.health }
-func (r *replaySource) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
-	r.health.Healthy, r.health.State = false, "closed"
-	return nil
-}
 
 // windower turns a stream of samples into windows of `window` samples
 // every `hop` samples, using a ring buffer (no allocation per sample).

@@ -10,8 +10,10 @@ import (
 // synthSource streams windows of the simulated IMU, labelled with the
 // simulated activity (-1 when a window spans two activities).
 type synthSource struct {
-	mu      sync.Mutex // serialises Next
-	hmu     sync.Mutex // guards health and closed, so Health and Close never wait for Next
+	// nextMu serialises Next; sourceState.mu guards only the state, so
+	// Health and Close never wait for Next.
+	nextMu sync.Mutex
+	sourceState
 	sim     *imuSim
 	win     *windower
 	labels  []int // activity per ring slot, parallel to the windower
@@ -22,8 +24,6 @@ type synthSource struct {
 	pace    bool
 	start   time.Time
 	k       int64 // samples generated
-	closed  bool
-	health  Health
 	sample  [6]float32
 }
 
@@ -72,21 +72,21 @@ func openSynthetic(s *spec, opt LoadOptions) (Source, error) {
 		norm = w.norm
 	}
 	return &synthSource{
-		sim:     newIMUSim(p.seed, p.rate, p.mounted),
-		win:     newWindower(6, window, hop),
-		labels:  make([]int, window),
-		norm:    norm,
-		classes: classes,
-		toClass: toClass,
-		period:  time.Duration(float64(time.Second) / p.rate),
-		pace:    pace == 1,
-		health:  Health{Healthy: true, State: "ok"},
+		sim:         newIMUSim(p.seed, p.rate, p.mounted),
+		win:         newWindower(6, window, hop),
+		labels:      make([]int, window),
+		norm:        norm,
+		classes:     classes,
+		toClass:     toClass,
+		period:      time.Duration(float64(time.Second) / p.rate),
+		pace:        pace == 1,
+		sourceState: sourceState{health: Health{Healthy: true, State: "ok"}},
 	}, nil
 }
 
 func (s *synthSource) Next(ctx context.Context) (Sample, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.nextMu.Lock()
+	defer s.nextMu.Unlock()
 	if s.start.IsZero() {
 		s.start = time.Now()
 	}
@@ -100,9 +100,9 @@ func (s *synthSource) Next(ctx context.Context) (Sample, error) {
 		if err := ctx.Err(); err != nil {
 			return Sample{}, err
 		}
-		s.hmu.Lock()
+		s.mu.Lock()
 		closed := s.closed
-		s.hmu.Unlock()
+		s.mu.Unlock()
 		if closed {
 			return Sample{}, ErrClosed
 		}
@@ -124,9 +124,9 @@ func (s *synthSource) Next(ctx context.Context) (Sample, error) {
 		act := s.sim.next(s.sample[:])
 		s.labels[s.win.head] = act
 		s.k++
-		s.hmu.Lock()
+		s.mu.Lock()
 		s.health.Samples++
-		s.hmu.Unlock()
+		s.mu.Unlock()
 		if !s.win.push(s.sample[:]) {
 			continue
 		}
@@ -139,9 +139,9 @@ func (s *synthSource) Next(ctx context.Context) (Sample, error) {
 			smp.Label = s.toClass[a]
 			smp.LabelName = s.classes[smp.Label]
 		}
-		s.hmu.Lock()
+		s.mu.Lock()
 		s.health.Windows++
-		s.hmu.Unlock()
+		s.mu.Unlock()
 		return smp, nil
 	}
 }
@@ -158,11 +158,3 @@ func allEqual(xs []int, v int) bool {
 func (s *synthSource) Classes() []string       { return s.classes }
 func (s *synthSource) ChannelNames() []string  { return SyntheticChannels }
 func (s *synthSource) Normalizer() *Normalizer { return s.norm }
-func (s *synthSource) Health() Health          { s.hmu.Lock(); defer s.hmu.Unlock(); return s.health }
-func (s *synthSource) Close() error {
-	s.hmu.Lock()
-	defer s.hmu.Unlock()
-	s.closed = true
-	s.health.Healthy, s.health.State = false, "closed"
-	return nil
-}
