@@ -118,6 +118,20 @@ func newClassMapper(classes []string) (*classMapper, error) {
 	return m, nil
 }
 
+// classMapper maps the caller's classes (o.Classes), or defaults when the
+// caller names none; desc names the source in errors.
+func (o LoadOptions) classMapper(defaults []string, desc string) (*classMapper, error) {
+	classes := o.Classes
+	if classes == nil {
+		classes = defaults
+	}
+	cm, err := newClassMapper(classes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", desc, err)
+	}
+	return cm, nil
+}
+
 // unknown lists names not among the classes, in the order given.
 func (m *classMapper) unknown(names []string) []string {
 	var out []string

@@ -112,14 +112,11 @@ func newWindows(s *series, desc string, split Split, opt LoadOptions, window, ho
 		usedNames = append(usedNames, s.labelNames[l])
 	}
 	sort.Strings(usedNames)
-	classes := opt.Classes
-	if classes == nil {
-		classes = usedNames
-	}
-	cm, err := newClassMapper(classes)
+	cm, err := opt.classMapper(usedNames, desc)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+		return nil, err
 	}
+	classes := cm.classes
 	if bad := cm.unknown(usedNames); len(bad) > 0 {
 		return nil, fmt.Errorf("%s: label(s) %s not among the training classes %q", desc, strings.Join(bad, ", "), classes)
 	}

@@ -41,14 +41,11 @@ func openSynthetic(s *spec, opt LoadOptions) (Source, error) {
 		return nil, err
 	}
 	desc := fmt.Sprintf("sensors: spec %q", s.raw)
-	classes := opt.Classes
-	if classes == nil {
-		classes = SyntheticClasses
-	}
-	cm, err := newClassMapper(classes)
+	cm, err := opt.classMapper(SyntheticClasses, desc)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+		return nil, err
 	}
+	classes := cm.classes
 	toClass := make([]int, len(SyntheticClasses))
 	for a, name := range SyntheticClasses {
 		i, ok := cm.index[name]
