@@ -24,40 +24,43 @@ type reader interface {
 	String() string
 }
 
-type mpuReader struct {
-	d *mpu6050.Dev
-	r mpu6050.Reading
+// chip is a driver (mpu6050.Dev, adxl345.Dev) with its reading type R.
+type chip[R any] interface {
+	Sense(*R) error
+	Halt() error
+	String() string
 }
 
-func (m *mpuReader) read(dst []float32) error {
-	if err := m.d.Sense(&m.r); err != nil {
+// chipReader is a reader of driver d: values copies a reading into one
+// sample, in the order of LiveChannels.
+type chipReader[R any, D chip[R]] struct {
+	d      D
+	r      R
+	values func(dst []float32, r *R)
+}
+
+func (c *chipReader[R, D]) read(dst []float32) error {
+	if err := c.d.Sense(&c.r); err != nil {
 		return err
 	}
-	for i := 0; i < 3; i++ {
-		dst[i] = float32(m.r.Accel[i])
-		dst[3+i] = float32(m.r.Gyro[i])
-	}
+	c.values(dst, &c.r)
 	return nil
 }
-func (m *mpuReader) halt() error    { return m.d.Halt() }
-func (m *mpuReader) String() string { return m.d.String() }
+func (c *chipReader[R, D]) halt() error    { return c.d.Halt() }
+func (c *chipReader[R, D]) String() string { return c.d.String() }
 
-type adxlReader struct {
-	d *adxl345.Dev
-	r adxl345.Reading
+func mpuValues(dst []float32, r *mpu6050.Reading) {
+	for i := range 3 {
+		dst[i] = float32(r.Accel[i])
+		dst[3+i] = float32(r.Gyro[i])
+	}
 }
 
-func (a *adxlReader) read(dst []float32) error {
-	if err := a.d.Sense(&a.r); err != nil {
-		return err
+func adxlValues(dst []float32, r *adxl345.Reading) {
+	for i := range 3 {
+		dst[i] = float32(r.Accel[i])
 	}
-	for i := 0; i < 3; i++ {
-		dst[i] = float32(a.r.Accel[i])
-	}
-	return nil
 }
-func (a *adxlReader) halt() error    { return a.d.Halt() }
-func (a *adxlReader) String() string { return a.d.String() }
 
 // Live acquisition defaults.
 const (
@@ -284,13 +287,13 @@ func openLive(raw string, p liveParams, bus i2c.Bus, opt LoadOptions) (*liveSour
 		if err != nil {
 			return nil, fmt.Errorf("sensors: spec %q: %w", raw, err)
 		}
-		dev = &mpuReader{d: d}
+		dev = &chipReader[mpu6050.Reading, *mpu6050.Dev]{d: d, values: mpuValues}
 	case "adxl345":
 		d, err := adxl345.New(bus, &adxl345.Opts{Addr: p.addr, SampleRate: p.rate, Range: adxl345.Range(p.accelRange)})
 		if err != nil {
 			return nil, fmt.Errorf("sensors: spec %q: %w", raw, err)
 		}
-		dev = &adxlReader{d: d}
+		dev = &chipReader[adxl345.Reading, *adxl345.Dev]{d: d, values: adxlValues}
 	}
 	channels := len(LiveChannels[p.kind])
 	l := &liveSource{
