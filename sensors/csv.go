@@ -1,23 +1,19 @@
 package sensors
 
 import (
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
-	"github.com/bnnd/bnnd/internal/linelimit"
+	"github.com/bnnd/bnnd/internal/csvrec"
 )
 
 // MaxCSVLine bounds one physical CSV line, so a corrupt file without line
 // breaks cannot exhaust memory.
-const MaxCSVLine = 1 << 20
+const MaxCSVLine = csvrec.MaxLine
 
 var timeColumns = map[string]bool{"time": true, "timestamp": true, "t": true, "ms": true, "us": true}
 
@@ -144,20 +140,8 @@ func (l *csvLoader) labelIndex(name string) int {
 
 // read appends one recording.
 func (l *csvLoader) read(r io.Reader, path string) error {
-	ll := linelimit.New(r, MaxCSVLine)
-	cr := csv.NewReader(ll)
-	cr.FieldsPerRecord = -1 // checked here, to name the line and the counts
-	cr.ReuseRecord = true
-	readErr := func(err error) error {
-		if errors.Is(err, linelimit.ErrTooLong) {
-			return fmt.Errorf("%s:%d: line longer than %d bytes", path, ll.Line()+1, MaxCSVLine)
-		}
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			return fmt.Errorf("%s:%d: %w", path, pe.Line, pe.Err)
-		}
-		return fmt.Errorf("%s: %w", path, err)
-	}
+	cr := csvrec.NewCSV(r)
+	readErr := func(err error) error { return cr.Err(path, err, false) }
 	header, err := cr.Read()
 	if err == io.EOF {
 		return fmt.Errorf("%s: empty file (want a header row)", path)
@@ -187,7 +171,7 @@ func (l *csvLoader) read(r io.Reader, path string) error {
 	if err == io.EOF {
 		return nil // a header without data adds nothing
 	}
-	if err != nil && !(l.cfg.skipBad && isRowError(err)) {
+	if err != nil && !(l.cfg.skipBad && csvrec.IsRowError(err)) {
 		return readErr(err)
 	}
 	if l.ser.channelNames == nil { // automatic columns, from the first data row of the first file
@@ -198,7 +182,7 @@ func (l *csvLoader) read(r io.Reader, path string) error {
 			if i == labelCol || timeColumns[strings.ToLower(h)] || h == "" || i >= len(first) {
 				continue
 			}
-			if v, perr := strconv.ParseFloat(strings.TrimSpace(first[i]), 64); perr == nil && !math.IsInf(v, 0) && !math.IsNaN(v) {
+			if _, ok := csvrec.ParseValue(strings.TrimSpace(first[i]), 64); ok {
 				l.ser.channelNames = append(l.ser.channelNames, h)
 			}
 		}
@@ -244,7 +228,7 @@ func (l *csvLoader) read(r io.Reader, path string) error {
 		}
 		var bad error
 		if err != nil {
-			if !isRowError(err) {
+			if !csvrec.IsRowError(err) {
 				return readErr(err)
 			}
 			bad = readErr(err)
@@ -282,12 +266,6 @@ func (l *csvLoader) read(r io.Reader, path string) error {
 	return nil
 }
 
-// isRowError reports errors confined to one record (the reader can go on).
-func isRowError(err error) bool {
-	var pe *csv.ParseError
-	return errors.As(err, &pe) && !errors.Is(err, linelimit.ErrTooLong)
-}
-
 func (l *csvLoader) parseRow(rec []string, idx []int, dst []float32, path string, line, fields int) error {
 	if len(rec) != fields {
 		return fmt.Errorf("%s:%d: %d fields, the header has %d", path, line, len(rec), fields)
@@ -297,8 +275,8 @@ func (l *csvLoader) parseRow(rec []string, idx []int, dst []float32, path string
 		if cell == "" {
 			return fmt.Errorf("%s:%d: column %q is empty", path, line, l.ser.channelNames[c])
 		}
-		v, err := strconv.ParseFloat(cell, 32)
-		if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		v, ok := csvrec.ParseValue(cell, 32)
+		if !ok {
 			return fmt.Errorf("%s:%d: column %q: %.40q is not a finite number", path, line, l.ser.channelNames[c], cell)
 		}
 		dst[c] = float32(v)

@@ -1,11 +1,9 @@
 package simbus
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/bnnd/bnnd/internal/linelimit"
+	"github.com/bnnd/bnnd/internal/csvrec"
 )
 
 // ReplayOptions configure OpenReplay.
@@ -35,7 +33,7 @@ type ReplayOptions struct {
 
 // MaxLine bounds one physical line of a recording, so a corrupt file
 // without line breaks cannot exhaust memory.
-const MaxLine = 1 << 20
+const MaxLine = csvrec.MaxLine
 
 // Replay is a Feed that plays CSV recordings as written by
 // 'bnnd sensors read SPEC --csv': a header naming ax,ay,az (m/s²) and
@@ -200,8 +198,7 @@ var channels = [6]string{"ax", "ay", "az", "gx", "gy", "gz"}
 type csvFile struct {
 	path   string
 	f      *os.File
-	ll     *linelimit.Reader
-	cr     *csv.Reader
+	cr     *csvrec.CSV
 	fields int
 	col    [6]int // field of each of channels; -1 if absent
 	label  int    // field of the label column; -1 if absent
@@ -213,10 +210,7 @@ func openCSV(path string, gyro bool) (*csvFile, error) {
 		return nil, fmt.Errorf("simbus: %w", err)
 	}
 	c := &csvFile{path: path, f: f, label: -1}
-	c.ll = linelimit.New(f, MaxLine)
-	c.cr = csv.NewReader(c.ll)
-	c.cr.FieldsPerRecord = -1 // checked in row, to name the line and the counts
-	c.cr.ReuseRecord = true
+	c.cr = csvrec.NewCSV(f)
 	if err := c.header(gyro); err != nil {
 		f.Close()
 		return nil, err
@@ -308,8 +302,8 @@ func (c *csvFile) row() (fr Frame, line int, label string, err error) {
 			continue
 		}
 		cell := strings.TrimSpace(rec[i])
-		v, perr := strconv.ParseFloat(cell, 64)
-		if perr != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		v, ok := csvrec.ParseValue(cell, 64)
+		if !ok {
 			l, col := c.cr.FieldPos(i)
 			what := fmt.Sprintf("%.40q is not a finite number", cell)
 			if cell == "" {
@@ -333,12 +327,5 @@ func (c *csvFile) row() (fr Frame, line int, label string, err error) {
 }
 
 func (c *csvFile) readErr(err error) error {
-	if errors.Is(err, linelimit.ErrTooLong) {
-		return fmt.Errorf("simbus: %s:%d: line longer than %d bytes", c.path, c.ll.Line()+1, MaxLine)
-	}
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("simbus: %s:%d:%d: %w", c.path, pe.Line, pe.Column, pe.Err)
-	}
-	return fmt.Errorf("simbus: %s: %w", c.path, err)
+	return fmt.Errorf("simbus: %w", c.cr.Err(c.path, err, true))
 }

@@ -1,14 +1,13 @@
-// Package linelimit bounds the physical lines a text reader hands on, so
-// that a CSV file without newlines cannot make encoding/csv buffer it all.
-// The csv data source and the simulated bus's replay both read recordings
-// through it.
-package linelimit
+package csvrec
 
 import (
 	"bufio"
 	"errors"
 	"io"
 )
+
+// Reader bounds the physical lines a text reader hands on, so that a CSV
+// file without newlines cannot make encoding/csv buffer it all.
 
 // ErrTooLong is what Read returns once a line exceeds the limit.
 var ErrTooLong = errors.New("line too long")
