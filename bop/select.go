@@ -1,6 +1,7 @@
 package bop
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -198,25 +199,15 @@ type selector struct {
 // the network as it is on held-out data (nil: choose by the pre-filter).
 func Select(net *bnn.Network, o *Optimizer, next func() (int, error), eval func() (Score, error), opt SelectOptions) (Selection, error) {
 	start := time.Now()
-	if opt.TraceSteps == 0 {
-		opt.TraceSteps = 30
-	}
-	if opt.Samples == 0 {
-		opt.Samples = 2048
-	}
-	if opt.RaceSteps == 0 {
-		opt.RaceSteps = 100
-	}
-	if opt.Tolerance == 0 {
-		opt.Tolerance = 0.005
-	}
+	opt.TraceSteps = cmp.Or(opt.TraceSteps, 30)
+	opt.Samples = cmp.Or(opt.Samples, 2048)
+	opt.RaceSteps = cmp.Or(opt.RaceSteps, 100)
+	opt.Tolerance = cmp.Or(opt.Tolerance, 0.005)
+	opt.MinBits = cmp.Or(opt.MinBits, 4)
 	if opt.Logf == nil {
 		opt.Logf = func(string, ...any) {}
 	}
 	warm := WarmupFormat(o.cfg.Tau)
-	if opt.MinBits == 0 {
-		opt.MinBits = 4
-	}
 	if opt.MaxBits == 0 || opt.MaxBits >= warm.Bits() {
 		opt.MaxBits = warm.Bits() - 1
 	}

@@ -1,6 +1,7 @@
 package fp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -232,21 +233,11 @@ type SearchResult struct {
 }
 
 func (o *SearchOptions) setDefaults() error {
-	if o.MinBits == 0 {
-		o.MinBits = 4
-	}
-	if o.MaxBits == 0 {
-		o.MaxBits = 16
-	}
-	if o.MaxLostRatio == 0 {
-		o.MaxLostRatio = 0.2
-	}
-	if o.MaxFlipDisagree == 0 {
-		o.MaxFlipDisagree = 0.05
-	}
-	if o.MaxWeights == 0 {
-		o.MaxWeights = 2048
-	}
+	o.MinBits = cmp.Or(o.MinBits, 4)
+	o.MaxBits = cmp.Or(o.MaxBits, 16)
+	o.MaxLostRatio = cmp.Or(o.MaxLostRatio, 0.2)
+	o.MaxFlipDisagree = cmp.Or(o.MaxFlipDisagree, 0.05)
+	o.MaxWeights = cmp.Or(o.MaxWeights, 2048)
 	switch {
 	case o.MinBits < 2 || o.MaxBits > 32 || o.MinBits > o.MaxBits:
 		return fmt.Errorf("fp: search bits %d..%d: need 2 ≤ min ≤ max ≤ 32", o.MinBits, o.MaxBits)
