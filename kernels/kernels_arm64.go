@@ -80,16 +80,10 @@ func bgemmBlocks(ints []int32, floats []float32, a, b []uint64, m, n, kw, k int,
 	var edgeScale, edgeShift [4]float32
 	for i0 := 0; i0 < m; i0 += 4 {
 		rows := min(4, m-i0)
-		a0 := &a[i0*kw]
-		a1 := &a[(i0+min(1, rows-1))*kw]
-		a2 := &a[(i0+min(2, rows-1))*kw]
-		a3 := &a[(i0+min(3, rows-1))*kw]
+		a0, a1, a2, a3 := rows4(a, i0, rows, kw)
 		for j0 := 0; j0 < n; j0 += 4 {
 			cols := min(4, n-j0)
-			b0 := &b[j0*kw]
-			b1 := &b[(j0+min(1, cols-1))*kw]
-			b2 := &b[(j0+min(2, cols-1))*kw]
-			b3 := &b[(j0+min(3, cols-1))*kw]
+			b0, b1, b2, b3 := rows4(b, j0, cols, kw)
 			var sc, sh *float32
 			if scale != nil {
 				if cols == 4 {
@@ -123,6 +117,14 @@ func bgemmBlocks(ints []int32, floats []float32, a, b []uint64, m, n, kw, k int,
 			}
 		}
 	}
+}
+
+// rows4 points at the four packed rows (kw words each) of x that a block
+// starting at row r0 reads: r0..r0+3, with the last of the count valid
+// rows repeated past the edge.
+func rows4(x []uint64, r0, count, kw int) (p0, p1, p2, p3 *uint64) {
+	last := count - 1
+	return &x[r0*kw], &x[(r0+min(1, last))*kw], &x[(r0+min(2, last))*kw], &x[(r0+min(3, last))*kw]
 }
 
 func bgemmNEON(c []int32, a, b []uint64, m, n, kw, k int) {
