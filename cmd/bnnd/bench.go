@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os/exec"
@@ -57,8 +56,7 @@ type benchRecord struct {
 var stepBenchFormats = []string{"fp32", "e4m3b28", "e2m3b21s", "e2m2b21s"}
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench", stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per kernel and shape")
 	impl := fs.String("impl", "", "kernel implementation to time (default: the one in use; \"all\": every available one); the bopstep rows use the Bop step kernel of that name")
 	threads := fs.Int("threads", 1, "goroutines per kernel call")

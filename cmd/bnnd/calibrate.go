@@ -144,8 +144,7 @@ type searchJSON struct {
 }
 
 func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("calibrate", stderr)
 	var tf trainFlags
 	tf.register(fs)
 	var af autoFlags

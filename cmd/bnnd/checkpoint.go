@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -54,8 +53,7 @@ func runCheckpoint(_ context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return usagef("expected 'inspect', 'list' or 'restore'\n%s", checkpointUsage)
 	}
-	fs := flag.NewFlagSet("checkpoint inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("checkpoint inspect", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	// Flags may come before or after the file name.
 	if err := fs.Parse(args[1:]); err != nil {
@@ -209,8 +207,7 @@ func defaultStateDir() (string, error) {
 }
 
 func runCheckpointList(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("checkpoint list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("checkpoint list", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -268,8 +265,7 @@ func runCheckpointList(args []string, stdout, stderr io.Writer) error {
 }
 
 func runCheckpointRestore(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("checkpoint restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("checkpoint restore", stderr)
 	stateDir := fs.String("state-dir", "", "the daemon's state `directory` (default: as the daemon resolves it)")
 	keep := fs.Int("keep", config.Default().Checkpoint.ArchiveKeep, "archived checkpoints to keep (checkpoint.archive_keep)")
 	pos, err := parseInterspersed(fs, args)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,8 +30,7 @@ func init() {
 var stdin io.Reader = os.Stdin
 
 func runMQTTCredentials(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("mqtt-credentials", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("mqtt-credentials", stderr)
 	stateDir := fs.String("state-dir", "", "state directory of the daemon (default: the configuration's checkpoint.dir, as 'bnnd run' resolves it)")
 	configPath := fs.String("config", "", "configuration `FILE` whose embedded_broker.credentials_file / checkpoint.dir to use")
 	owner := fs.String("owner", "", "give the file to `USER[:GROUP]` (the package runs this as root for the bnnd user)")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -47,8 +46,7 @@ type evalResult struct {
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval", stderr)
 	data := fs.String("data", "", "data source `spec`, e.g. mnist: or csv:rec/*.csv")
 	hop := fs.Int("hop", 0, "hop between windows of time series (0 = half the model's window)")
 	asJSON := fs.Bool("json", false, "print JSON")

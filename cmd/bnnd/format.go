@@ -61,8 +61,7 @@ func (a *atFlag) Set(s string) error {
 }
 
 func runFormat(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("format", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("format", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, formatUsage)
 		fs.PrintDefaults()

@@ -43,6 +43,15 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// newFlagSet is the flag set of a subcommand: a bad flag is an error the
+// subcommand returns (parseFlags makes it a usage error), and flag
+// messages go to stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
 // parseFlags parses the flags of a command that takes no arguments, then
 // runs checks (a flag group's own validation) in order, so every command
 // rejects a stray argument and bad flags the same way.

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -67,8 +66,7 @@ func runSensors(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func runSensorsScan(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sensors scan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sensors scan", stderr)
 	bus := fs.String("bus", "", "only this I²C bus (name, alias or number)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -125,8 +123,7 @@ type sampleJSON struct {
 }
 
 func runSensorsRead(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sensors read", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sensors read", stderr)
 	n := fs.Int("n", 10, "number of samples (windows or images) to print")
 	asJSON := fs.Bool("json", false, "print one JSON object per line with the full data")
 	window := fs.Int("window", 0, "window length in samples for time series (0 = the spec's or 64)")

@@ -150,8 +150,7 @@ type trainResult struct {
 }
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("train", stderr)
 	var tf trainFlags
 	tf.register(fs)
 	epochs := fs.Int("epochs", 2, "passes over the training data")
