@@ -68,6 +68,12 @@ func grain(rows, threads int) int {
 	return (rows + threads - 1) / threads
 }
 
+// split is one call of body over rows [0, rows), split across threads
+// goroutines by kernels.Parallel in chunks of chunk rows.
+func split(threads, rows, chunk int, body func(lo, hi int)) func() {
+	return func() { kernels.Parallel(threads, rows, chunk, body) }
+}
+
 func gemmCase(m, n, k int) []Case {
 	shape := fmt.Sprintf("%dx%dx%d", m, n, k)
 	ops := float64(m) * float64(n) * float64(k)
@@ -76,21 +82,17 @@ func gemmCase(m, n, k int) []Case {
 		{Kernel: "bgemm", Shape: shape, Ops: ops, Setup: func(threads int) func() {
 			r := rand.New(rand.NewPCG(1, uint64(k)))
 			a, b, c := randBits(r, m, k), randBits(r, n, k), make([]int32, m*n)
-			return func() {
-				kernels.Parallel(threads, m, grain(m, threads), func(lo, hi int) {
-					kernels.BGemm(c[lo*n:hi*n], a[lo*kw:hi*kw], b, hi-lo, n, kw, k)
-				})
-			}
+			return split(threads, m, grain(m, threads), func(lo, hi int) {
+				kernels.BGemm(c[lo*n:hi*n], a[lo*kw:hi*kw], b, hi-lo, n, kw, k)
+			})
 		}},
 		{Kernel: "bgemmscaled", Shape: shape, Ops: ops, Setup: func(threads int) func() {
 			r := rand.New(rand.NewPCG(2, uint64(k)))
 			a, b, c := randBits(r, m, k), randBits(r, n, k), make([]float32, m*n)
 			scale, shift := randFloats(r, n), randFloats(r, n)
-			return func() {
-				kernels.Parallel(threads, m, grain(m, threads), func(lo, hi int) {
-					kernels.BGemmScaled(c[lo*n:hi*n], a[lo*kw:hi*kw], b, hi-lo, n, kw, k, scale, shift)
-				})
-			}
+			return split(threads, m, grain(m, threads), func(lo, hi int) {
+				kernels.BGemmScaled(c[lo*n:hi*n], a[lo*kw:hi*kw], b, hi-lo, n, kw, k, scale, shift)
+			})
 		}},
 	}
 }
@@ -108,13 +110,11 @@ func convCase(batch, hw, c, cout int) Case {
 			out := make([]int32, batch*hw*hw*cout)
 			scratch := make([]uint64, kernels.BConv3x3ScratchWords(batch, hw, hw, c))
 			per := hw * hw
-			return func() {
-				// One image per chunk: each has its own scratch rows.
-				kernels.Parallel(threads, batch, 1, func(lo, hi int) {
-					kernels.BConv3x3(out[lo*per*cout:hi*per*cout], src[lo*per*cw:hi*per*cw], wts,
-						hi-lo, hw, hw, c, cout, scratch[lo*per*9*cw:hi*per*9*cw])
-				})
-			}
+			// One image per chunk: each has its own scratch rows.
+			return split(threads, batch, 1, func(lo, hi int) {
+				kernels.BConv3x3(out[lo*per*cout:hi*per*cout], src[lo*per*cw:hi*per*cw], wts,
+					hi-lo, hw, hw, c, cout, scratch[lo*per*9*cw:hi*per*9*cw])
+			})
 		},
 	}
 }
@@ -132,11 +132,9 @@ func im2colCase(batch, hw, c int) Case {
 			src := randBits(r, batch*hw*hw, c)
 			dst := make([]uint64, kernels.BConv3x3ScratchWords(batch, hw, hw, c))
 			per := hw * hw
-			return func() {
-				kernels.Parallel(threads, batch, 1, func(lo, hi int) {
-					kernels.Im2Col3x3Bits(dst[lo*per*9*cw:hi*per*9*cw], src[lo*per*cw:hi*per*cw], hi-lo, hw, hw, c)
-				})
-			}
+			return split(threads, batch, 1, func(lo, hi int) {
+				kernels.Im2Col3x3Bits(dst[lo*per*9*cw:hi*per*9*cw], src[lo*per*cw:hi*per*cw], hi-lo, hw, hw, c)
+			})
 		},
 	}
 }
@@ -148,39 +146,31 @@ func backwardCases(m, n, k int) []Case {
 		{Kernel: "bingradinput", Shape: shape, Ops: ops, Setup: func(threads int) func() {
 			r := rand.New(rand.NewPCG(4, uint64(k)))
 			dy, w, dx := randFloats(r, m*n), randBits(r, n, k), make([]float32, m*k)
-			return func() {
-				kernels.Parallel(threads, m, grain(m, threads), func(lo, hi int) {
-					kernels.BinGradInput(dx[lo*k:hi*k], dy[lo*n:hi*n], w, hi-lo, n, k)
-				})
-			}
+			return split(threads, m, grain(m, threads), func(lo, hi int) {
+				kernels.BinGradInput(dx[lo*k:hi*k], dy[lo*n:hi*n], w, hi-lo, n, k)
+			})
 		}},
 		{Kernel: "bingradweight", Shape: shape, Ops: ops, Setup: func(threads int) func() {
 			r := rand.New(rand.NewPCG(5, uint64(k)))
 			dy, a, g := randFloats(r, m*n), randBits(r, m, k), make([]float32, n*k)
-			return func() {
-				// Tiles of 64 output rows × all k, as the Bop step takes them.
-				kernels.Parallel(threads, n, max(64, grain(n, threads)), func(lo, hi int) {
-					kernels.BinGradWeightTile(g[lo*k:hi*k], dy, a, m, n, k, lo, hi, 0, k)
-				})
-			}
+			// Tiles of 64 output rows × all k, as the Bop step takes them.
+			return split(threads, n, max(64, grain(n, threads)), func(lo, hi int) {
+				kernels.BinGradWeightTile(g[lo*k:hi*k], dy, a, m, n, k, lo, hi, 0, k)
+			})
 		}},
 		{Kernel: "realgradweight", Shape: shape, Ops: ops, Setup: func(threads int) func() {
 			r := rand.New(rand.NewPCG(6, uint64(k)))
 			dy, x, g := randFloats(r, m*n), randFloats(r, m*k), make([]float32, n*k)
-			return func() {
-				kernels.Parallel(threads, n, max(64, grain(n, threads)), func(lo, hi int) {
-					kernels.RealGradWeightTile(g[lo*k:hi*k], dy, x, m, n, k, lo, hi, 0, k)
-				})
-			}
+			return split(threads, n, max(64, grain(n, threads)), func(lo, hi int) {
+				kernels.RealGradWeightTile(g[lo*k:hi*k], dy, x, m, n, k, lo, hi, 0, k)
+			})
 		}},
 		{Kernel: "realbingemm", Shape: shape, Ops: ops, Setup: func(threads int) func() {
 			r := rand.New(rand.NewPCG(7, uint64(k)))
 			x, w, c := randFloats(r, m*k), randBits(r, n, k), make([]float32, m*n)
-			return func() {
-				kernels.Parallel(threads, m, grain(m, threads), func(lo, hi int) {
-					kernels.RealBinGemm(c[lo*n:hi*n], x[lo*k:hi*k], w, hi-lo, n, k)
-				})
-			}
+			return split(threads, m, grain(m, threads), func(lo, hi int) {
+				kernels.RealBinGemm(c[lo*n:hi*n], x[lo*k:hi*k], w, hi-lo, n, k)
+			})
 		}},
 	}
 }
