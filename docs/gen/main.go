@@ -115,15 +115,8 @@ func main() {
 	}
 	cachePath := filepath.Join(*dir, "results.json")
 	var cache []run
-	if b, err := os.ReadFile(cachePath); err == nil {
-		if err := json.Unmarshal(b, &cache); err != nil {
-			log.Fatalf("%s: %v", cachePath, err)
-		}
-	}
-	for _, model := range strings.Split(*models, ",") {
-		if model == "" {
-			continue
-		}
+	readJSON(cachePath, &cache)
+	for _, model := range commaList(*models) {
 		for _, v := range variants {
 			if *only != "" && !slices.ContainsFunc(strings.Split(*only, ","), func(o string) bool { return strings.Contains(v.Label, o) }) {
 				continue
@@ -155,15 +148,8 @@ func main() {
 	}
 	speedPath := filepath.Join(*dir, "speed.json")
 	var speeds []speedRun
-	if b, err := os.ReadFile(speedPath); err == nil {
-		if err := json.Unmarshal(b, &speeds); err != nil {
-			log.Fatalf("%s: %v", speedPath, err)
-		}
-	}
-	for _, model := range strings.Split(*speedModels, ",") {
-		if model == "" {
-			continue
-		}
+	readJSON(speedPath, &speeds)
+	for _, model := range commaList(*speedModels) {
 		base := []string{"train", "--model", model, "--epochs", "1", "--batch", fmt.Sprint(batches[model])}
 		base = append(base, strings.Fields(strings.ReplaceAll(*extra, "{tau}", taus[model]))...)
 		base = append(base, "--agreement-samples", "0")
@@ -254,6 +240,22 @@ func train(bnnd string, args []string) (run, error) {
 		return run{}, fmt.Errorf("last line is not the JSON summary: %w", err)
 	}
 	return r, nil
+}
+
+// commaList is the items of a comma-separated list, empty ones left out.
+func commaList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' })
+}
+
+// readJSON reads into v what writeJSON wrote to path, if the file exists.
+func readJSON(path string, v any) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		log.Fatalf("%s: %v", path, err)
+	}
 }
 
 func writeJSON(path string, v any) error {
