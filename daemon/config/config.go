@@ -448,24 +448,6 @@ func isPort(s string) bool {
 	return n <= 65535
 }
 
-// topicLevels checks a topic prefix such as "bnnd" or "site/bnnd": no
-// wildcards, no empty levels, no NUL.
-func (v *validator) topicLevels(key, got string) {
-	if !v.nonEmpty(key, got) {
-		return
-	}
-	if strings.ContainsAny(got, "+#\x00") {
-		v.bad(key, "must not contain the MQTT wildcards + or # (or NUL), got %q", got)
-		return
-	}
-	for _, level := range strings.Split(got, "/") {
-		if level == "" {
-			v.bad(key, "must not start or end with / or contain //, got %q", got)
-			return
-		}
-	}
-}
-
 func (v *validator) check() {
 	c := v.c
 
