@@ -60,9 +60,6 @@ func override[T any](f *Flags, name, key string, p *T, set func(c *Config, v T))
 	f.overrides[name] = func(c *Config) { set(c, *p) }
 }
 
-// ConfigPath is the value of -config ("" when not given).
-func (f *Flags) ConfigPath() string { return f.configPath }
-
 // Apply sets in c the values of the flags that were given on the command
 // line, and records them as the origin of their keys.
 func (f *Flags) Apply(c *Config) {

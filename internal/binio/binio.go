@@ -29,9 +29,6 @@ func (w *Writer) Bytes() []byte { return w.buf }
 // Len is the number of bytes written so far.
 func (w *Writer) Len() int { return len(w.buf) }
 
-// Raw appends b as is, without a length.
-func (w *Writer) Raw(b []byte) { w.buf = append(w.buf, b...) }
-
 // RawString appends s as is, without a length (file magics).
 func (w *Writer) RawString(s string) { w.buf = append(w.buf, s...) }
 

@@ -211,6 +211,3 @@ func (m *Mosquitto) end(sig syscall.Signal) {
 	}
 	m.cmd = nil
 }
-
-// Output is what the broker has logged so far.
-func (m *Mosquitto) Output() string { return m.output.String() }
