@@ -12,6 +12,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/bnnd/bnnd/internal/testutil"
 )
@@ -36,7 +37,23 @@ func TestWebSocket(t *testing.T) {
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() {
+		// As in Broker.Close: mochi's own disconnect at Close can deadlock
+		// with a client that is disconnecting (seen under qemu-arm), so the
+		// listeners close with a disconnect from a snapshot and leave the
+		// server (a websocket listener would run mochi's on a second Close).
+		for _, l := range []listeners.Listener{ws, tcp} {
+			l.Close(func(id string) {
+				for _, cl := range srv.Clients.GetAll() {
+					if cl.Net.Listener == id && !cl.Closed() {
+						_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+					}
+				}
+			})
+			srv.Listeners.Delete(l.ID())
+		}
+		_ = srv.Close()
+	})
 	// The TCP listener listens from AddListener on; the websocket one in a
 	// goroutine of Serve, which the client's connection retries cover
 	// (startClient waits until it is connected).
