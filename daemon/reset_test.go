@@ -174,14 +174,7 @@ func TestCheckpointOnAFullVolume(t *testing.T) {
 	c.Checkpoint.Interval = time.Second
 	c.Prometheus.Listen = testutil.FreeAddr(t)
 	logs := &syncLog{t: t}
-	published := make(chan struct{}, 1)
-	publishedHook = func() {
-		select {
-		case published <- struct{}{}:
-		default:
-		}
-	}
-	t.Cleanup(func() { publishedHook = nil })
+	published := watchPublishes(t)
 	r, stop := startDaemon(t, &c, logs)
 	logs.waitFor("checkpoint failed", 30*time.Second)
 	// The loop saves and publishes in turn: the figures it hands over after

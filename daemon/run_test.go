@@ -239,14 +239,7 @@ func TestRunOverMQTT(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs := &syncLog{t: t}
-	published := make(chan struct{}, 1)
-	publishedHook = func() {
-		select {
-		case published <- struct{}{}:
-		default:
-		}
-	}
-	defer func() { publishedHook = nil }()
+	published := watchPublishes(t)
 	go func() { done <- Run(ctx, cfg, RunOptions{Logger: logs.logger(), Version: "test"}) }()
 	defer func() {
 		cancel()
@@ -555,4 +548,19 @@ func TestRunFallsBackToThePreviousCheckpoint(t *testing.T) {
 	if !strings.Contains(logs.String(), "checkpoint.bnnd: checksum mismatch") {
 		t.Errorf("the damaged checkpoint was not reported:\n%s", logs.String())
 	}
+}
+
+// watchPublishes returns a channel that receives after each hand-over of
+// the slow figures (memory, encoding, health, /metrics), without ever
+// blocking the loop, until the test ends.
+func watchPublishes(t *testing.T) <-chan struct{} {
+	published := make(chan struct{}, 1)
+	publishedHook = func() {
+		select {
+		case published <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { publishedHook = nil })
+	return published
 }
