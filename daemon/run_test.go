@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -434,10 +433,7 @@ func TestRunCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 0))
 	var last uint64
 	for round := 0; round < rounds; round++ {
-		cmd := testutil.StartSavingChild(t, runCrashChildEnv+"="+dir, round)
-		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		testutil.CrashSavingChild(t, runCrashChildEnv+"="+dir, round, time.Duration(rng.IntN(300))*time.Millisecond)
 
 		c, _ := loadCounters(t, dir)
 		if c.SamplesSeen <= last {

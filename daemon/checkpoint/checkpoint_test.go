@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -334,12 +333,7 @@ func TestCheckpointCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 0))
 	lastGen := 0
 	for round := 0; round < rounds; round++ {
-		cmd := testutil.StartSavingChild(t, crashChildEnv+"="+dir, round)
-		time.Sleep(time.Duration(rng.IntN(40000)) * time.Microsecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Wait()
+		testutil.CrashSavingChild(t, crashChildEnv+"="+dir, round, time.Duration(rng.IntN(40000))*time.Microsecond)
 
 		st, err := Open(dir, true, nil)
 		if err != nil {

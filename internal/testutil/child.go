@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // ChildCommand re-executes the test binary with env added, for a test whose
@@ -38,10 +39,10 @@ func ChildCommand(t *testing.T, env string) *exec.Cmd {
 	return cmd
 }
 
-// StartSavingChild starts the child ChildCommand makes and returns it once
+// startSavingChild starts the child ChildCommand makes and returns it once
 // the child has written its first "saved" line, so the caller can kill it
 // at a random moment of its checkpoint loop.
-func StartSavingChild(t *testing.T, env string, round int) *exec.Cmd {
+func startSavingChild(t *testing.T, env string, round int) *exec.Cmd {
 	t.Helper()
 	cmd := ChildCommand(t, env)
 	out, err := cmd.StdoutPipe()
@@ -60,4 +61,17 @@ func StartSavingChild(t *testing.T, env string, round int) *exec.Cmd {
 		t.Fatalf("round %d: child did not save a checkpoint: %q %v; stderr: %s", round, line, err, stderr.String())
 	}
 	return cmd
+}
+
+// CrashSavingChild starts the child ChildCommand makes, lets it save for
+// after, then kills it with SIGKILL and waits for it: a crash at a moment
+// the caller chose, often in the middle of a save.
+func CrashSavingChild(t *testing.T, env string, round int, after time.Duration) {
+	t.Helper()
+	cmd := startSavingChild(t, env, round)
+	time.Sleep(after)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
 }
