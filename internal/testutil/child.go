@@ -12,12 +12,12 @@ import (
 	"time"
 )
 
-// ChildCommand re-executes the test binary with env added, for a test whose
+// childCommand re-executes the test binary with env added, for a test whose
 // TestMain turns the binary into a child process when env is set. When the
 // binary is for another architecture and the kernel cannot run it directly
 // (no binfmt_misc), the child runs under the same qemu user emulator that
 // 'go test -exec' used.
-func ChildCommand(t *testing.T, env string) *exec.Cmd {
+func childCommand(t *testing.T, env string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -39,12 +39,12 @@ func ChildCommand(t *testing.T, env string) *exec.Cmd {
 	return cmd
 }
 
-// startSavingChild starts the child ChildCommand makes and returns it once
+// startSavingChild starts the child childCommand makes and returns it once
 // the child has written its first "saved" line, so the caller can kill it
 // at a random moment of its checkpoint loop.
 func startSavingChild(t *testing.T, env string, round int) *exec.Cmd {
 	t.Helper()
-	cmd := ChildCommand(t, env)
+	cmd := childCommand(t, env)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func startSavingChild(t *testing.T, env string, round int) *exec.Cmd {
 	return cmd
 }
 
-// CrashSavingChild starts the child ChildCommand makes, lets it save for
+// CrashSavingChild starts the child childCommand makes, lets it save for
 // after, then kills it with SIGKILL and waits for it: a crash at a moment
 // the caller chose, often in the middle of a save.
 func CrashSavingChild(t *testing.T, env string, round int, after time.Duration) {
