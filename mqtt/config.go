@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -114,7 +113,6 @@ type Config struct {
 }
 
 var (
-	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	brokerSchemes = map[string]string{
 		"tcp": "1883", "mqtt": "1883", "ssl": "8883", "tls": "8883", "mqtts": "8883",
 		"ws": "80", "wss": "443",
@@ -216,7 +214,7 @@ func (c Config) Problems() []*FieldError {
 	if (c.Password != "" || c.PasswordFile != "" || c.PasswordEnv != "") && c.Username == "" {
 		bad("password", "a password is set but username is empty")
 	}
-	if !idPattern.MatchString(c.DeviceID) {
+	if c.DeviceID == "" || len(c.DeviceID) > maxDeviceIDLen || strings.IndexFunc(c.DeviceID, notDeviceIDChar) >= 0 {
 		bad("device_id", "%q: want 1 to 64 characters from A-Z a-z 0-9 _ -", c.DeviceID)
 	}
 	if c.ClientID == "" || len(c.ClientID) > 128 || !utf8.ValidString(c.ClientID) {
@@ -270,6 +268,29 @@ func (c Config) Problems() []*FieldError {
 		errs = append(errs, &FieldError{Field: "classes", Msg: strings.TrimPrefix(err.Error(), "mqtt: ")})
 	}
 	return errs
+}
+
+// maxDeviceIDLen bounds a device id, a topic level that also names the
+// Home Assistant device.
+const maxDeviceIDLen = 64
+
+// notDeviceIDChar reports a character a device id may not hold: it may
+// hold A-Z a-z 0-9 _ and -.
+func notDeviceIDChar(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+}
+
+// DeviceIDFrom reduces name (a host name) to a device id: each character a
+// device id may not hold becomes '_', and it is cut at 64. An empty name
+// gives an empty id, which Problems refuses.
+func DeviceIDFrom(name string) string {
+	id := strings.Map(func(r rune) rune {
+		if notDeviceIDChar(r) {
+			return '_'
+		}
+		return r
+	}, name)
+	return id[:min(len(id), maxDeviceIDLen)]
 }
 
 // RedactURL hides the password of a URL's user info ("tcp://u:xxxxx@h"),

@@ -327,3 +327,24 @@ func TestMomentumEncodings(t *testing.T) {
 		}
 	}
 }
+
+// A host name reduced by DeviceIDFrom is a device id the check accepts.
+func TestDeviceIDFrom(t *testing.T) {
+	for name, want := range map[string]string{
+		"raspberrypi":           "raspberrypi",
+		"pi.local":              "pi_local",
+		"héllo wörld":           "h_llo_w_rld",
+		strings.Repeat("a", 70): strings.Repeat("a", 64),
+	} {
+		got := DeviceIDFrom(name)
+		if got != want {
+			t.Errorf("DeviceIDFrom(%q) = %q, want %q", name, got, want)
+		}
+		c := Config{Broker: "tcp://localhost:1883", DeviceID: got, ClientID: "bnnd-x"}
+		for _, p := range c.Problems() {
+			if p.Field == "device_id" {
+				t.Errorf("DeviceIDFrom(%q) = %q is refused: %s", name, got, p.Msg)
+			}
+		}
+	}
+}

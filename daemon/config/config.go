@@ -262,15 +262,7 @@ func (c *Config) ResolvedDeviceID() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mqtt.device_id is empty and the host name is unknown: %w", err)
 	}
-	id := strings.Map(func(r rune) rune {
-		if r < 128 && deviceIDChar(byte(r)) {
-			return r
-		}
-		return '_'
-	}, host)
-	if len(id) > maxDeviceIDLen {
-		id = id[:maxDeviceIDLen]
-	}
+	id := mqtt.DeviceIDFrom(host)
 	if id == "" {
 		return "", fmt.Errorf("mqtt.device_id is empty and the host name is empty")
 	}
@@ -321,12 +313,6 @@ func (c *Config) CommandEnabled(name string) bool {
 		}
 	}
 	return true
-}
-
-const maxDeviceIDLen = 64
-
-func deviceIDChar(b byte) bool {
-	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-'
 }
 
 // MomentumFormats parses training.momentum: nil for auto, else one format
