@@ -241,9 +241,7 @@ func Select(net *bnn.Network, o *Optimizer, next func() (int, error), eval func(
 
 func (s *selector) run() error {
 	o, opt := s.o, s.opt
-	if err := s.toWarm(); err != nil {
-		return err
-	}
+	s.toWarm()
 	s.report("warm-up")
 	for k := 0; k < opt.Warmup; k++ {
 		if err := s.step(); err != nil {
@@ -333,20 +331,23 @@ func (s *selector) snapMomInMemory() int64 {
 }
 
 // toWarm converts momenta that are not in the warm-up format yet (fp32
-// from an older checkpoint), one layer at a time so only one layer is ever
-// held twice.
-func (s *selector) toWarm() error {
+// from an older checkpoint).
+func (s *selector) toWarm() { s.convertLayers(s.warm, "convert to warm-up format") }
+
+// convertLayers re-encodes each layer's momenta in formats, one layer at a
+// time so only one layer is ever held twice; a layer already in its format
+// stays as it is.
+func (s *selector) convertLayers(formats []fp.Format, phase string) {
 	for i, l := range s.o.layers {
-		if l.momentum.Format() == s.warm[i] {
+		if l.momentum.Format() == formats[i] {
 			continue
 		}
-		nv := fp.NewVector(s.warm[i], l.momentum.Len())
-		s.reportExtra("convert to warm-up format", int64(nv.Bytes()))
+		nv := fp.NewVector(formats[i], l.momentum.Len())
+		s.reportExtra(phase, int64(nv.Bytes()))
 		convertInto(nv, l.momentum, s.o.cfg.Seed, i)
 		s.o.layers[i] = newLayerState(l.info, nv)
 	}
-	s.o.cfg.Formats = append([]fp.Format(nil), s.warm...)
-	return nil
+	s.o.cfg.Formats = append([]fp.Format(nil), formats...)
 }
 
 // convertInto re-encodes old into nv chunk by chunk, rounding with nv's
@@ -512,13 +513,7 @@ func (s *selector) choosePrefiltered(cands []candidate) error {
 		}
 	}
 	if !s.sel.Fallback {
-		for i, l := range s.o.layers {
-			nv := fp.NewVector(s.sel.Formats[i], l.momentum.Len())
-			s.reportExtra("convert to the chosen format", int64(nv.Bytes()))
-			convertInto(nv, l.momentum, s.o.cfg.Seed, i)
-			s.o.layers[i] = newLayerState(l.info, nv)
-		}
-		s.o.cfg.Formats = append([]fp.Format(nil), s.sel.Formats...)
+		s.convertLayers(s.sel.Formats, "convert to the chosen format")
 	}
 	s.report("chosen")
 	s.opt.Logf("momentum auto: %s: %s", formatNames(s.sel.Formats), s.sel.Reason)
