@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bnnd/bnnd/bnn"
 	"github.com/bnnd/bnnd/bop"
 	"github.com/bnnd/bnnd/daemon/replay"
 	"github.com/bnnd/bnnd/fp"
@@ -46,7 +47,7 @@ func (r *runner) sample(s sensors.Sample) error {
 		class := int(r.pred[0])
 		correct := labelled && class == s.Label
 		r.tracker.ObservePrediction(labelled, correct)
-		r.lastPrediction = lastPrediction{valid: true, class: class, score: softmaxMax(r.net.Logits(1)[:len(r.net.Classes())]), label: -1, reading: s.Reading}
+		r.lastPrediction = lastPrediction{valid: true, class: class, score: bnn.MaxProbability(r.net.Logits(1)[:len(r.net.Classes())]), label: -1, reading: s.Reading}
 		if labelled {
 			r.lastPrediction.label = s.Label
 		}
@@ -281,16 +282,7 @@ func (r *runner) scoreHoldout() (bop.Score, error) {
 		}
 		z := r.net.Logits(m)
 		for i := 0; i < m; i++ {
-			row := z[i*outs : i*outs+c]
-			hi := row[0]
-			for _, v := range row {
-				hi = max(hi, v)
-			}
-			var sum float64
-			for _, v := range row {
-				sum += math.Exp(float64(v - hi))
-			}
-			loss += math.Log(sum) - float64(row[labels[i]]-hi)
+			loss += bnn.CrossEntropy(z[i*outs:i*outs+c], labels[i])
 			if int(r.pred[i]) == labels[i] {
 				correct++
 			}
@@ -298,22 +290,6 @@ func (r *runner) scoreHoldout() (bop.Score, error) {
 	}
 	n := float64(r.holdout.Len())
 	return bop.Score{Loss: loss / n, Accuracy: float64(correct) / n, N: r.holdout.Len()}, nil
-}
-
-// softmaxMax is the probability of the arg-max class.
-func softmaxMax(z []float32) float32 {
-	if len(z) == 0 {
-		return 0
-	}
-	hi := z[0]
-	for _, v := range z[1:] {
-		hi = max(hi, v)
-	}
-	var sum float64
-	for _, v := range z {
-		sum += math.Exp(float64(v - hi))
-	}
-	return float32(1 / sum)
 }
 
 func (r *runner) bopConfig(formats []fp.Format) bop.Config {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -44,7 +43,7 @@ func Score(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads in
 	if err := checkShape(ds, net); err != nil {
 		return bop.Score{}, err
 	}
-	c := len(net.Classes())
+	c, outs := len(net.Classes()), net.Options().Outputs
 	pred := make([]int32, batch)
 	var loss float64
 	correct, total := 0, 0
@@ -65,13 +64,7 @@ func Score(ctx context.Context, net *bnn.Network, ds sensors.Dataset, threads in
 			if y < 0 {
 				continue
 			}
-			row := z[r*c : (r+1)*c]
-			hi := slices.Max(row)
-			var sum float64
-			for _, v := range row {
-				sum += math.Exp(float64(v - hi))
-			}
-			loss += math.Log(sum) - float64(row[y]-hi)
+			loss += bnn.CrossEntropy(z[r*outs:r*outs+c], int(y))
 			total++
 			if pred[r] == y {
 				correct++
